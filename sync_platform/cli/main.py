@@ -1,0 +1,74 @@
+"""The ``sync-platform`` (and older ``s3-backup``) command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from sync_platform import __version__
+from sync_platform.cli.config_commands import config_group
+from sync_platform.cli.connections_commands import connections_group
+from sync_platform.cli.context import CliContext
+from sync_platform.cli.exit_codes import ExitCode
+from sync_platform.cli.info_commands import features, version
+from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sync-platform")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=CONFIG_DIR_VARIABLE,
+    default=DEFAULT_CONFIG_DIR,
+    show_default=True,
+    help=f"Configuration directory (env {CONFIG_DIR_VARIABLE}).",
+)
+@click.option("--debug", is_flag=True, help="Verbose logging.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write logs to this file.")
+@click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
+@click.option("--config-file", hidden=True, help="Accepted for compatibility; ignored.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_dir: Path,
+    debug: bool,
+    quiet: bool,
+    log_file: str | None,
+    json_logs: bool,
+    config_file: str | None,
+) -> None:
+    """Keep MySQL tables in sync with Redshift (or PostgreSQL) through parquet staged in S3."""
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    fmt = (
+        '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
+        if json_logs
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+    ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug)
+
+
+cli.add_command(config_group)
+cli.add_command(connections_group)
+cli.add_command(version)
+cli.add_command(features)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name=Path(sys.argv[0]).name or "sync-platform", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

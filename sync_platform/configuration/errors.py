@@ -1,0 +1,45 @@
+"""Configuration problems: each names the file, the key, what is wrong and what would be right."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: Path | None  # None when the value came from environment variables
+    key: str  # dotted key path, e.g. tables."shop.orders".cdc_strategy
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = str(self.file) if self.file else "environment"
+        text = f"{where}: {self.key or '(top level)'}: {self.message}"
+        return f"{text}\n    fix: {self.hint}" if self.hint else text
+
+
+class ConfigError(Exception):
+    """Every problem found, reported at once."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{count} configuration problem{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([header, *(f"- {p}" for p in self.problems)]))
+
+
+def key_path(parts: tuple[str | int, ...] | list[str | int]) -> str:
+    """Render a key path; parts with dots or spaces are quoted so the path stays unambiguous."""
+    rendered: list[str] = []
+    for part in parts:
+        text = str(part)
+        if isinstance(part, int):
+            rendered.append(f"[{text}]")
+            continue
+        needs_quotes = any(c in text for c in '. "') or not text
+        rendered.append(f'"{text}"' if needs_quotes else text)
+    out = ""
+    for piece in rendered:
+        out += piece if piece.startswith("[") or not out else "." + piece
+    return out

@@ -1,0 +1,463 @@
+"""Read plans: which rows a run reads, in which order, and how it pages through them.
+
+Every incremental strategy pages on a keyset, ``(cursor, key)``, never ``cursor > x LIMIT n``
+alone, so rows sharing a cursor value across a page edge all arrive. The upper bound (the
+ceiling) is fixed at run start from the source server's clock; the lower bound is the previous
+watermark, moved back by ``lookback`` for transactions that commit late.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from sync_platform.configuration.project import TableSpec
+from sync_platform.engine.watermark import CursorValue, Watermark
+
+CursorKind = Literal["datetime", "timestamp", "date", "integer", "unix", "decimal", "string"]
+TIMESTAMP_CANDIDATES = ("updated_at", "update_at", "last_update", "last_updated", "modified_at", "updated",
+                        "modified", "last_modified", "update_time", "updatetime", "modify_time", "mtime")
+DEFAULT_LOOKBACK_SECONDS = 60.0
+
+
+class SourceColumnLike(Protocol):
+    name: str
+    data_type: str
+
+
+class SourceTableLike(Protocol):
+    schema: str
+    table: str
+    columns: Sequence[SourceColumnLike]
+    primary_key: tuple[str, ...]
+
+
+class PlanError(ValueError):
+    """The table's configuration cannot be read with its strategy (names table, column and the fix)."""
+
+
+@dataclass(frozen=True)
+class CursorColumn:
+    name: str
+    kind: CursorKind
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one run reads one table."""
+
+    strategy: str
+    table_sql: str  # `schema`.`table`
+    keyset: tuple[CursorColumn, ...]  # paging order; empty: one unpaged streaming read
+    unique_keyset: bool  # False: a page never ends inside a group of equal keyset values
+    after: tuple[CursorValue, ...] | None = None  # exclusive lower position on the whole keyset
+    lower_from: CursorValue = None  # inclusive lower bound on the first keyset column (lookback)
+    ceiling: CursorValue = None  # inclusive upper bound on the first keyset column
+    extra_where: str | None = None
+    page_rows: int = 100_000
+    max_rows: int | None = None  # the run's cap (--limit / --max-chunks)
+    custom_query: str | None = None
+    watermark_columns: tuple[str, ...] = ()  # what the run's watermark records
+
+    @property
+    def keyset_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.keyset)
+
+    def page_sql(self, select_list: str, after: tuple[CursorValue, ...] | None, limit: int | None) -> str:
+        """The SELECT for the page that follows ``after``, as text (connectorx takes no parameters)."""
+        if self.custom_query is not None:
+            return self._custom_page_sql(select_list, after, limit)
+        conditions = self._conditions(after)
+        sql = f"SELECT {select_list} FROM {self.table_sql}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        if self.keyset:
+            sql += " ORDER BY " + ", ".join(quote_mysql(c.name) for c in self.keyset)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return sql
+
+    def group_sql(self, select_list: str, values: tuple[CursorValue, ...]) -> str:
+        """Every row whose keyset equals ``values`` (completes a group a page cut through)."""
+        equal = [f"{quote_mysql(c.name)} = {literal(c, v)}" for c, v in zip(self.keyset, values, strict=True)]
+        conditions = [*self._bounds(), *equal]
+        return f"SELECT {select_list} FROM {self.table_sql} WHERE " + " AND ".join(conditions)
+
+    def _bounds(self) -> list[str]:
+        out: list[str] = []
+        if self.keyset:
+            first = self.keyset[0]
+            column = quote_mysql(first.name)
+            if self.lower_from is not None:
+                out.append(f"{column} >= {literal(first, self.lower_from)}")
+            if self.ceiling is not None:
+                out.append(f"{column} <= {literal(first, self.ceiling)}")
+        if self.extra_where:
+            out.append(f"({self.extra_where})")
+        return out
+
+    def _conditions(self, after: tuple[CursorValue, ...] | None) -> list[str]:
+        out = self._bounds()
+        if after is not None and self.keyset:
+            out.append(keyset_after(self.keyset, after))
+        return out
+
+    def _custom_page_sql(self, select_list: str, after: tuple[CursorValue, ...] | None, limit: int | None) -> str:
+        assert self.custom_query is not None
+        values = dict(zip(self.keyset_names, after or (), strict=False))
+        ts, ident = (self.keyset + (None, None))[:2]  # type: ignore[operator]
+        start = self.lower_from if (after is None and self.lower_from is not None) else None
+        last_ts = start if start is not None else values.get(ts.name) if ts else None
+        last_id = values.get(ident.name) if ident and start is None else None
+        rendered = render_custom_query(
+            self.custom_query,
+            table_sql=self.table_sql,
+            last_timestamp=literal(ts, last_ts) if ts and last_ts is not None else "'1970-01-01 00:00:00'",
+            last_id=literal(ident, last_id) if ident and last_id is not None else ("-1" if start is None else "-1"),
+            ceiling=literal(ts, self.ceiling) if ts and self.ceiling is not None else "'9999-12-31 23:59:59.999999'",
+            limit=int(limit) if limit is not None else 2**62,
+        )
+        return f"SELECT {select_list} FROM ({rendered}) AS custom_query"
+
+
+# --------------------------------------------------------------------------- SQL rendering
+
+
+def quote_mysql(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def table_sql(schema: str, table: str) -> str:
+    return f"{quote_mysql(schema)}.{quote_mysql(table)}"
+
+
+def _string_literal(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0")
+    return f"'{escaped}'"
+
+
+def literal(column: CursorColumn, value: CursorValue) -> str:
+    """A MySQL literal for a cursor value, exact and independent of the session time zone."""
+    if value is None:
+        return "NULL"
+    if column.kind == "timestamp":
+        # TIMESTAMP compares in the session zone; an epoch through FROM_UNIXTIME is zone-independent.
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"{column.name}: expected a datetime, got {value!r}")
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        epoch = aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        seconds = epoch.days * 86400 + epoch.seconds
+        return f"FROM_UNIXTIME({seconds}.{epoch.microseconds:06d})"
+    if isinstance(value, dt.datetime):
+        return _string_literal(value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"))
+    if isinstance(value, dt.date):
+        return _string_literal(value.isoformat())
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal | float):
+        return str(value)
+    return _string_literal(str(value))
+
+
+def keyset_after(keyset: tuple[CursorColumn, ...], values: tuple[CursorValue, ...]) -> str:
+    """``(c1, c2, …) > (v1, v2, …)`` written so MySQL can range-scan an index on c1."""
+    first, first_value = keyset[0], values[0]
+    column = quote_mysql(first.name)
+    if len(keyset) == 1:
+        return f"{column} > {literal(first, first_value)}"
+    rest = keyset_after(keyset[1:], values[1:])
+    lit = literal(first, first_value)
+    return f"{column} >= {lit} AND ({column} > {lit} OR ({rest}))"
+
+
+_PLACEHOLDER = re.compile(r"\{(table_name|last_timestamp|last_id|limit|ceiling_timestamp)\}")
+CUSTOM_PLACEHOLDERS = ("{table_name}", "{last_timestamp}", "{last_id}", "{limit}", "{ceiling_timestamp}")
+_FORBIDDEN = re.compile(
+    r"\b(insert|update|delete|replace|drop|alter|create|truncate|grant|revoke|rename|load|call|handler|lock|"
+    r"set|use|into\s+outfile|into\s+dumpfile|sleep|benchmark)\b",
+    re.IGNORECASE,
+)
+
+
+def check_custom_query(query: str) -> None:
+    """A custom query must be one SELECT; anything else is refused before it reaches the source."""
+    stripped = re.sub(r"'(?:[^'\\]|\\.|'')*'", "''", query)  # ignore string contents
+    text = stripped.strip().rstrip(";").strip()
+    if ";" in text:
+        raise PlanError("custom_query must be a single SELECT statement (found ';')")
+    if not re.match(r"^(\(\s*)*(select|with)\b", text, re.IGNORECASE):
+        raise PlanError("custom_query must be a SELECT statement")
+    found = _FORBIDDEN.search(text)
+    if found:
+        raise PlanError(f"custom_query may only read: `{found.group(0)}` is not allowed")
+    if "--" in text or "/*" in text or "#" in text:
+        raise PlanError("custom_query may not contain comments")
+
+
+def render_custom_query(
+    query: str, *, table_sql: str, last_timestamp: str, last_id: str, ceiling: str, limit: int
+) -> str:
+    values = {
+        "table_name": table_sql,
+        "last_timestamp": last_timestamp,
+        "last_id": last_id,
+        "limit": str(limit),
+        "ceiling_timestamp": ceiling,
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], query.strip().rstrip(";"))
+
+
+# --------------------------------------------------------------------------- building plans
+
+
+def run_cap(page_rows: int, limit: int | None, max_chunks: int | None) -> tuple[int, int | None]:
+    """The older tool's ``--limit`` / ``--max-chunks`` arithmetic: (rows per page, rows per run cap)."""
+    if limit and max_chunks:
+        return limit, limit * max_chunks
+    if limit:
+        return min(limit, page_rows), limit
+    if max_chunks:
+        return page_rows, page_rows * max_chunks
+    return page_rows, None
+
+
+def cursor_kind(data_type: str, *, as_timestamp: bool) -> CursorKind:
+    data_type = data_type.lower()
+    if data_type == "datetime":
+        return "datetime"
+    if data_type == "timestamp":
+        return "timestamp"
+    if data_type == "date":
+        return "date"
+    if data_type in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"):
+        return "unix" if as_timestamp else "integer"
+    if data_type in ("decimal", "numeric"):
+        return "decimal"
+    return "string"
+
+
+def detect_timestamp_column(columns: Sequence[SourceColumnLike]) -> str | None:
+    """The older tool's automatic choice for unconfigured tables: the first well-known update column."""
+    by_name = {c.name.lower(): c for c in columns}
+    for candidate in TIMESTAMP_CANDIDATES:
+        column = by_name.get(candidate)
+        if column is not None and column.data_type.lower() in ("datetime", "timestamp", "date", "int", "bigint"):
+            return column.name
+    return None
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    """The resolved strategy of a table: what ``cdc_*`` settings mean for this source table."""
+
+    strategy: str
+    timestamp_column: str | None
+    id_columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    write_mode: str  # merge | append | replace
+    full_sync_mode: str | None
+    lookback_seconds: float
+    safety_lag_seconds: float
+    detected: str | None = None  # what was chosen automatically, printed and recorded
+
+
+def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
+    """Resolve the strategy, keys and write mode for ``spec`` against the real source table."""
+    cfg = spec.config
+    names = {c.name.lower(): c.name for c in source.columns}
+
+    def column(name: str, key: str) -> str:
+        found = names.get(name.lower())
+        if found is None:
+            raise PlanError(
+                f"{spec.name}: {key} `{name}` is not a column of the source table "
+                f"(columns: {', '.join(c.name for c in source.columns)}); fix {key} in pipeline {spec.pipeline}"
+            )
+        return found
+
+    primary_key = tuple(column(k, "primary_key") for k in cfg.primary_key) if cfg.primary_key else source.primary_key
+    strategy, detected = cfg.cdc_strategy, None
+    timestamp = column(cfg.cdc_timestamp_column, "cdc_timestamp_column") if cfg.cdc_timestamp_column else None
+    if strategy in ("hybrid", "timestamp_only") and timestamp is None:
+        timestamp = detect_timestamp_column(source.columns)
+        if timestamp is None:
+            if not primary_key:
+                raise PlanError(f"{spec.name}: no cdc_timestamp_column configured or detected and no primary key; "
+                                "set cdc_strategy and its columns in the pipeline")
+            strategy, detected = "full_sync", "full_sync (no update timestamp column found)"
+        else:
+            detected = f"{strategy} on {timestamp}" + (f", {', '.join(primary_key)}" if primary_key else "")
+    ids: tuple[str, ...] = ()
+    if strategy in ("hybrid", "id_only", "custom_sql"):
+        if cfg.cdc_id_column:
+            ids = (column(cfg.cdc_id_column, "cdc_id_column"),)
+        elif primary_key:
+            ids = primary_key
+        elif strategy == "id_only":
+            raise PlanError(f"{spec.name}: id_only needs cdc_id_column (or a primary key)")
+    elif strategy == "timestamp_only":
+        ids = primary_key  # internal tiebreaker so ties on the timestamp page safely
+    elif strategy == "full_sync":
+        ids = primary_key
+
+    full_mode = (cfg.full_sync_mode or "replace") if strategy == "full_sync" else None
+    if cfg.write_mode:
+        write_mode = cfg.write_mode
+    elif full_mode == "replace":
+        write_mode = "replace"
+    elif full_mode == "append":
+        write_mode = "append"
+    else:
+        write_mode = "merge" if primary_key else "append"
+    if write_mode == "merge" and not primary_key:
+        raise PlanError(f"{spec.name}: write_mode merge needs a primary key; the source table has none. "
+                        "Set primary_key: [col, ...] or write_mode: append")
+    if full_mode == "paginate" and not primary_key:
+        raise PlanError(f"{spec.name}: full_sync_mode paginate pages on the primary key; the table has none")
+    keyed = bool(primary_key) and write_mode == "merge"
+    lookback = cfg.lookback_seconds
+    if lookback is None:
+        lookback = DEFAULT_LOOKBACK_SECONDS if keyed and strategy in ("hybrid", "timestamp_only", "custom_sql") else 0.0
+    if lookback and not keyed and strategy != "full_sync":
+        raise PlanError(f"{spec.name}: lookback {cfg.lookback} re-reads rows, which is only safe when loads merge "
+                        "by key; remove lookback or give the table a primary key")
+    return StrategyChoice(
+        strategy=strategy,
+        timestamp_column=timestamp,
+        id_columns=ids,
+        primary_key=tuple(primary_key),
+        write_mode=write_mode,
+        full_sync_mode=full_mode,
+        lookback_seconds=lookback,
+        safety_lag_seconds=cfg.safety_lag_seconds,
+        detected=detected,
+    )
+
+
+def keyset_of(choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool = False) -> tuple[
+    tuple[CursorColumn, ...], bool
+]:
+    """(keyset columns, whether the keyset is unique) for the strategy."""
+    types = {c.name: c.data_type for c in source.columns}
+
+    def cursor(name: str, as_timestamp: bool) -> CursorColumn:
+        return CursorColumn(name, cursor_kind(types[name], as_timestamp=as_timestamp))
+
+    ts = choice.timestamp_column
+    ids = choice.id_columns
+    unique_ids = bool(ids) and (set(ids) >= set(choice.primary_key) and bool(choice.primary_key)
+                                or _is_unique(ids, source))
+    if choice.strategy in ("hybrid", "timestamp_only", "custom_sql") and ts:
+        keys = (cursor(ts, True), *(cursor(i, False) for i in ids if i != ts))
+        return keys, unique_ids
+    if choice.strategy == "id_only" or (choice.strategy == "custom_sql" and ids):
+        return tuple(cursor(i, False) for i in ids), unique_ids
+    if choice.strategy == "full_sync" and ids:
+        return tuple(cursor(i, False) for i in ids), True
+    return (), False
+
+
+def _is_unique(columns: tuple[str, ...], source: SourceTableLike) -> bool:
+    for key in getattr(source, "unique_keys", ()) or ():
+        if set(key) <= set(columns):
+            return True
+    return False
+
+
+def lookback_start(first: CursorColumn, value: CursorValue, seconds: float, *, unix_ms: bool = False) -> CursorValue:
+    """The watermark's first value moved back by the lookback window (None: no lookback applies)."""
+    if not seconds or value is None:
+        return None
+    if first.kind in ("datetime", "timestamp") and isinstance(value, dt.datetime):
+        return value - dt.timedelta(seconds=seconds)
+    if first.kind == "date" and isinstance(value, dt.date):
+        return value - dt.timedelta(days=max(1, math.ceil(seconds / 86400)))
+    if first.kind == "unix" and isinstance(value, int | float | Decimal):
+        return value - int(math.ceil(seconds * (1000 if unix_ms else 1)))
+    return None
+
+
+def build_plan(
+    spec: TableSpec,
+    source: SourceTableLike,
+    choice: StrategyChoice,
+    watermark: Watermark,
+    *,
+    ceiling: CursorValue,
+    page_rows: int,
+    max_rows: int | None,
+) -> ReadPlan:
+    keyset, unique = keyset_of(choice, source)
+    plan = ReadPlan(
+        strategy=choice.strategy,
+        table_sql=table_sql(source.schema, source.table),
+        keyset=keyset,
+        unique_keyset=unique,
+        page_rows=page_rows,
+        max_rows=max_rows,
+        extra_where=spec.config.additional_where,
+        custom_query=spec.config.custom_query if choice.strategy == "custom_sql" else None,
+        watermark_columns=tuple(c.name for c in keyset),
+    )
+    if choice.strategy == "full_sync":
+        if choice.full_sync_mode != "paginate":
+            return replace(plan, watermark_columns=())
+        return replace(plan, after=watermark.values(plan.keyset_names))
+    if keyset and choice.strategy != "custom_sql" or (choice.strategy == "custom_sql" and keyset):
+        plan = replace(plan, ceiling=ceiling)
+    previous = watermark.values(plan.keyset_names)
+    if previous is None:
+        return plan
+    start = lookback_start(keyset[0], previous[0], choice.lookback_seconds) if keyset else None
+    if start is not None:
+        return replace(plan, lower_from=start)  # re-read the window; loads merge, so this is idempotent
+    return replace(plan, after=previous)
+
+
+def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_where: str | None) -> str:
+    """SQL returning (MAX(cursor), the clock bound) on the source; run in a session at time_zone +00:00."""
+    column = quote_mysql(first.name)
+    where = f" WHERE ({extra_where})" if extra_where else ""
+    micros = int(round(safety_lag * 1_000_000))
+    if first.kind == "datetime":
+        # DATETIME carries the writer's local time: compare it with the server's own clock.
+        clock = (f"COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6))"
+                 f" - INTERVAL {micros} MICROSECOND")
+    elif first.kind == "timestamp":
+        clock = f"UTC_TIMESTAMP(6) - INTERVAL {micros} MICROSECOND"
+    elif first.kind == "date":
+        clock = "CAST(COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6)) AS DATE)"
+    elif first.kind == "unix":
+        clock = f"UNIX_TIMESTAMP() - {math.ceil(safety_lag)}"
+    else:
+        clock = "NULL"
+    return f"SELECT MAX({column}), {clock} FROM {table}{where}"
+
+
+def ceiling_from(first: CursorColumn, maximum: Any, clock: Any) -> CursorValue:
+    """``min(MAX(cursor), now - safety_lag)``; None when the table has no rows with a cursor."""
+    if maximum is None:
+        return None
+    if first.kind == "timestamp":
+        maximum = maximum.replace(tzinfo=dt.UTC) if isinstance(maximum, dt.datetime) else maximum
+        clock = clock.replace(tzinfo=dt.UTC) if isinstance(clock, dt.datetime) else clock
+    if clock is None:
+        return maximum
+    if first.kind == "unix" and isinstance(maximum, Decimal | int):
+        return min(int(maximum), int(clock))
+    try:
+        return min(maximum, clock)
+    except TypeError:
+        return maximum
+
+
+def null_cursor_query(first: CursorColumn, table: str, extra_where: str | None) -> str:
+    where = f" AND ({extra_where})" if extra_where else ""
+    return f"SELECT COUNT(*) FROM {table} WHERE {quote_mysql(first.name)} IS NULL{where}"
