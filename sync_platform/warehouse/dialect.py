@@ -1,0 +1,761 @@
+"""The warehouse SQL generator: every statement the loader runs, PostgreSQL-flavoured.
+
+``WarehouseDialect`` holds the SQL that PostgreSQL and Redshift share; ``PostgresDialect`` and
+``RedshiftDialect`` override the few places where they differ (type names, table layout, COPY,
+dedup, locking, which ALTERs exist). Every method is pure: it returns SQL text (and parameters
+where values come from outside), it never touches a connection.
+
+Identifiers are always double-quoted with embedded quotes doubled, so names with spaces,
+quotes or backticks are safe everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import pyarrow as pa
+
+from sync_platform.engine.typemap import ColumnMapping, Kind, LogicalType, OversizePolicy
+
+LEDGER_TABLE = "_sync_load_ledger"
+INTERNAL_SUFFIX = "__sp"  # marks tables/columns the platform creates next to a target
+
+
+class WarehouseColumnLike(Protocol):
+    """What the SQL layer needs to know of a column (``typemap.ColumnMapping`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def logical(self) -> LogicalType: ...
+
+
+@dataclass(frozen=True)
+class WarehouseColumn:
+    """A column by name and logical type (for callers without a source mapping)."""
+
+    name: str
+    logical: LogicalType
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A warehouse table: schema and name, unquoted."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """Redshift physical layout (the old tool's ``redshift_keys.json``); PostgreSQL ignores it.
+
+    ``diststyle`` AUTO/EVEN/ALL wins over ``distkey`` (as in the old tool); a ``distkey`` alone
+    means DISTSTYLE KEY. ``sortkey`` is a column list (more than one: COMPOUND) or ``"AUTO"``.
+    The default is ``DISTSTYLE AUTO SORTKEY AUTO``.
+    """
+
+    diststyle: str | None = None
+    distkey: str | None = None
+    sortkey: tuple[str, ...] | Literal["AUTO"] | None = None
+    interleaved_sortkey: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> TableLayout:
+        """Build from any object with the four attributes (e.g. ``RedshiftTableLayout``), or None."""
+        if config is None:
+            return cls()
+        sortkey = getattr(config, "sortkey", None)
+        if isinstance(sortkey, str):
+            sortkey = "AUTO" if sortkey.upper() == "AUTO" else (sortkey,)
+        elif sortkey is not None:
+            sortkey = tuple(sortkey)
+        interleaved = getattr(config, "interleaved_sortkey", None)
+        return cls(
+            diststyle=getattr(config, "diststyle", None),
+            distkey=getattr(config, "distkey", None),
+            sortkey=sortkey,
+            interleaved_sortkey=tuple(interleaved) if interleaved else None,
+        )
+
+    def key_columns(self) -> set[str]:
+        """Columns the layout names (they cannot be dropped on Redshift)."""
+        names = set(self.interleaved_sortkey or ())
+        if isinstance(self.sortkey, tuple):
+            names.update(self.sortkey)
+        if self.distkey:
+            names.add(self.distkey)
+        return {n.lower() for n in names}
+
+
+@dataclass(frozen=True)
+class PhysicalType:
+    """A rendered warehouse type, comparable with what information_schema reports."""
+
+    name: str  # smallint, integer, bigint, numeric, real, double precision, varchar, char, text,
+    # date, timestamp, timestamptz, jsonb, json, super, bytea, varbyte, boolean, or as reported
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+    @property
+    def sql(self) -> str:
+        upper = self.name.upper()
+        if self.name == "numeric":
+            return f"NUMERIC({self.precision},{self.scale})"
+        if self.name in ("varchar", "char", "varbyte") and self.length is not None:
+            return f"{upper}({self.length})"
+        return upper
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+@dataclass(frozen=True)
+class ExistingColumn:
+    """A target column as ``information_schema.columns`` reports it."""
+
+    name: str
+    data_type: str
+    char_max_length: int | None = None
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """One change to a target table, reported to the user and recorded in run metadata."""
+
+    action: Literal["add_column", "widen_column", "kept_column"]
+    table: str
+    column: str
+    old_type: str | None
+    new_type: str | None
+    statements: tuple[str, ...] = ()
+    transactional: bool = True  # False: run each statement on its own (autocommit)
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.action == "add_column":
+            return f"{self.table}: added column {self.column} {self.new_type}"
+        if self.action == "widen_column":
+            return f"{self.table}: widened column {self.column} from {self.old_type} to {self.new_type}"
+        return (
+            f"{self.table}: column {self.column} {self.old_type} is no longer in the source; kept (NULL for new rows)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "table": self.table,
+            "column": self.column,
+            "old_type": self.old_type,
+            "new_type": self.new_type,
+        }
+
+
+@dataclass(frozen=True)
+class EvolutionPlan:
+    """Every change needed to bring a target table in step with the source, in order."""
+
+    table: str
+    changes: tuple[SchemaChange, ...] = ()
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(s for c in self.changes for s in c.statements)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.statements
+
+
+class IncompatibleSchemaChange(ValueError):
+    """A source column changed in a way the target column cannot follow by widening."""
+
+    def __init__(self, table: str, column: str, old_type: str, new_type: str, fix: str) -> None:
+        self.table = table
+        self.column = column
+        self.old_type = old_type
+        self.new_type = new_type
+        self.fix = fix
+        super().__init__(
+            f"{table}.{column}: the target column is {old_type} but the source now needs {new_type}, "
+            f"which is not a widening. {fix}"
+        )
+
+
+@dataclass(frozen=True)
+class ReplacePlan:
+    """An atomic full replace: build ``new_table`` from the stage, then swap it in.
+
+    Run ``statements`` in ONE transaction: readers see the old table until the commit and the new
+    one after, never an empty or half-filled one. (No TRUNCATE: it commits on Redshift.)
+    """
+
+    target: TableRef
+    new_table: TableRef
+    old_table: TableRef
+    prepare: tuple[str, ...]  # drop a leftover new table, create the new table
+    fill: tuple[str, ...]  # insert the (deduplicated) stage rows into the new table
+    swap: tuple[str, ...]  # rename target → old, new → target, drop old
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return (*self.prepare, *self.fill, *self.swap)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One loaded staged batch; written in the same transaction as the batch's rows."""
+
+    table_name: str
+    batch_id: str
+    run_id: str | None
+    rows: int
+    files: int = 0
+    bytes: int = 0
+    watermark: str | None = None  # JSON text of the batch's watermark range
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL text with its parameters (psycopg2 ``%s`` style)."""
+
+    sql: str
+    params: tuple[Any, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------- quoting
+
+
+def quote_identifier(name: str) -> str:
+    """Double-quote an identifier, doubling embedded quotes (safe for any characters but NUL)."""
+    if "\0" in name:
+        raise ValueError(f"identifier {name!r} contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def derived_name(base: str, suffix: str, max_bytes: int) -> str:
+    """``base + suffix`` within ``max_bytes`` UTF-8 bytes (a hash keeps shortened names distinct)."""
+    name = base + suffix
+    if len(name.encode("utf-8")) <= max_bytes:
+        return name
+    digest = hashlib.sha1(base.encode("utf-8")).hexdigest()[:8]
+    room = max_bytes - len(suffix.encode("utf-8")) - 9
+    head = base.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{head}_{digest}{suffix}"
+
+
+_EXACT_DIGITS = {"smallint": 5, "integer": 10, "bigint": 19}
+_FLOAT_RANK = {"real": 1, "double precision": 2}
+_TEXTUAL = {"varchar", "char", "text"}
+
+
+class WarehouseDialect:
+    """SQL shared by PostgreSQL and Redshift (PostgreSQL-flavoured); subclasses override differences."""
+
+    name = "postgres"
+    max_identifier_bytes = 63
+    declares_primary_key = True  # Redshift does not enforce keys: do not declare them there
+    current_timestamp_sql = "now()"
+    max_numeric_precision = 38
+
+    # ------------------------------------------------------------------ names and literals
+
+    def quote(self, name: str) -> str:
+        return quote_identifier(name)
+
+    def table_sql(self, table: TableRef) -> str:
+        return f"{self.quote(table.schema)}.{self.quote(table.name)}"
+
+    def literal(self, value: str) -> str:
+        """A string literal (standard SQL: quotes doubled)."""
+        if "\0" in value:
+            raise ValueError("string literal contains a NUL character")
+        return "'" + value.replace("'", "''") + "'"
+
+    def column_list(self, columns: Iterable[WarehouseColumnLike | str]) -> str:
+        return ", ".join(self.quote(c if isinstance(c, str) else c.name) for c in columns)
+
+    # ------------------------------------------------------------------ types
+
+    def physical_type(self, logical: LogicalType) -> PhysicalType:
+        """The column type this dialect creates for a logical type."""
+        kind = logical.kind
+        if kind is Kind.DECIMAL:
+            return PhysicalType("numeric", precision=logical.precision, scale=logical.scale)
+        if kind is Kind.DOUBLE:
+            return PhysicalType("double precision")
+        if kind is Kind.VARCHAR:
+            return PhysicalType("varchar", length=logical.length)
+        if kind is Kind.TEXT:
+            return PhysicalType("text")
+        if kind is Kind.JSON:
+            return PhysicalType("jsonb")
+        if kind is Kind.BINARY:
+            return PhysicalType("bytea")
+        return PhysicalType(kind.value)  # smallint, integer, bigint, real, date, timestamp, timestamptz
+
+    def render_type(self, logical: LogicalType) -> str:
+        return self.physical_type(logical).sql
+
+    def stage_type(self, logical: LogicalType) -> str:
+        """The type of the column in the stage table (what COPY fills)."""
+        return self.render_type(logical)
+
+    def insert_expression(self, column_sql: str, logical: LogicalType) -> str:
+        """How a stage column becomes a target value (Redshift parses JSON here)."""
+        return column_sql
+
+    def enforce_limits(
+        self,
+        batch: pa.RecordBatch,
+        mappings: Sequence[ColumnMapping],
+        *,
+        table: str,
+        oversize_text: OversizePolicy = "fail",
+    ) -> tuple[pa.RecordBatch, dict[str, int]]:
+        """Check a normalized batch against this warehouse's column limits before it is staged.
+
+        Returns the batch (values cut under ``truncate``) and ``{column: values truncated}``.
+        PostgreSQL takes every value the type map produces (VARCHAR(n) counts characters there).
+        """
+        return batch, {}
+
+    # ------------------------------------------------------------------ DDL
+
+    def create_schema(self, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
+
+    def create_table(
+        self,
+        table: TableRef,
+        columns: Sequence[WarehouseColumnLike],
+        *,
+        primary_key: Sequence[str] = (),
+        layout: TableLayout | None = None,
+        if_not_exists: bool = True,
+    ) -> str:
+        """CREATE TABLE for the mapped columns; key columns NOT NULL, every other column nullable."""
+        _check_columns(table, columns, primary_key)
+        keys = set(primary_key)
+        lines = [
+            f"{self.quote(c.name)} {self.render_type(c.logical)}{' NOT NULL' if c.name in keys else ''}"
+            for c in columns
+        ]
+        if primary_key and self.declares_primary_key:
+            lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
+        exists = "IF NOT EXISTS " if if_not_exists else ""
+        body = ",\n  ".join(lines)
+        attributes = self.table_attributes(table, columns, layout)
+        return f"CREATE TABLE {exists}{self.table_sql(table)} (\n  {body}\n){attributes}"
+
+    def table_attributes(
+        self, table: TableRef, columns: Sequence[WarehouseColumnLike], layout: TableLayout | None
+    ) -> str:
+        """Text after the column list (Redshift: DISTSTYLE/SORTKEY); none on PostgreSQL."""
+        return ""
+
+    def drop_table(self, table: TableRef, *, if_exists: bool = True) -> str:
+        return f"DROP TABLE {'IF EXISTS ' if if_exists else ''}{self.table_sql(table)}"
+
+    def table_exists_query(self, table: TableRef) -> Statement:
+        return Statement(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            (table.schema, table.name),
+        )
+
+    # ------------------------------------------------------------------ stage
+
+    def stage_name(self, target: TableRef, run_token: str = "") -> str:
+        """The temporary stage table's (unqualified) name for a target."""
+        suffix = f"{INTERNAL_SUFFIX}_stage" + (f"_{run_token}" if run_token else "")
+        return derived_name(target.name, suffix, self.max_identifier_bytes)
+
+    def create_stage(
+        self, stage: str, columns: Sequence[WarehouseColumnLike], *, layout: TableLayout | None = None
+    ) -> str:
+        """A session-private stage table with the staged columns, in staged (parquet) order."""
+        body = ",\n  ".join(f"{self.quote(c.name)} {self.stage_type(c.logical)}" for c in columns)
+        return f"CREATE TEMPORARY TABLE {self.quote(stage)} (\n  {body}\n){self.stage_attributes(columns, layout)}"
+
+    def stage_attributes(self, columns: Sequence[WarehouseColumnLike], layout: TableLayout | None) -> str:
+        return ""
+
+    def drop_stage(self, stage: str) -> str:
+        return f"DROP TABLE IF EXISTS {self.quote(stage)}"
+
+    # ------------------------------------------------------------------ loading
+
+    def _insert_select_list(self, columns: Sequence[WarehouseColumnLike]) -> str:
+        """Stage columns as target values (through ``insert_expression``)."""
+        return ", ".join(self.insert_expression(self.quote(c.name), c.logical) for c in columns)
+
+    def deduplicated_rows(
+        self, stage: str, columns: Sequence[WarehouseColumnLike], key: Sequence[str], order_by: Sequence[str]
+    ) -> str:
+        """SELECT one row per key from the stage: the latest by ``order_by`` (DESC, NULLs last).
+
+        The portable form: ROW_NUMBER() over the key. PostgreSQL overrides it with DISTINCT ON.
+        """
+        names = [c.name for c in columns]
+        rn = _free_name("__sp_rn", names)
+        sub = _free_name("__sp_dedup", names)
+        order = self._dedup_order(key, order_by)
+        inner = (
+            f"SELECT {self.column_list(names)}, ROW_NUMBER() OVER (PARTITION BY {self.column_list(key)} "
+            f"ORDER BY {order}) AS {self.quote(rn)} FROM {self.quote(stage)}"
+        )
+        return (
+            f"SELECT {self._insert_select_list(columns)} FROM ({inner}) AS {self.quote(sub)} WHERE {self.quote(rn)} = 1"
+        )
+
+    def _dedup_order(self, key: Sequence[str], order_by: Sequence[str]) -> str:
+        ordering = [c for c in order_by if c not in key] or list(key)
+        return ", ".join(f"{self.quote(c)} DESC NULLS LAST" for c in ordering)
+
+    def merge_statements(
+        self,
+        target: TableRef,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        *,
+        key: Sequence[str],
+        order_by: Sequence[str] = (),
+    ) -> tuple[str, ...]:
+        """Upsert the stage into the target: delete the keys present in the stage, insert the latest row per key.
+
+        ``order_by`` are the cursor columns: among stage rows sharing a key, the greatest
+        ``(cursor…)`` wins. Run inside the load transaction, together with the ledger row.
+        """
+        if not key:
+            raise ValueError(f"merge into {target} needs key columns (use append for tables without a key)")
+        _check_columns(target, columns, key)
+        if stage == target.name:
+            raise ValueError(f"stage table {stage!r} must not share the target's name")
+        match = " AND ".join(
+            f"{self.quote(target.name)}.{self.quote(k)} = {self.quote(stage)}.{self.quote(k)}" for k in key
+        )
+        delete = f"DELETE FROM {self.table_sql(target)} USING {self.quote(stage)} WHERE {match}"
+        insert = (
+            f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) "
+            f"{self.deduplicated_rows(stage, columns, key, order_by)}"
+        )
+        return (delete, insert)
+
+    def append_statements(
+        self, target: TableRef, stage: str, columns: Sequence[WarehouseColumnLike]
+    ) -> tuple[str, ...]:
+        """Insert every stage row (tables without a key; exactly-once comes from the ledger)."""
+        return (
+            f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) "
+            f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}",
+        )
+
+    def replace_plan(
+        self,
+        target: TableRef,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        *,
+        key: Sequence[str] = (),
+        order_by: Sequence[str] = (),
+        layout: TableLayout | None = None,
+    ) -> ReplacePlan:
+        """Atomic replace by building a new table and renaming it over the target in one transaction.
+
+        Grants and dependent views of the old table do not follow a swap; use
+        ``replace_in_place_statements`` for tables that have them.
+        """
+        new = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_new", self.max_identifier_bytes))
+        old = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_old", self.max_identifier_bytes))
+        rows = (
+            self.deduplicated_rows(stage, columns, key, order_by)
+            if key
+            else f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
+        )
+        prepare = (
+            self.drop_table(new),
+            self.drop_table(old),
+            self.create_table(new, columns, primary_key=key, layout=layout, if_not_exists=False),
+        )
+        fill = (f"INSERT INTO {self.table_sql(new)} ({self.column_list(columns)}) {rows}",)
+        swap = (
+            f"ALTER TABLE {self.table_sql(target)} RENAME TO {self.quote(old.name)}",
+            f"ALTER TABLE {self.table_sql(new)} RENAME TO {self.quote(target.name)}",
+            self.drop_table(old, if_exists=False),
+        )
+        return ReplacePlan(target, new, old, prepare, fill, swap)
+
+    def replace_in_place_statements(
+        self,
+        target: TableRef,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        *,
+        key: Sequence[str] = (),
+        order_by: Sequence[str] = (),
+    ) -> tuple[str, ...]:
+        """Atomic replace keeping the table itself (grants, views): DELETE all + INSERT, one transaction."""
+        rows = (
+            self.deduplicated_rows(stage, columns, key, order_by)
+            if key
+            else f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
+        )
+        return (
+            f"DELETE FROM {self.table_sql(target)}",
+            f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) {rows}",
+        )
+
+    # ------------------------------------------------------------------ schema evolution
+
+    def columns_query(self, table: TableRef) -> Statement:
+        """The target's columns; feed the rows to ``parse_columns``."""
+        return Statement(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
+            "is_nullable FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position",
+            (table.schema, table.name),
+        )
+
+    def parse_columns(self, rows: Iterable[Sequence[Any]]) -> tuple[ExistingColumn, ...]:
+        return tuple(
+            ExistingColumn(
+                name=str(name),
+                data_type=str(data_type).lower(),
+                char_max_length=_opt_int(length),
+                numeric_precision=_opt_int(precision),
+                numeric_scale=_opt_int(scale),
+                nullable=str(nullable).upper() == "YES",
+            )
+            for name, data_type, length, precision, scale, nullable in rows
+        )
+
+    def existing_type(self, column: ExistingColumn) -> PhysicalType:
+        """information_schema's description of a column as a comparable type."""
+        data_type = column.data_type
+        aliases = {
+            "character varying": "varchar",
+            "character": "char",
+            "timestamp without time zone": "timestamp",
+            "timestamp with time zone": "timestamptz",
+            "binary varying": "varbyte",
+            "varbinary": "varbyte",
+        }
+        name = aliases.get(data_type, data_type)
+        if name == "numeric":
+            return PhysicalType("numeric", precision=column.numeric_precision, scale=column.numeric_scale or 0)
+        if name in ("varchar", "char", "varbyte"):
+            return PhysicalType(name, length=column.char_max_length)
+        return PhysicalType(name)
+
+    def plan_evolution(
+        self,
+        table: TableRef,
+        existing: Sequence[ExistingColumn],
+        desired: Sequence[WarehouseColumnLike],
+        *,
+        layout: TableLayout | None = None,
+    ) -> EvolutionPlan:
+        """ADD the new columns, widen grown ones, keep the ones gone from the source; raise if incompatible."""
+        by_name = {c.name: c for c in existing}
+        changes: list[SchemaChange] = []
+        for column in desired:
+            new_type = self.physical_type(column.logical)
+            current = by_name.get(column.name)
+            if current is None:
+                changes.append(
+                    SchemaChange(
+                        "add_column",
+                        str(table),
+                        column.name,
+                        None,
+                        new_type.sql,
+                        (f"ALTER TABLE {self.table_sql(table)} ADD COLUMN {self.quote(column.name)} {new_type.sql}",),
+                    )
+                )
+                continue
+            old_type = self.existing_type(current)
+            target_type = self.widened(table, column.name, old_type, new_type)
+            if target_type is None:
+                continue
+            statements, transactional = self.alter_column_type(table, column.name, old_type, target_type, layout)
+            changes.append(
+                SchemaChange(
+                    "widen_column",
+                    str(table),
+                    column.name,
+                    old_type.sql,
+                    target_type.sql,
+                    statements,
+                    transactional,
+                )
+            )
+        desired_names = {c.name for c in desired}
+        for current in existing:
+            if current.name not in desired_names:
+                changes.append(
+                    SchemaChange("kept_column", str(table), current.name, self.existing_type(current).sql, None)
+                )
+        return EvolutionPlan(str(table), tuple(changes))
+
+    def widened(self, table: TableRef, column: str, old: PhysicalType, new: PhysicalType) -> PhysicalType | None:
+        """The type the target column must become to hold ``new`` values (None: it already can)."""
+        if old == new:
+            return None
+        if old.name == "numeric" and old.precision is None and _is_exact(new):
+            return None  # PostgreSQL's unconstrained NUMERIC holds any exact number
+        if _is_exact(old) and _is_exact(new):
+            old_int, old_scale = _digits(old)
+            new_int, new_scale = _digits(new)
+            if old_int >= new_int and old_scale >= new_scale:
+                return None
+            if old.name in _EXACT_DIGITS and new.name in _EXACT_DIGITS:
+                return new
+            precision = max(old_int, new_int) + max(old_scale, new_scale)
+            if precision <= self.max_numeric_precision:
+                return PhysicalType("numeric", precision=precision, scale=max(old_scale, new_scale))
+        elif old.name in _FLOAT_RANK and new.name in _FLOAT_RANK:
+            return None if _FLOAT_RANK[old.name] >= _FLOAT_RANK[new.name] else new
+        elif old.name in _TEXTUAL and new.name in _TEXTUAL:
+            if old.name == "text":
+                return None
+            if new.name == "text":
+                return new
+            old_length, new_length = old.length or 0, new.length or 0
+            if old.name == "varchar" and old_length >= new_length:
+                return None
+            return PhysicalType("varchar", length=max(old_length, new_length))
+        elif old.name in ("bytea", "varbyte") and new.name == old.name:
+            if old.length is None or (new.length is not None and old.length >= new.length):
+                return None
+            return new
+        elif {old.name, new.name} <= {"json", "jsonb"}:
+            return None
+        raise IncompatibleSchemaChange(str(table), column, old.sql, new.sql, self._incompatible_fix(table, column, new))
+
+    def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
+        return (
+            f"Fix: either drop the target table (DROP TABLE {self.table_sql(table)}) and run a full sync, which "
+            f"recreates it with the new type, or change the column yourself (e.g. ALTER TABLE "
+            f"{self.table_sql(table)} ALTER COLUMN {self.quote(column)} TYPE {new.sql} USING ...) and rerun."
+        )
+
+    def alter_column_type(
+        self,
+        table: TableRef,
+        column: str,
+        old: PhysicalType,
+        new: PhysicalType,
+        layout: TableLayout | None,
+    ) -> tuple[tuple[str, ...], bool]:
+        """Statements that change a column's type in place, and whether they may run in a transaction."""
+        return (
+            (
+                f"ALTER TABLE {self.table_sql(table)} ALTER COLUMN {self.quote(column)} TYPE {new.sql} "
+                f"USING {self.quote(column)}::{new.sql}",
+            ),
+            True,
+        )
+
+    # ------------------------------------------------------------------ ledger
+
+    def ledger_table(self, schema: str) -> TableRef:
+        return TableRef(schema, LEDGER_TABLE)
+
+    def create_ledger(self, schema: str) -> str:
+        """The load ledger: one row per staged batch loaded, written in the batch's own transaction."""
+        key = ',\n  PRIMARY KEY ("table_name", "batch_id")' if self.declares_primary_key else ""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.table_sql(self.ledger_table(schema))} (\n"
+            '  "table_name" VARCHAR(1024) NOT NULL,\n'
+            '  "batch_id" VARCHAR(1024) NOT NULL,\n'
+            '  "run_id" VARCHAR(256),\n'
+            '  "row_count" BIGINT NOT NULL,\n'
+            '  "file_count" INTEGER,\n'
+            '  "byte_count" BIGINT,\n'
+            '  "watermark" VARCHAR(65535),\n'
+            f'  "loaded_at" TIMESTAMPTZ NOT NULL{key}\n'
+            ")"
+        )
+
+    def record_batch(self, schema: str, entry: LedgerEntry) -> Statement:
+        """INSERT of the ledger row (run it in the same transaction as the batch's rows)."""
+        return Statement(
+            f"INSERT INTO {self.table_sql(self.ledger_table(schema))} "
+            '("table_name", "batch_id", "run_id", "row_count", "file_count", "byte_count", "watermark", "loaded_at") '
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, {self.current_timestamp_sql})",
+            (entry.table_name, entry.batch_id, entry.run_id, entry.rows, entry.files, entry.bytes, entry.watermark),
+        )
+
+    def batch_loaded_query(self, schema: str, table_name: str, batch_id: str) -> Statement:
+        """One row when the batch is already loaded (check it after taking the table lock)."""
+        return Statement(
+            f'SELECT 1 FROM {self.table_sql(self.ledger_table(schema))} WHERE "table_name" = %s AND "batch_id" = %s',
+            (table_name, batch_id),
+        )
+
+    def loaded_batches_query(self, schema: str, table_name: str) -> Statement:
+        return Statement(
+            f'SELECT "batch_id", "run_id", "row_count", "loaded_at" FROM {self.table_sql(self.ledger_table(schema))} '
+            'WHERE "table_name" = %s ORDER BY "loaded_at", "batch_id"',
+            (table_name,),
+        )
+
+    # ------------------------------------------------------------------ locking
+
+    def lock_statement(self, table: TableRef) -> str:
+        """Serialize writers of one table until the transaction ends (run it inside the load transaction).
+
+        A transaction-scoped advisory lock: readers are never blocked, and it needs no table to exist.
+        """
+        return f"SELECT pg_advisory_xact_lock({lock_key(table)})"
+
+
+def lock_key(table: TableRef) -> int:
+    """A stable signed 64-bit key for ``schema.table`` (advisory locks)."""
+    digest = hashlib.blake2b(f"sync_platform:{table.schema}.{table.name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _check_columns(table: TableRef, columns: Sequence[WarehouseColumnLike], key: Sequence[str]) -> None:
+    names = [c.name for c in columns]
+    if not names:
+        raise ValueError(f"{table}: no columns")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{table}: duplicate column names in {names}")
+    missing = [k for k in key if k not in names]
+    if missing:
+        raise ValueError(f"{table}: key columns {missing} are not among the columns {names}")
+
+
+def _free_name(wanted: str, taken: Iterable[str]) -> str:
+    names = set(taken)
+    while wanted in names:
+        wanted = "_" + wanted
+    return wanted
+
+
+def _is_exact(t: PhysicalType) -> bool:
+    return t.name in _EXACT_DIGITS or t.name == "numeric"
+
+
+def _digits(t: PhysicalType) -> tuple[int, int]:
+    """(integer digits, scale) a type can hold."""
+    if t.name in _EXACT_DIGITS:
+        return _EXACT_DIGITS[t.name], 0
+    precision, scale = t.precision or 38, t.scale or 0
+    return precision - scale, scale
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,266 @@
+"""Fixtures for the real local stack (DESIGN §7): MariaDB, PostgreSQL, S3 (moto) and an SSH bastion.
+
+No mocks: tests talk to real servers on loopback. A service that is down is started if possible;
+if it still cannot be reached the test fails with a message saying what to run — it is never
+skipped. Helpers without pytest in them live in ``sync_platform_tests.stack``.
+
+Available fixtures:
+- ``mysql_db`` (module): a fresh MariaDB database ``MySQLDatabase`` (``.name``, ``.connect()``,
+  ``.execute()``, ``.executemany()``, ``.query()``).
+- ``pg_db`` (module): a fresh PostgreSQL database ``PostgresDatabase`` (same conveniences).
+- ``s3_server`` (session): endpoint URL of a moto S3 server; dummy AWS credentials are set.
+- ``s3_client`` (function): a boto3 S3 client pointed at ``s3_server``.
+- ``s3_bucket`` (function): a fresh, empty bucket name (removed afterwards).
+- ``sshd`` (function, server lives for the session): a running OpenSSH bastion ``SSHServer``
+  (``host``, ``port``, ``username``, ``private_key_path``, ``log_path``, ``stop()``, ``start()``,
+  ``forwards()``).
+- ``make_config_dir`` (function): factory writing a ``connections.yml`` for the above.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from sync_platform_tests.stack import (
+    AWS_ENV_TO_CLEAR,
+    DUMMY_AWS_ENV,
+    ConfigDir,
+    MotoS3,
+    MySQLDatabase,
+    PostgresDatabase,
+    SSHServer,
+    StackError,
+    connections_document,
+    ensure_mariadb,
+    ensure_postgres,
+    environment,
+    unique_name,
+)
+
+# --------------------------------------------------------------------------- database servers
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> None:
+    """MariaDB on 127.0.0.1:3306 is up (started if it was not); fails the test otherwise."""
+    try:
+        ensure_mariadb()
+    except StackError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    """PostgreSQL on 127.0.0.1:5432 is up (started if it was not); fails the test otherwise."""
+    try:
+        ensure_postgres()
+    except StackError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _module_hint(request: pytest.FixtureRequest) -> str:
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    return module.removeprefix("test_")[:30]
+
+
+@pytest.fixture(scope="module")
+def mysql_db(mariadb_server: None, request: pytest.FixtureRequest) -> Iterator[MySQLDatabase]:
+    """A fresh MariaDB database ``spt_<module>_<6 hex>`` for this test module, dropped afterwards.
+
+    Connect as root with no password on 127.0.0.1:3306; ``.connect()`` gives an autocommit
+    pymysql connection with the session time zone set to UTC.
+    """
+    db = MySQLDatabase(unique_name("spt", _module_hint(request)))
+    db.create()
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+@pytest.fixture(scope="module")
+def pg_db(postgres_server: None, request: pytest.FixtureRequest) -> Iterator[PostgresDatabase]:
+    """A fresh PostgreSQL database ``spt_<module>_<6 hex>`` for this test module, dropped afterwards.
+
+    Connect as postgres (trust) on 127.0.0.1:5432; ``.connect()`` gives an autocommit psycopg2
+    connection. Its backends are terminated before the drop, so leaked connections do not block it.
+    """
+    db = PostgresDatabase(unique_name("spt", _module_hint(request)))
+    db.create()
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+# --------------------------------------------------------------------------- S3
+
+
+@pytest.fixture(scope="session")
+def _moto() -> Iterator[MotoS3]:
+    with environment(DUMMY_AWS_ENV, clear=AWS_ENV_TO_CLEAR):
+        server = MotoS3()
+        try:
+            server.start()
+        except StackError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(_moto: MotoS3) -> str:
+    """Endpoint URL (``http://127.0.0.1:<port>``) of a moto S3 server running for the session.
+
+    Dummy credentials (``testing``/``testing``, region us-east-1) are in the environment while it
+    runs, so boto3's default chain never finds real ones.
+    """
+    return _moto.endpoint_url
+
+
+@pytest.fixture
+def s3_client(_moto: MotoS3) -> Any:
+    """A boto3 S3 client pointed at the moto server."""
+    return _moto.client()
+
+
+@pytest.fixture
+def s3_bucket(_moto: MotoS3, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh empty bucket on the moto server; emptied and removed after the test."""
+    name = _moto.create_bucket(request.node.name[:20])
+    try:
+        yield name
+    finally:
+        _moto.delete_bucket(name)
+
+
+# --------------------------------------------------------------------------- SSH bastion
+
+
+@pytest.fixture(scope="session")
+def _sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
+    server = SSHServer(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.prepare()
+        server.start()
+    except (StackError, OSError) as exc:
+        pytest.fail(f"cannot start the test SSH bastion: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sshd(_sshd_server: SSHServer) -> SSHServer:
+    """A running OpenSSH bastion on a loopback port (one server for the session).
+
+    Key-only login for the current user with the ed25519 key at ``private_key_path``; TCP
+    forwarding allowed; DEBUG1 log at ``log_path`` (``forwards()`` lists each ``direct-tcpip``
+    target). Tests may ``stop()`` it (which also ends open sessions) and ``start()`` it again; it
+    is restarted here for the next test if a test leaves it stopped.
+    """
+    _sshd_server.start()
+    return _sshd_server
+
+
+# --------------------------------------------------------------------------- config directories
+
+MakeConfigDir = Callable[..., ConfigDir]
+
+
+@pytest.fixture
+def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfigDir:
+    """Factory: write ``<tmp>/config/connections.yml`` for the test databases; returns a ``ConfigDir``.
+
+    Keyword arguments (all optional):
+    - ``mysql``: a ``MySQLDatabase``, ``True`` (default: this module's ``mysql_db``) or ``False`` (no source).
+    - ``postgres``: a ``PostgresDatabase``, ``True`` (default: this module's ``pg_db``) or ``False``.
+    - ``staging``: ``"local"`` (default: a ``local_path`` under tmp) or ``"s3"`` (a fresh moto
+      bucket with ``endpoint_url``; dummy keys are written too).
+    - ``tunnel``: ``False`` (default), ``True`` (source and target through the ``sshd`` bastion),
+      ``"source"`` or ``"target"``.
+    - ``source_name`` / ``target_name`` / ``staging_name``: default ``src`` / ``dw`` / ``stage``.
+    - ``target_schema``: default ``public``.
+    - ``connection_settings``: default ``{"retry_delay": 0.1}`` so failing tests fail fast.
+    - ``pipelines``: ``{name: dict}`` written as ``pipelines/<name>.yml``.
+
+    Add more files with ``ConfigDir.write("pipelines/x.yml", {...})``.
+    """
+    counter = iter(range(1_000_000))
+
+    def make(
+        *,
+        mysql: MySQLDatabase | bool = True,
+        postgres: PostgresDatabase | bool = True,
+        staging: Literal["local", "s3"] = "local",
+        tunnel: bool | Literal["source", "target"] = False,
+        source_name: str = "src",
+        target_name: str = "dw",
+        staging_name: str = "stage",
+        target_schema: str = "public",
+        connection_settings: dict[str, Any] | None = None,
+        pipelines: dict[str, dict[str, Any]] | None = None,
+    ) -> ConfigDir:
+        root = tmp_path / f"project{next(counter) or ''}"
+        config_path = root / "config"
+        config_path.mkdir(parents=True)
+        source_db = request.getfixturevalue("mysql_db") if mysql is True else (mysql or None)
+        target_db = request.getfixturevalue("pg_db") if postgres is True else (postgres or None)
+        if staging == "s3":
+            bucket = request.getfixturevalue("s3_bucket")
+            staging_block: dict[str, Any] = {
+                "bucket_name": bucket,
+                "region": "us-east-1",
+                "endpoint_url": request.getfixturevalue("s3_server"),
+                "access_key_id": DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            }
+            location = bucket
+        else:
+            location = str(root / "staging")
+            staging_block = {"local_path": location}
+        bastion = request.getfixturevalue("sshd") if tunnel else None
+        document = connections_document(
+            mysql=source_db,
+            postgres=target_db,
+            staging=staging_block,
+            source_name=source_name,
+            target_name=target_name,
+            staging_name=staging_name,
+            target_schema=target_schema,
+            source_tunnel=bastion if tunnel in (True, "source") else None,
+            target_tunnel=bastion if tunnel in (True, "target") else None,
+            connection_settings={"retry_delay": 0.1} if connection_settings is None else connection_settings,
+        )
+        config = ConfigDir(
+            path=config_path,
+            source=source_name,
+            target=target_name,
+            staging=staging_name,
+            target_schema=target_schema,
+            staging_location=location,
+        )
+        config.write("connections.yml", document)
+        for name, content in (pipelines or {}).items():
+            config.write(f"pipelines/{name}.yml", content)
+        return config
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_aws() -> Iterator[None]:
+    """Keep boto3 from ever finding real credentials or config files on the machine."""
+    with environment(
+        {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"},
+        clear=("AWS_PROFILE", "AWS_DEFAULT_PROFILE"),
+    ):
+        yield
