@@ -1,0 +1,121 @@
+"""The ``config`` and ``connections`` commands, run as a user runs them (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "Sup3r-Secret-pw!"
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sync_platform.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or REPO,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connections_test_all_reports_mysql_postgres_s3_and_a_tunnel_ok(make_config_dir) -> None:
+    config = make_config_dir(staging="s3", tunnel="source")
+    result = run("--config-dir", str(config.path), "connections", "test", "--all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "OK source src (mysql" in out and "tunnel" in out
+    assert "OK target dw (postgres" in out
+    assert "OK staging stage (s3" in out
+    assert "3 connection(s) OK" in out
+
+
+def test_a_stopped_service_is_a_clear_failure_with_exit_2(make_config_dir) -> None:
+    config = make_config_dir()
+    document = yaml.safe_load(config.connections_file.read_text())
+    port = free_port()  # nothing listens here: the service is "stopped"
+    document["connections"]["targets"]["dw"]["port"] = port
+    document["connections"]["targets"]["dw"]["password"] = SECRET
+    config.write("connections.yml", document)
+    result = run("--config-dir", str(config.path), "connections", "test", "--all")
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port}" in result.stderr and "FAIL target dw" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_info_status_and_list_never_print_secrets(make_config_dir) -> None:
+    config = make_config_dir(staging="s3")
+    document = yaml.safe_load(config.connections_file.read_text())
+    document["connections"]["sources"]["src"]["password"] = "${SRC_PASSWORD}"
+    config.write("connections.yml", document)
+    config.write("pipelines/p.yml", {"pipeline": {"name": "p", "source": "src", "target": "dw", "s3_config": "stage"},
+                                     "tables": {"a.b": {"cdc_strategy": "full_sync"}}})
+    env = {"SRC_PASSWORD": SECRET}
+    outputs = []
+    for args in (("connections", "info", "src"), ("connections", "info", "stage"), ("config", "status"),
+                 ("connections", "list"), ("config", "show-pipeline", "p", "-v"), ("connections", "health")):
+        result = run("--config-dir", str(config.path), *args, env=env)
+        outputs.append(result.stdout + result.stderr)
+        assert result.returncode in (0, 2), (args, result.stderr)
+    text = "\n".join(outputs)
+    assert SECRET not in text
+    assert "password: ********" in text
+    secret_key = document["s3_configs"]["stage"]["secret_access_key"]
+    assert secret_key not in text
+
+
+def test_invalid_config_prints_file_key_and_fix_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "connections.yml").write_text(
+        "connections:\n  sources:\n    s: {host: h, database: d, username: u}\n"
+        "  targets:\n    t: {type: postgres, host: h, database: d, username: u}\n"
+        "s3_configs:\n  l: {local_path: x}\n"
+    )
+    (tmp_path / "pipelines" / "p.yml").write_text(
+        "pipeline: {name: p, source: s, target: t, s3_config: l}\n"
+        "tables:\n  a.b: {cdc_stratgey: hybrid, cdc_timestamp_column: updated_at}\n"
+    )
+    result = run("--config-dir", str(tmp_path), "config", "validate-pipeline", "p")
+    assert result.returncode == 1
+    assert str(tmp_path / "pipelines" / "p.yml") in result.stderr
+    assert 'tables."a.b".cdc_stratgey: unknown key' in result.stderr
+    assert "did you mean `cdc_strategy`?" in result.stderr
+
+
+def test_setup_writes_a_skeleton_that_validates(tmp_path: Path) -> None:
+    target = tmp_path / "cfg"
+    assert run("--config-dir", str(target), "config", "setup").returncode == 0
+    for relative in ("connections.yml", "pipelines/shop.yml", "environments/production.yml",
+                     "templates/standard_fact_table.yml"):
+        assert (target / relative).exists()
+    assert run("--config-dir", str(target), "config", "setup").returncode == 0  # idempotent, keeps files
+    result = run("--config-dir", str(target), "config", "validate-pipeline", "shop", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "pipeline shop is valid" in result.stdout
+    listed = run("--config-dir", str(target), "config", "list-pipelines")
+    assert "shop" in listed.stdout
+
+
+def test_config_dir_comes_from_the_environment_variable(tmp_path: Path) -> None:
+    result = run("config", "list-pipelines", env={"SYNC_PLATFORM_CONFIG_DIR": str(REPO / "config")},
+                 cwd=tmp_path)
+    assert result.returncode == 0 and "shop" in result.stdout
+
+
+def test_version_and_features() -> None:
+    version = run("version")
+    assert version.returncode == 0 and "sync-platform 0.1.0" in version.stdout and "dagster 1.13.27" in version.stdout
+    features = run("features")
+    assert features.returncode == 0 and "hybrid" in features.stdout
