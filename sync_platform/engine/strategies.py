@@ -20,8 +20,20 @@ from sync_platform.configuration.project import TableSpec
 from sync_platform.engine.watermark import CursorValue, Watermark
 
 CursorKind = Literal["datetime", "timestamp", "date", "integer", "unix", "decimal", "string"]
-TIMESTAMP_CANDIDATES = ("updated_at", "update_at", "last_update", "last_updated", "modified_at", "updated",
-                        "modified", "last_modified", "update_time", "updatetime", "modify_time", "mtime")
+TIMESTAMP_CANDIDATES = (
+    "updated_at",
+    "update_at",
+    "last_update",
+    "last_updated",
+    "modified_at",
+    "updated",
+    "modified",
+    "last_modified",
+    "update_time",
+    "updatetime",
+    "modify_time",
+    "mtime",
+)
 DEFAULT_LOOKBACK_SECONDS = 60.0
 
 
@@ -108,17 +120,19 @@ class ReadPlan:
         return out
 
     def _custom_page_sql(self, select_list: str, after: tuple[CursorValue, ...] | None, limit: int | None) -> str:
+        """The user's query with its placeholders filled, wrapped so each column is normalized."""
         assert self.custom_query is not None
-        values = dict(zip(self.keyset_names, after or (), strict=False))
-        ts, ident = (self.keyset + (None, None))[:2]  # type: ignore[operator]
-        start = self.lower_from if (after is None and self.lower_from is not None) else None
-        last_ts = start if start is not None else values.get(ts.name) if ts else None
-        last_id = values.get(ident.name) if ident and start is None else None
+        ts = self.keyset[0] if self.keyset else None
+        ident = self.keyset[1] if len(self.keyset) > 1 else None
+        if after is not None:
+            last_ts, last_id = after[0], after[1] if len(after) > 1 else None
+        else:  # first page: from the lookback start, or from the beginning
+            last_ts, last_id = self.lower_from, None
         rendered = render_custom_query(
             self.custom_query,
             table_sql=self.table_sql,
-            last_timestamp=literal(ts, last_ts) if ts and last_ts is not None else "'1970-01-01 00:00:00'",
-            last_id=literal(ident, last_id) if ident and last_id is not None else ("-1" if start is None else "-1"),
+            last_timestamp=literal(ts, last_ts) if ts and last_ts is not None else "'1000-01-01 00:00:00'",
+            last_id=literal(ident, last_id) if ident and last_id is not None else "-1",
             ceiling=literal(ts, self.ceiling) if ts and self.ceiling is not None else "'9999-12-31 23:59:59.999999'",
             limit=int(limit) if limit is not None else 2**62,
         )
@@ -289,8 +303,10 @@ def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
         timestamp = detect_timestamp_column(source.columns)
         if timestamp is None:
             if not primary_key:
-                raise PlanError(f"{spec.name}: no cdc_timestamp_column configured or detected and no primary key; "
-                                "set cdc_strategy and its columns in the pipeline")
+                raise PlanError(
+                    f"{spec.name}: no cdc_timestamp_column configured or detected and no primary key; "
+                    "set cdc_strategy and its columns in the pipeline"
+                )
             strategy, detected = "full_sync", "full_sync (no update timestamp column found)"
         else:
             detected = f"{strategy} on {timestamp}" + (f", {', '.join(primary_key)}" if primary_key else "")
@@ -317,8 +333,10 @@ def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
     else:
         write_mode = "merge" if primary_key else "append"
     if write_mode == "merge" and not primary_key:
-        raise PlanError(f"{spec.name}: write_mode merge needs a primary key; the source table has none. "
-                        "Set primary_key: [col, ...] or write_mode: append")
+        raise PlanError(
+            f"{spec.name}: write_mode merge needs a primary key; the source table has none. "
+            "Set primary_key: [col, ...] or write_mode: append"
+        )
     if full_mode == "paginate" and not primary_key:
         raise PlanError(f"{spec.name}: full_sync_mode paginate pages on the primary key; the table has none")
     keyed = bool(primary_key) and write_mode == "merge"
@@ -326,8 +344,10 @@ def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
     if lookback is None:
         lookback = DEFAULT_LOOKBACK_SECONDS if keyed and strategy in ("hybrid", "timestamp_only", "custom_sql") else 0.0
     if lookback and not keyed and strategy != "full_sync":
-        raise PlanError(f"{spec.name}: lookback {cfg.lookback} re-reads rows, which is only safe when loads merge "
-                        "by key; remove lookback or give the table a primary key")
+        raise PlanError(
+            f"{spec.name}: lookback {cfg.lookback} re-reads rows, which is only safe when loads merge "
+            "by key; remove lookback or give the table a primary key"
+        )
     return StrategyChoice(
         strategy=strategy,
         timestamp_column=timestamp,
@@ -341,9 +361,9 @@ def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
     )
 
 
-def keyset_of(choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool = False) -> tuple[
-    tuple[CursorColumn, ...], bool
-]:
+def keyset_of(
+    choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool = False
+) -> tuple[tuple[CursorColumn, ...], bool]:
     """(keyset columns, whether the keyset is unique) for the strategy."""
     types = {c.name: c.data_type for c in source.columns}
 
@@ -352,8 +372,8 @@ def keyset_of(choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool 
 
     ts = choice.timestamp_column
     ids = choice.id_columns
-    unique_ids = bool(ids) and (set(ids) >= set(choice.primary_key) and bool(choice.primary_key)
-                                or _is_unique(ids, source))
+    covers_key = bool(choice.primary_key) and set(ids) >= set(choice.primary_key)
+    unique_ids = bool(ids) and (covers_key or _is_unique(ids, source))
     if choice.strategy in ("hybrid", "timestamp_only", "custom_sql") and ts:
         keys = (cursor(ts, True), *(cursor(i, False) for i in ids if i != ts))
         return keys, unique_ids
@@ -365,10 +385,7 @@ def keyset_of(choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool 
 
 
 def _is_unique(columns: tuple[str, ...], source: SourceTableLike) -> bool:
-    for key in getattr(source, "unique_keys", ()) or ():
-        if set(key) <= set(columns):
-            return True
-    return False
+    return any(set(key) <= set(columns) for key in getattr(source, "unique_keys", ()) or ())
 
 
 def lookback_start(first: CursorColumn, value: CursorValue, seconds: float, *, unix_ms: bool = False) -> CursorValue:
@@ -380,7 +397,7 @@ def lookback_start(first: CursorColumn, value: CursorValue, seconds: float, *, u
     if first.kind == "date" and isinstance(value, dt.date):
         return value - dt.timedelta(days=max(1, math.ceil(seconds / 86400)))
     if first.kind == "unix" and isinstance(value, int | float | Decimal):
-        return value - int(math.ceil(seconds * (1000 if unix_ms else 1)))
+        return value - math.ceil(seconds * (1000 if unix_ms else 1))
     return None
 
 
@@ -410,7 +427,7 @@ def build_plan(
         if choice.full_sync_mode != "paginate":
             return replace(plan, watermark_columns=())
         return replace(plan, after=watermark.values(plan.keyset_names))
-    if keyset and choice.strategy != "custom_sql" or (choice.strategy == "custom_sql" and keyset):
+    if keyset:
         plan = replace(plan, ceiling=ceiling)
     previous = watermark.values(plan.keyset_names)
     if previous is None:
@@ -425,11 +442,13 @@ def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_wher
     """SQL returning (MAX(cursor), the clock bound) on the source; run in a session at time_zone +00:00."""
     column = quote_mysql(first.name)
     where = f" WHERE ({extra_where})" if extra_where else ""
-    micros = int(round(safety_lag * 1_000_000))
+    micros = round(safety_lag * 1_000_000)
     if first.kind == "datetime":
         # DATETIME carries the writer's local time: compare it with the server's own clock.
-        clock = (f"COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6))"
-                 f" - INTERVAL {micros} MICROSECOND")
+        clock = (
+            f"COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6))"
+            f" - INTERVAL {micros} MICROSECOND"
+        )
     elif first.kind == "timestamp":
         clock = f"UTC_TIMESTAMP(6) - INTERVAL {micros} MICROSECOND"
     elif first.kind == "date":

@@ -1,0 +1,406 @@
+"""One table's sync, as plain Python: extract (MySQL → staged batches) and load (batches → warehouse).
+
+Nothing here knows about Dagster or click: callers pass the table spec, the connection registry
+and the previous watermark, and get back an :class:`ExtractResult` / :class:`LoadResult`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pymysql
+
+from sync_platform.configuration.project import TableSpec
+from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.extract import read_batches
+from sync_platform.engine.load import LoadSpec, TableLoader
+from sync_platform.engine.manifest import Manifest, new_run_id
+from sync_platform.engine.pages import PageReader
+from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
+from sync_platform.engine.source_schema import SourceTable, read_source_table
+from sync_platform.engine.stage import BatchStager, list_batches
+from sync_platform.engine.strategies import (
+    PlanError,
+    ReadPlan,
+    StrategyChoice,
+    build_plan,
+    ceiling_from,
+    ceiling_query,
+    check_custom_query,
+    choose_strategy,
+    null_cursor_query,
+    render_custom_query,
+    run_cap,
+    table_sql,
+)
+from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.watermark import Watermark, later
+from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, dialect_for
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+DEFAULT_BATCH_MAX_ROWS = 5_000_000  # rows per manifested batch: a crash loses at most this much progress
+READ_BATCH_ROWS = 100_000
+LOCK_WAIT_SECONDS = 0
+
+
+class ConcurrentRunError(RuntimeError):
+    """Another run of the same table holds its lock (one writer per table)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    limit: int | None = None  # the older tool's --limit
+    max_chunks: int | None = None  # the older tool's --max-chunks
+    batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS  # 0: a second run fails at once with a clear message
+    dry_run: bool = False
+
+
+def table_prefix(spec: TableSpec) -> str:
+    """Where a table's batches live in the staging store."""
+    return "/".join(p for p in (spec.staging_prefix, spec.schema, spec.table) if p)
+
+
+def _lock_name(spec: TableSpec) -> str:
+    # MySQL lock names are limited to 64 characters.
+    digest = hashlib.sha1(f"{spec.identity}->{spec.target}".encode()).hexdigest()[:20]
+    return f"sync_platform:{spec.table[:20]}:{digest}"
+
+
+@contextmanager
+def _table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
+    """One extract of a table at a time, held on the source server (visible to every process)."""
+    name = _lock_name(spec)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, %s)", (name, wait))
+        (acquired,) = cursor.fetchone()
+    if acquired != 1:
+        raise ConcurrentRunError(
+            f"{spec.identity}: another sync of this table is running (source lock {name!r} is held); "
+            "wait for it to finish, or check for a stuck process"
+        )
+    try:
+        yield
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cursor.fetchone()
+
+
+def _query_one(conn: pymysql.connections.Connection) -> Callable[[str], tuple | None]:
+    def run(sql: str) -> tuple | None:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone()
+
+    return run
+
+
+def _custom_mapping(
+    conn: pymysql.connections.Connection, spec: TableSpec, source: SourceTable, choice: StrategyChoice
+) -> TableMapping:
+    """The mapping of the columns a custom query returns; its cursor columns must be among them."""
+    query = spec.config.custom_query or ""
+    check_custom_query(query)
+    probe = render_custom_query(
+        query,
+        table_sql=table_sql(source.schema, source.table),
+        last_timestamp="'1000-01-01 00:00:00'",
+        last_id="-1",
+        ceiling="'9999-12-31 23:59:59'",
+        limit=0,
+    )
+    with conn.cursor() as cursor:
+        try:
+            cursor.execute(f"SELECT * FROM ({probe}) AS custom_query LIMIT 0")
+        except pymysql.MySQLError as exc:
+            raise PlanError(f"{spec.name}: custom_query does not run: {exc.args[-1]}") from exc
+        returned = [d[0] for d in cursor.description]
+    by_name = {c.name.lower(): c for c in source.columns}
+    unknown = [name for name in returned if name.lower() not in by_name]
+    if unknown:
+        raise PlanError(
+            f"{spec.name}: custom_query returns {', '.join(unknown)}, which are not columns of "
+            f"{source.qualified_name}; return the table's own columns"
+        )
+    needed = [c for c in (choice.timestamp_column, *choice.id_columns) if c]
+    missing = [c for c in needed if c.lower() not in {r.lower() for r in returned}]
+    if missing:
+        raise PlanError(f"{spec.name}: custom_query must return its cursor columns; missing: {', '.join(missing)}")
+    subset = SourceTable(
+        source.schema, source.table, tuple(by_name[r.lower()] for r in returned), source.primary_key, source.unique_keys
+    )
+    return map_table(subset)
+
+
+def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[str, ...]) -> Watermark:
+    """The later of the stored watermark and the newest staged batch made after any manual set.
+
+    A crash after a batch's manifest but before its watermark was stored must not re-extract it.
+    """
+    resume = previous
+    for manifest in staged:
+        if previous.manual_at and manifest.created_at <= previous.manual_at:
+            continue
+        resume = later(resume, Watermark.from_dict(manifest.watermark_end), columns)
+    return resume
+
+
+def extract_table(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    previous: Watermark,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+) -> ExtractResult:
+    """Read the table's window from MySQL into manifested parquet batches (the "backup" step)."""
+    say = progress or (lambda message: log.info(message))
+    started, wall = time.monotonic(), dt.datetime.now(dt.UTC)
+    source = registry.source(spec.source)
+    store = registry.staging(spec.staging)
+    dialect = dialect_for(registry.warehouse(spec.target).dialect)
+    prefix = table_prefix(spec)
+    result = ExtractResult(
+        table=spec.name,
+        identity=spec.identity,
+        strategy=spec.config.cdc_strategy,
+        watermark_before=previous,
+        watermark=previous,
+        started_at=wall,
+    )
+    with source.connect() as conn, _table_lock(conn, spec, options.lock_wait_seconds):
+        source_table = read_source_table(conn, spec.schema, spec.table)
+        choice = choose_strategy(spec, source_table)
+        result.strategy, result.detected = choice.strategy, choice.detected
+        if choice.detected:
+            say(f"{spec.name}: no configuration, using {choice.detected}")
+        mapping = (
+            _custom_mapping(conn, spec, source_table, choice)
+            if choice.strategy == "custom_sql"
+            else map_table(source_table)
+        )
+        page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
+        probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
+        staged = list_batches(store, prefix)
+        resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
+        ceiling = None
+        if probe.keyset and choice.strategy != "full_sync":
+            first = probe.keyset[0]
+            row = _query_one(conn)(
+                ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
+            )
+            ceiling = ceiling_from(first, *(row or (None, None)))
+            if choice.timestamp_column:
+                (nulls,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
+                result.null_cursor_rows = int(nulls or 0)
+        plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
+        result.ceiling = ceiling
+        result.watermark_before = resume
+        if options.dry_run:
+            result.watermark = resume
+            return result
+        if plan.keyset and ceiling is None and choice.strategy not in ("full_sync",):
+            say(f"{spec.name}: no rows with a cursor value yet; nothing to read")
+            result.seconds = time.monotonic() - started
+            result.finished_at = dt.datetime.now(dt.UTC)
+            return result
+        with source.endpoint() as (host, port):
+            _stream_to_stage(
+                spec,
+                plan,
+                choice,
+                mapping,
+                conn,
+                source.connection_url(host, port),
+                store,
+                prefix,
+                dialect,
+                resume,
+                options,
+                result,
+                say,
+            )
+    result.seconds = time.monotonic() - started
+    result.finished_at = dt.datetime.now(dt.UTC)
+    return result
+
+
+def _stream_to_stage(
+    spec: TableSpec,
+    plan: ReadPlan,
+    choice: StrategyChoice,
+    mapping: TableMapping,
+    conn: pymysql.connections.Connection,
+    url: str,
+    store: object,
+    prefix: str,
+    dialect: object,
+    resume: Watermark,
+    options: RunOptions,
+    result: ExtractResult,
+    say: Progress,
+) -> None:
+    counts: dict[str, int] = {}
+    truncated: dict[str, int] = {}
+
+    def normalize(raw: pa.RecordBatch) -> pa.RecordBatch:
+        batch, zero = mapping.normalize(raw)
+        for column, count in zero.items():
+            counts[column] = counts.get(column, 0) + count
+        batch, cut = dialect.enforce_limits(
+            batch,
+            mapping.columns,
+            table=spec.name,  # type: ignore[attr-defined]
+            oversize_text=spec.config.oversize_text,
+        )
+        for column, count in cut.items():
+            truncated[column] = truncated.get(column, 0) + count
+        return batch
+
+    key_fields = tuple(mapping.warehouse_name(c.name) for c in plan.keyset)
+    reader = PageReader(
+        plan,
+        mapping.select_list,
+        lambda sql: read_batches(url, sql, READ_BATCH_ROWS),
+        normalize,
+        key_fields,
+        _query_one(conn),
+    )
+    load_info = {
+        "write_mode": choice.write_mode,
+        "key": [mapping.warehouse_name(k) for k in choice.primary_key],
+        "order_by": [mapping.warehouse_name(c.name) for c in plan.keyset if c.name not in choice.primary_key]
+        or [mapping.warehouse_name(k) for k in choice.primary_key],
+        "strategy": choice.strategy,
+    }
+    run_id = new_run_id()
+    single_batch = choice.write_mode == "replace"  # a snapshot must be loaded whole
+    batch_start = resume
+    stager: BatchStager | None = None
+    sequence = 0
+    pages_seen = 0
+
+    def open_stager() -> BatchStager:
+        nonlocal sequence
+        sequence += 1
+        return BatchStager(
+            store,  # type: ignore[arg-type]
+            prefix,
+            run_id=run_id,
+            sequence=sequence,
+            table_identity=spec.identity,
+            schema=mapping.arrow_schema,
+            columns=[
+                {"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns
+            ],
+            max_rows=spec.file_max_rows,
+            max_mb=spec.file_max_mb,
+            compression=spec.compression,
+        )
+
+    def close_stager(end: Watermark) -> None:
+        nonlocal stager, batch_start
+        if stager is None:
+            return
+        manifest = stager.finish(
+            watermark_start=batch_start.to_dict(),
+            watermark_end=end.to_dict(),
+            extra={"load": load_info, "zero_dates": dict(counts), "truncated": dict(truncated)},
+        )
+        result.batches.append(manifest.batch_id)
+        result.files += len(manifest.files)
+        result.bytes += manifest.bytes
+        result.watermark = end  # durable now: the manifest is written
+        say(f"{spec.name}: staged batch {manifest.batch_id} ({manifest.rows:,} rows, {result.rows:,} so far)")
+        batch_start = end
+        stager = None
+
+    for batch in reader.batches():
+        if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
+            pages_seen = reader.pages
+            if stager is not None and stager.rows >= options.batch_max_rows and not single_batch:
+                close_stager(_position(plan, reader.last, resume))
+        if stager is None:
+            stager = open_stager()
+        stager.write(batch)
+        result.rows += batch.num_rows
+    end = _position(plan, reader.last, resume) if plan.watermark_columns else Watermark()
+    close_stager(end)
+    if stager is None and not result.batches:
+        result.watermark = end if plan.watermark_columns else resume
+    result.capped = reader.capped
+    result.zero_dates = counts
+    result.truncated_values = truncated
+
+
+def _logical_dict(logical: object) -> dict:
+    kind = logical.kind  # type: ignore[attr-defined]
+    return {
+        "kind": kind.value,
+        "length": logical.length,  # type: ignore[attr-defined]
+        "precision": logical.precision,
+        "scale": logical.scale,
+    }  # type: ignore[attr-defined]
+
+
+def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark) -> Watermark:
+    if last is None or not plan.watermark_columns:
+        return fallback if plan.watermark_columns else Watermark()
+    return Watermark(dict(zip(plan.keyset_names, last, strict=True)))
+
+
+def load_table(registry: ConnectionRegistry, spec: TableSpec, progress: Progress | None = None) -> LoadResult:
+    """Load every manifested batch of the table that the warehouse ledger does not have yet."""
+    store = registry.staging(spec.staging)
+    warehouse = registry.warehouse(spec.target)
+    batches = list_batches(store, table_prefix(spec))
+    info = batches[-1].extra.get("load", {}) if batches else {}
+    layout = TableLayout.from_config(spec.config.redshift) if spec.config.redshift else None
+    staging_cfg = registry.connections.s3_configs[spec.staging]
+    target_cfg = registry.connections.connections.targets[spec.target]
+    authorization = None
+    if warehouse.dialect == "redshift":
+        authorization = S3Authorization(
+            iam_role=target_cfg.iam_role,
+            access_key_id=staging_cfg.access_key_id.get_secret_value() if staging_cfg.access_key_id else None,
+            secret_access_key=staging_cfg.secret_access_key.get_secret_value()
+            if staging_cfg.secret_access_key
+            else None,
+            session_token=staging_cfg.session_token.get_secret_value() if staging_cfg.session_token else None,
+        )
+    load_spec = LoadSpec(
+        table=spec.identity,
+        target=TableRef(spec.target_schema, spec.target_table),
+        write_mode=info.get("write_mode", "merge"),
+        key=tuple(info.get("key", ())),
+        order_by=tuple(info.get("order_by", ())),
+        layout=layout,
+        authorization=authorization,
+    )
+    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches)
+
+
+def sync_table(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    previous: Watermark,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+) -> TableRunResult:
+    """Extract then load one table (the older tool's ``sync``)."""
+    run = TableRunResult(table=spec.name)
+    run.extract = extract_table(registry, spec, previous, options, progress)
+    run.timings.extract_seconds = run.extract.seconds
+    if not options.dry_run:
+        run.load = load_table(registry, spec, progress)
+        run.timings.load_seconds = run.load.seconds
+    return run
