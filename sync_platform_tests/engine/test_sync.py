@@ -236,7 +236,7 @@ def test_different_tables_sync_in_parallel(harness: Harness) -> None:
     def run(name: str) -> None:
         try:
             h.sync(name)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in ("par_a", "par_b")]

@@ -1,0 +1,91 @@
+"""Every troublesome MySQL value arrives in the warehouse exactly (or as NULL, counted), end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from sync_platform_tests.engine.harness import Harness
+
+
+@pytest.fixture
+def harness(mysql_db, pg_db, make_config_dir) -> Harness:
+    return Harness(make_config_dir(), mysql_db, pg_db)
+
+
+def test_edge_values_round_trip_into_postgres(harness: Harness) -> None:
+    h = harness
+    h.mysql.execute("DROP TABLE IF EXISTS edge")
+    h.mysql.execute(
+        "CREATE TABLE edge (id INT PRIMARY KEY, big BIGINT UNSIGNED, wide DECIMAL(65,2), exact DECIMAL(38,10), "
+        "money DECIMAL(20,0), name VARCHAR(30), long_text MEDIUMTEXT, doc JSON, span TIME, d DATE, "
+        "dt6 DATETIME(6), flag TINYINT(1), bits BIT(8), yr YEAR, blob_col BLOB, updated_at DATETIME)"
+    )
+    long_text = "é" * 40_000  # 80,000 bytes: over Redshift's 65,535, fine in PostgreSQL text
+    emoji = "🙂" * 30  # 30 four-byte characters in VARCHAR(30)
+    doc = {"list": [1, 2, None], "nested": {"s": "x" * 70_000}, "null": None}
+    with h.mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")  # allow the zero date an old application wrote
+        cur.execute(
+            "INSERT INTO edge VALUES (1, 18446744073709551615, "
+            "123456789012345678901234567890123456789012345678901234567890123.45, "
+            "1234567890123456789012345678.0123456789, 99999999999999999999, %s, %s, %s, '-12:00:00', "
+            "'0000-00-00', '9999-12-31 23:59:59.999999', 7, b'10100101', 2155, %s, '2025-01-01')",
+            (emoji, long_text, json.dumps(doc), bytes(range(256))),
+        )
+        cur.execute(
+            "INSERT INTO edge VALUES (2, 0, -0.01, 0, 0, '', NULL, 'null', '100:00:00', '2020-00-15', "
+            "'0001-01-01 00:00:00', 0, b'0', 1901, '', '2025-01-01')"
+        )
+    h.set_tables({f"{h.mysql.name}.edge": {"cdc_strategy": "full_sync"}})
+    result = h.sync("edge")
+    assert result.extract.zero_dates == {"d": 2}  # '0000-00-00' and '2020-00-15' became NULL, counted
+    rows = h.pg.query(
+        f"SELECT id, big, wide, exact, money, name, long_text, doc, span, d, dt6, flag, bits, yr, blob_col "
+        f"FROM {h.target('edge')} ORDER BY id"
+    )
+    first, second = rows
+    assert first[1] == Decimal("18446744073709551615")
+    assert first[2] == "123456789012345678901234567890123456789012345678901234567890123.45"  # > 38 digits: text
+    assert first[3] == Decimal("1234567890123456789012345678.0123456789")
+    assert first[4] == Decimal("99999999999999999999")
+    assert first[5] == emoji and first[6] == long_text
+    assert first[7] == doc
+    assert first[8] == "-12:00:00" and second[8] == "100:00:00"
+    assert first[9] is None and second[9] is None
+    assert first[10] == dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+    assert second[10] == dt.datetime(1, 1, 1)
+    assert (first[11], first[12], first[13]) == (7, 165, 2155)
+    assert bytes(first[14]) == bytes(range(256)) and bytes(second[14]) == b""
+    assert second[5] == "" and second[6] is None
+    # JSON's own null stays a JSON value; it does not become SQL NULL.
+    assert h.pg.query(f"SELECT jsonb_typeof(doc) FROM {h.target('edge')} WHERE id = 2") == [("null",)]
+    types = dict(h.pg.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'edge'"
+    ))
+    assert types["big"] == "numeric" and types["doc"] == "jsonb" and types["blob_col"] == "bytea"
+
+
+def test_timestamps_are_true_instants_whatever_the_server_zone(harness: Harness) -> None:
+    h = harness
+    h.mysql.execute("DROP TABLE IF EXISTS zoned")
+    h.mysql.execute("CREATE TABLE zoned (id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, local_dt DATETIME(6))")
+    (original,) = h.mysql.query("SELECT @@global.time_zone")[0]
+    h.mysql.execute("SET GLOBAL time_zone = '+05:30'")
+    try:
+        with h.mysql.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET time_zone = '+05:30'")  # the application's session, as the server default
+            cur.execute("INSERT INTO zoned VALUES (1, '2025-06-01 10:00:00.5', NOW(6) - INTERVAL 1 MINUTE)")
+        h.set_tables({f"{h.mysql.name}.zoned": {"cdc_strategy": "hybrid", "cdc_timestamp_column": "local_dt",
+                                                 "cdc_id_column": "id", "safety_lag": "5s"}})
+        result = h.sync("zoned")
+    finally:
+        h.mysql.execute(f"SET GLOBAL time_zone = '{original}'")
+    # The DATETIME cursor holds the server's local time: the ceiling uses the server's clock, so the
+    # row written a minute ago is read now, not 5.5 hours later.
+    assert result.extract.rows == 1
+    (ts,) = h.pg.query(f"SELECT ts FROM {h.target('zoned')}")[0]
+    assert ts == dt.datetime(2025, 6, 1, 4, 30, 0, 500000, tzinfo=dt.UTC)
