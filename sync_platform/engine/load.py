@@ -9,10 +9,11 @@ nothing behind; after it, the ledger row makes a rerun skip the batch.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg2
@@ -76,7 +77,7 @@ class _CsvStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = chunks
-        self._buffer = b""
+        self._buffer = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -84,12 +85,12 @@ class _CsvStream(io.RawIOBase):
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
-                self._buffer = next(self._chunks)
+                self._buffer = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         size = min(len(target), len(self._buffer))
         target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
+        self._buffer = self._buffer[size:]  # a view: no copy of the rest
         return size
 
 
@@ -119,11 +120,16 @@ class TableLoader:
         self.spec = spec
         self.dialect: WarehouseDialect = dialect_for(warehouse.dialect)
         self.progress = progress or (lambda message: log.info(message))
+        self._initial = False
 
     # ------------------------------------------------------------------ public
 
-    def load(self, batches: Sequence[Manifest]) -> LoadResult:
-        """Load every batch not yet in the ledger; replace mode loads only the newest snapshot."""
+    def load(self, batches: Sequence[Manifest], incoming: Iterable[Manifest] = ()) -> LoadResult:
+        """Load every batch not yet in the ledger, in order: ``batches`` first, then ``incoming``.
+
+        ``incoming`` may be a stream of batches being staged right now (the in-process sync), so
+        loading overlaps extraction. Replace mode loads only the newest snapshot of ``batches``.
+        """
         spec = self.spec
         result = LoadResult(
             table=spec.table, target=f"{spec.target.schema}.{spec.target.name}", write_mode=spec.write_mode
@@ -138,9 +144,14 @@ class TableLoader:
                 superseded, pending = pending[:-1], pending[-1:]
                 self._record_superseded(conn, superseded)
                 result.skipped_batches += [b.batch_id for b in superseded]
-            for manifest in pending:
+            self._initial = self._initial_load(conn)
+            for manifest in itertools.chain(pending, incoming):
+                if manifest.batch_id in loaded:
+                    result.skipped_batches.append(manifest.batch_id)
+                    continue
                 changes, loaded_now = self._load_batch(conn, manifest)
                 result.schema_changes += changes
+                loaded.add(manifest.batch_id)
                 if loaded_now:
                     result.batches.append(manifest.batch_id)
                     result.rows += manifest.rows
@@ -150,6 +161,18 @@ class TableLoader:
             result.target_rows = self._count(conn)
         result.seconds = time.monotonic() - started
         return result
+
+    def _initial_load(self, conn: psycopg2.extensions.connection) -> bool:
+        """True when the target is missing or empty: batches may then be copied straight into it."""
+        with conn.cursor() as cursor:
+            query = self.dialect.table_exists_query(self.spec.target)
+            cursor.execute(query.sql, query.params)
+            if cursor.fetchone() is None:
+                conn.commit()
+                return True
+            empty = self._target_is_empty(cursor)
+        conn.commit()
+        return empty
 
     # ------------------------------------------------------------------ steps
 
@@ -302,6 +325,8 @@ class TableLoader:
         """
         if not isinstance(self.dialect, PostgresDialect):
             return False
+        if self.spec.key and not self._has_unique_key(cursor, qualified):
+            return False  # without an enforced key a duplicate would go unnoticed: use the stage
         cursor.execute("SAVEPOINT sp_direct_copy")
         try:
             sql = (
@@ -314,6 +339,18 @@ class TableLoader:
             return False
         cursor.execute("RELEASE SAVEPOINT sp_direct_copy")
         return True
+
+    def _has_unique_key(self, cursor: psycopg2.extensions.cursor, table: TableRef) -> bool:
+        """The table has a unique index on exactly the key columns (PostgreSQL enforces it)."""
+        cursor.execute(
+            "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+            "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique GROUP BY i.indexrelid",
+            (table.schema, table.name),
+        )
+        wanted = sorted(self.spec.key)
+        return any(row[0] == wanted for row in cursor.fetchall())
 
     def _fill_stage(
         self, cursor: psycopg2.extensions.cursor, manifest: Manifest, columns: list[WarehouseColumn]

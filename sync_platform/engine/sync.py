@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +49,7 @@ from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, dial
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-DEFAULT_BATCH_MAX_ROWS = 5_000_000  # rows per manifested batch: a crash loses at most this much progress
+DEFAULT_BATCH_MAX_ROWS = 500_000  # rows per manifested batch: loads overlap extraction; a crash redoes at most this
 READ_BATCH_ROWS = 100_000
 LOCK_WAIT_SECONDS = 0
 
@@ -161,8 +163,12 @@ def extract_table(
     previous: Watermark,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
+    on_batch: Callable[[Manifest], None] | None = None,
 ) -> ExtractResult:
-    """Read the table's window from MySQL into manifested parquet batches (the "backup" step)."""
+    """Read the table's window from MySQL into manifested parquet batches (the "backup" step).
+
+    ``on_batch`` is called with each batch's manifest as soon as the batch is committed.
+    """
     say = progress or (lambda message: log.info(message))
     started, wall = time.monotonic(), dt.datetime.now(dt.UTC)
     source = registry.source(spec.source)
@@ -228,6 +234,7 @@ def extract_table(
                 options,
                 result,
                 say,
+                on_batch,
             )
     result.seconds = time.monotonic() - started
     result.finished_at = dt.datetime.now(dt.UTC)
@@ -248,6 +255,7 @@ def _stream_to_stage(
     options: RunOptions,
     result: ExtractResult,
     say: Progress,
+    on_batch: Callable[[Manifest], None] | None,
 ) -> None:
     counts: dict[str, int] = {}
     truncated: dict[str, int] = {}
@@ -323,6 +331,8 @@ def _stream_to_stage(
         say(f"{spec.name}: staged batch {manifest.batch_id} ({manifest.rows:,} rows, {result.rows:,} so far)")
         batch_start = end
         stager = None
+        if on_batch is not None:
+            on_batch(manifest)
 
     for batch in reader.batches():
         if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
@@ -358,25 +368,27 @@ def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark) -> Waterm
     return Watermark(dict(zip(plan.keyset_names, last, strict=True)))
 
 
-def load_table(registry: ConnectionRegistry, spec: TableSpec, progress: Progress | None = None) -> LoadResult:
-    """Load every manifested batch of the table that the warehouse ledger does not have yet."""
+def load_table(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    progress: Progress | None = None,
+    incoming: Iterator[Manifest] | None = None,
+) -> LoadResult:
+    """Load every manifested batch of the table that the warehouse ledger does not have yet.
+
+    ``incoming`` streams batches staged while this load runs (they follow the listed ones).
+    """
     store = registry.staging(spec.staging)
     warehouse = registry.warehouse(spec.target)
     batches = list_batches(store, table_prefix(spec))
-    info = batches[-1].extra.get("load", {}) if batches else {}
+    stream: Iterator[Manifest] = iter(incoming or ())
+    first = batches[-1] if batches else next(stream, None)
+    if first is None:
+        return LoadResult(table=spec.identity, target=f"{spec.target_schema}.{spec.target_table}", write_mode="merge")
+    if not batches:
+        batches = [first]
+    info = first.extra.get("load", {})
     layout = TableLayout.from_config(spec.config.redshift) if spec.config.redshift else None
-    staging_cfg = registry.connections.s3_configs[spec.staging]
-    target_cfg = registry.connections.connections.targets[spec.target]
-    authorization = None
-    if warehouse.dialect == "redshift":
-        authorization = S3Authorization(
-            iam_role=target_cfg.iam_role,
-            access_key_id=staging_cfg.access_key_id.get_secret_value() if staging_cfg.access_key_id else None,
-            secret_access_key=staging_cfg.secret_access_key.get_secret_value()
-            if staging_cfg.secret_access_key
-            else None,
-            session_token=staging_cfg.session_token.get_secret_value() if staging_cfg.session_token else None,
-        )
     load_spec = LoadSpec(
         table=spec.identity,
         target=TableRef(spec.target_schema, spec.target_table),
@@ -384,9 +396,24 @@ def load_table(registry: ConnectionRegistry, spec: TableSpec, progress: Progress
         key=tuple(info.get("key", ())),
         order_by=tuple(info.get("order_by", ())),
         layout=layout,
-        authorization=authorization,
+        authorization=_authorization(registry, spec) if warehouse.dialect == "redshift" else None,
     )
-    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches)
+    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches, stream)
+
+
+def _authorization(registry: ConnectionRegistry, spec: TableSpec) -> S3Authorization:
+    staging = registry.connections.s3_configs[spec.staging]
+    target = registry.connections.connections.targets[spec.target]
+
+    def secret(value: object) -> str | None:
+        return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+    return S3Authorization(
+        iam_role=target.iam_role,
+        access_key_id=secret(staging.access_key_id),
+        secret_access_key=secret(staging.secret_access_key),
+        session_token=secret(staging.session_token),
+    )
 
 
 def sync_table(
@@ -396,11 +423,32 @@ def sync_table(
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
 ) -> TableRunResult:
-    """Extract then load one table (the older tool's ``sync``)."""
+    """Extract then load one table (the older tool's ``sync``); each batch loads while the next is read."""
     run = TableRunResult(table=spec.name)
-    run.extract = extract_table(registry, spec, previous, options, progress)
+    if options.dry_run:
+        run.extract = extract_table(registry, spec, previous, options, progress)
+        return run
+    staged: queue.Queue[Manifest | None] = queue.Queue()
+    outcome: dict[str, object] = {}
+
+    def load_in_background() -> None:
+        try:
+            outcome["load"] = load_table(registry, spec, progress, iter(staged.get, None))
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+            while staged.get() is not None:  # keep the extractor from waiting on a dead loader
+                pass
+
+    loader = threading.Thread(target=load_in_background, name=f"load-{spec.name}", daemon=True)
+    loader.start()
+    try:
+        run.extract = extract_table(registry, spec, previous, options, progress, on_batch=staged.put)
+    finally:
+        staged.put(None)
+        loader.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    run.load = outcome["load"]  # type: ignore[assignment]
     run.timings.extract_seconds = run.extract.seconds
-    if not options.dry_run:
-        run.load = load_table(registry, spec, progress)
-        run.timings.load_seconds = run.load.seconds
+    run.timings.load_seconds = run.load.seconds
     return run
