@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +90,7 @@ class _Tunnel:
             self.forwarder.stop(force=True)
         except Exception as exc:  # a tunnel that is already broken may complain while closing
             log.debug("closing tunnel %s: %s", self.key, exc)
+        _close_transport(self.forwarder)
 
 
 class _CapturedLog(logging.Handler):
@@ -202,6 +203,7 @@ class TunnelPool:
         capture = _CapturedLog()
         tunnel_log = logging.Logger(f"sshtunnel[{key.bastion}]", logging.INFO)
         tunnel_log.addHandler(capture)
+        forwarder: sshtunnel.SSHTunnelForwarder | None = None
         try:
             forwarder = sshtunnel.SSHTunnelForwarder(
                 (key.bastion_host, key.bastion_port),
@@ -218,6 +220,8 @@ class TunnelPool:
             )
             forwarder.start()
         except Exception as exc:
+            if forwarder is not None:
+                _discard(forwarder)
             detail = "; ".join(capture.errors) or str(exc)
             reachable = _reachable(key, self._connect_timeout)
             if reachable:
@@ -252,6 +256,29 @@ class TunnelPool:
                 "bastion is up and that ssh_tunnel.host and ssh_tunnel.port are right",
                 transient=True,
             ) from None
+
+
+def _discard(forwarder: sshtunnel.SSHTunnelForwarder) -> None:
+    """Release what a failed ``start()`` left behind, without ``stop()``.
+
+    After a refused session sshtunnel has already bound its local listeners but never served
+    them, and ``stop()`` then waits forever in ``socketserver.shutdown()``; it also leaves the
+    SSH socket open. Close both directly.
+    """
+    for server in getattr(forwarder, "_server_list", []):
+        with suppress(Exception):
+            server.server_close()
+    _close_transport(forwarder)
+
+
+def _close_transport(forwarder: sshtunnel.SSHTunnelForwarder) -> None:
+    transport = getattr(forwarder, "_transport", None)
+    if transport is None:
+        return
+    with suppress(Exception):
+        transport.close()
+    with suppress(Exception):
+        transport.sock.close()  # close() skips this once the session is no longer active
 
 
 def _reachable(key: TunnelKey, timeout: float) -> bool:
