@@ -41,7 +41,7 @@ from sync_platform.warehouse import (
 )
 
 log = logging.getLogger(__name__)
-COPY_READ_ROWS = 65_536
+COPY_READ_ROWS = 32_768
 
 
 class LoadError(RuntimeError):
@@ -95,13 +95,17 @@ class _CsvStream(io.RawIOBase):
 
 
 def _csv_chunks(store: StagingStore, manifest: Manifest) -> Iterator[bytes]:
+    """The batch's rows as CSV, one row group at a time (memory stays at one row group)."""
     for part in manifest.files:
         with store.open_read(part.key) as handle:
-            parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(batch_size=COPY_READ_ROWS):
-                sink = io.BytesIO()
-                write_copy_csv(batch, sink)
-                yield sink.getvalue()
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            for index in range(parquet.num_row_groups):
+                group = parquet.read_row_group(index)
+                for batch in group.to_batches(max_chunksize=COPY_READ_ROWS):
+                    sink = io.BytesIO()
+                    write_copy_csv(batch, sink)
+                    yield sink.getvalue()
+                del group
 
 
 class TableLoader:

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 DEFAULT_BATCH_MAX_ROWS = 500_000  # rows per manifested batch: loads overlap extraction; a crash redoes at most this
-READ_BATCH_ROWS = 100_000
+READ_BATCH_ROWS = 50_000
 LOCK_WAIT_SECONDS = 0
 
 
