@@ -163,7 +163,11 @@ class BatchStager:
         watermark_end: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Manifest:
-        """Upload the last part, then the COPY manifest, then ``_manifest.json``: the batch is committed."""
+        """Upload the last part, then the COPY manifest, then ``_manifest.json``: the batch is committed.
+
+        A batch with no rows still commits (its watermark range is durable) but lists no files;
+        Redshift's COPY refuses an empty manifest, so loaders skip such batches.
+        """
         if self._done:
             raise StagingError(f"batch {self.batch_id} is already finished or aborted")
         self._close_part()
