@@ -12,6 +12,8 @@ import io
 import itertools
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,8 +38,8 @@ from sync_platform.warehouse import (
     TableRef,
     WarehouseColumn,
     WarehouseDialect,
+    copy_text,
     dialect_for,
-    write_copy_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -72,39 +74,70 @@ def logical_from_dict(data: dict) -> object:
     return LogicalType(Kind(data["kind"]), data.get("length"), data.get("precision"), data.get("scale"))
 
 
-class _CsvStream(io.RawIOBase):
-    """A file-like view of CSV chunks for ``cursor.copy_expert`` (bounded memory)."""
+class _CopyStream(io.RawIOBase):
+    """A file-like view of COPY text chunks for ``cursor.copy_expert`` (bounded memory).
 
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
+    The chunks are produced in a background thread, a few ahead, so encoding the next rows
+    overlaps with PostgreSQL parsing the previous ones instead of alternating with it.
+    """
+
+    def __init__(self, chunks: Iterator[memoryview], ahead: int = 3):
+        self._queue: queue.Queue[memoryview | BaseException | None] = queue.Queue(maxsize=ahead)
         self._buffer = memoryview(b"")
+        self._done = False
+        self._stop = threading.Event()
+        self._producer = threading.Thread(target=self._produce, args=(chunks,), name="copy-text", daemon=True)
+        self._producer.start()
+
+    def _produce(self, chunks: Iterator[memoryview]) -> None:
+        try:
+            for chunk in chunks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(None)
+        except BaseException as exc:  # handed to the reader, raised in the COPY's thread
+            self._queue.put(exc)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
-            try:
-                self._buffer = memoryview(next(self._chunks))
-            except StopIteration:
+            if self._done:
                 return 0
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._buffer = memoryview(item)
         size = min(len(target), len(self._buffer))
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]  # a view: no copy of the rest
         return size
 
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
 
-def _csv_chunks(store: StagingStore, manifest: Manifest) -> Iterator[bytes]:
-    """The batch's rows as CSV, one row group at a time (memory stays at one row group)."""
+
+def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview]:
+    """The batch's rows as COPY text, one row group at a time (memory stays at one row group)."""
     for part in manifest.files:
         with store.open_read(part.key) as handle:
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             for index in range(parquet.num_row_groups):
                 group = parquet.read_row_group(index)
                 for batch in group.to_batches(max_chunksize=COPY_READ_ROWS):
-                    sink = io.BytesIO()
-                    write_copy_csv(batch, sink)
-                    yield sink.getvalue()
+                    yield copy_text(batch)
                 del group
 
 
@@ -335,9 +368,10 @@ class TableLoader:
         try:
             sql = (
                 f"COPY {self.dialect.table_sql(qualified)} ({self.dialect.column_list(columns)}) "
-                "FROM STDIN WITH (FORMAT csv)"
+                "FROM STDIN WITH (FORMAT text)"
             )
-            cursor.copy_expert(sql, _CsvStream(_csv_chunks(self.store, manifest)), size=1 << 20)
+            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
+                cursor.copy_expert(sql, stream, size=1 << 20)
         except psycopg2.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT sp_direct_copy")
             return False
@@ -364,9 +398,8 @@ class TableLoader:
         cursor.execute(d.drop_stage(stage))
         cursor.execute(d.create_stage(stage, columns, layout=self.spec.layout))
         if isinstance(d, PostgresDialect):
-            cursor.copy_expert(
-                d.copy_from_stdin(stage, columns), _CsvStream(_csv_chunks(self.store, manifest)), size=1 << 20
-            )
+            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
+                cursor.copy_expert(d.copy_from_stdin(stage, columns), stream, size=1 << 20)
         else:
             if self.spec.authorization is None:
                 raise LoadError(f"{self.spec.table}: Redshift COPY needs iam_role on the target or S3 keys")

@@ -22,7 +22,7 @@ from sync_platform.warehouse.dialect import (
     WarehouseDialect,
     quote_identifier,
 )
-from sync_platform.warehouse.postgres import PostgresDialect, arrow_batch_to_copy_bytes, write_copy_csv
+from sync_platform.warehouse.postgres import PostgresDialect, arrow_batch_to_copy_bytes, copy_text
 from sync_platform.warehouse.redshift import CopyStatement, LayoutError, RedshiftDialect, S3Authorization
 
 __all__ = [
@@ -45,9 +45,9 @@ __all__ = [
     "WarehouseColumn",
     "WarehouseDialect",
     "arrow_batch_to_copy_bytes",
+    "copy_text",
     "dialect_for",
     "quote_identifier",
-    "write_copy_csv",
 ]
 
 _DIALECTS: dict[str, type[WarehouseDialect]] = {"postgres": PostgresDialect, "redshift": RedshiftDialect}

@@ -1,26 +1,24 @@
-"""PostgreSQL: the local warehouse and Redshift's stand-in in tests.
+r"""PostgreSQL: the local warehouse and Redshift's stand-in in tests.
 
 Differences from the shared SQL: DISTINCT ON for the per-key dedup, keys declared (and
-enforced), and the stage filled by ``COPY … FROM STDIN`` in CSV produced straight from Arrow by
-``arrow_batch_to_copy_bytes``.
+enforced), and the stage filled by ``COPY … FROM STDIN`` in PostgreSQL's text format, produced
+straight from Arrow by ``arrow_batch_to_copy_bytes``.
 
-CSV was chosen because pyarrow writes it in C++ (about 0.4 s per million 12-column rows here) and
-its conventions match PostgreSQL's CSV exactly: NULL is an unquoted empty field, an empty string
-is a quoted ``""``, every string is quoted. Two column kinds need help first:
-- ``timestamp[us, tz]``: pyarrow's CSV formatting of zoned timestamps goes through the time-zone
-  database (~40× slower), so they are written as naive UTC text with a ``+00`` suffix;
-- binary: PostgreSQL's CSV takes ``bytea`` as ``\\x`` + hex, built here with numpy (no row loop).
+Text format was chosen over CSV because PostgreSQL parses it about 20 % faster (2 M rows: 5.8 s
+against 7.0 s here), and the server is the slowest step of a load. Every column is cast to text by
+Arrow (vectorized), backslash, tab, newline and carriage return are escaped, NULL is ``\N``, and
+one element-wise join builds the lines. Two column kinds need help first:
+- ``timestamp[us, tz]``: written as naive UTC text with a ``+00`` suffix;
+- binary: ``bytea`` as ``\\x`` + hex, built with numpy (no row loop).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from sync_platform.warehouse.dialect import WarehouseColumnLike, WarehouseDialect
 
@@ -50,37 +48,56 @@ class PostgresDialect(WarehouseDialect):
 
     def copy_from_stdin(self, stage: str, columns: Sequence[WarehouseColumnLike | str]) -> str:
         """COPY for ``cursor.copy_expert``; feed it ``arrow_batch_to_copy_bytes`` output."""
-        return f"COPY {self.quote(stage)} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT csv)"
+        return f"COPY {self.quote(stage)} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
+
+
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_NEEDS_ESCAPE = r"[\\\t\n\r]"
+_TAB, _NEWLINE, _EMPTY = (pa.scalar(t, pa.large_string()) for t in ("\t", "\n", ""))
+_UTC_SUFFIX, _BACKSLASH = pa.scalar("+00", pa.large_string()), pa.scalar("\\", pa.large_string())
 
 
 def arrow_batch_to_copy_bytes(batch: pa.RecordBatch | pa.Table) -> bytes:
-    """One Arrow batch as PostgreSQL CSV for ``COPY … FROM STDIN WITH (FORMAT csv)``, columns in order.
+    """Rows as PostgreSQL COPY text format (``FORMAT text``: tab-separated, ``\\N`` for NULL), columns in order.
 
     Exact for every staged type: NULL vs empty string, decimals, float32/64 (shortest round-trip
     text), dates and timestamps from year 1 to 9999, zoned timestamps (as UTC), JSON text, bytea.
     """
-    sink = io.BytesIO()
-    write_copy_csv(batch, sink)
-    return sink.getvalue()
+    if isinstance(batch, pa.Table):
+        return b"".join(bytes(copy_text(b)) for b in batch.to_batches())
+    return bytes(copy_text(batch))
 
 
-def write_copy_csv(batch: pa.RecordBatch | pa.Table, sink: io.RawIOBase | io.BufferedIOBase | str) -> None:
-    """Like ``arrow_batch_to_copy_bytes`` but writes into a file-like object (for streaming)."""
-    arrays = [_copy_ready(column) for column in batch.columns]
-    table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=65536))
+def copy_text(batch: pa.RecordBatch) -> memoryview:
+    """Like ``arrow_batch_to_copy_bytes`` for one batch, without copying the result."""
+    if batch.num_rows == 0:
+        return memoryview(b"")
+    columns = [_text_column(column) for column in batch.columns]
+    lines = pc.binary_join_element_wise(*columns, _TAB) if len(columns) > 1 else columns[0]
+    lines = pc.binary_join_element_wise(lines, _NEWLINE, _EMPTY)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
-def _copy_ready(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def _text_column(column: pa.Array) -> pa.Array:
+    """One column as COPY text values (large_string), NULL as ``\\N``."""
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.tz is not None:
         naive_utc = column.cast(pa.timestamp(kind.unit))  # same instants, read as UTC wall-clock
-        return pc.binary_join_element_wise(pc.cast(naive_utc, pa.string()), pa.scalar("+00"), "")
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        if isinstance(column, pa.ChunkedArray):
-            return pa.chunked_array([_bytea_hex(chunk) for chunk in column.chunks], type=pa.large_string())
-        return _bytea_hex(column)
-    return column
+        text = pc.binary_join_element_wise(pc.cast(naive_utc, pa.large_string()), _UTC_SUFFIX, _EMPTY)
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        hexed = _bytea_hex(column)  # "\x…"; the text format needs its backslash doubled
+        text = pc.binary_join_element_wise(_BACKSLASH, hexed, _EMPTY)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = column.cast(pa.large_string())
+        if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+            for plain, escaped in _ESCAPES:
+                text = pc.replace_substring(text, plain, escaped)
+    else:
+        text = pc.cast(column, pa.large_string())
+    if column.null_count:
+        text = pc.fill_null(text, pa.scalar("\\N", pa.large_string()))
+    return text
 
 
 def _bytea_hex(array: pa.Array) -> pa.Array:

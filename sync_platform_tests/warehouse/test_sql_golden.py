@@ -156,7 +156,7 @@ def test_stage_golden() -> None:
     assert PG.stage_name(ORDERS, "r1") == "orders__sp_stage_r1"
     assert len(PG.stage_name(TableRef("s", "t" * 63), "run-token").encode()) <= 63
     assert PG.copy_from_stdin(STAGE, COLUMNS) == (
-        'COPY "orders__sp_stage" ("id", "na""me `x`", "doc", "updated_at") FROM STDIN WITH (FORMAT csv)'
+        'COPY "orders__sp_stage" ("id", "na""me `x`", "doc", "updated_at") FROM STDIN WITH (FORMAT text)'
     )
 
 
