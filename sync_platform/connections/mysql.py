@@ -12,7 +12,8 @@ import pymysql.connections
 
 from sync_platform.configuration.models import MySQLSourceConfig
 from sync_platform.connections.retry import ConnectionFailure, RetryPolicy, is_transient_db_error, mask_secrets
-from sync_platform.connections.ssh_tunnel import TunnelPool, describe
+from sync_platform.connections.server import TunnelledServer
+from sync_platform.connections.ssh_tunnel import TunnelPool
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 SESSION_SETUP = "SET time_zone = '+00:00', net_write_timeout = 3600"
 
 
-class MySQLSource:
+class MySQLSource(TunnelledServer):
     """One configured source. Cheap to build; nothing is opened until ``endpoint()``/``connect()``."""
+
+    cfg: MySQLSourceConfig
 
     def __init__(
         self,
@@ -33,52 +36,12 @@ class MySQLSource:
         retry: RetryPolicy | None = None,
         read_timeout: float | None = None,
     ):
-        self.name = name
-        self.cfg = cfg
-        self._tunnels = tunnels
-        self._retry = retry or RetryPolicy()
+        super().__init__(name, cfg, tunnels, retry=retry)
         self._read_timeout = read_timeout
 
     @property
     def database(self) -> str:
         return self.cfg.database
-
-    @property
-    def tunnelled(self) -> bool:
-        return bool(self.cfg.ssh_tunnel and self.cfg.ssh_tunnel.enabled)
-
-    @property
-    def address(self) -> str:
-        """``host:port`` as configured (seen from the bastion when tunnelled); safe to print."""
-        via = f" via SSH bastion {describe(self.cfg.ssh_tunnel)}" if self.tunnelled and self.cfg.ssh_tunnel else ""
-        return f"{self.cfg.host}:{self.cfg.port}{via}"
-
-    def secrets(self) -> list[str]:
-        """Every secret this source knows, for masking error text."""
-        found = [self.cfg.password.get_secret_value()]
-        tunnel = self.cfg.ssh_tunnel
-        if tunnel is not None:
-            for secret in (tunnel.password, tunnel.private_key_passphrase):
-                if secret is not None:
-                    found.append(secret.get_secret_value())
-        return [s for s in found if s]
-
-    def tunnel_state(self) -> str | None:
-        """None without a tunnel, else the bastion and whether the tunnel is open now."""
-        tunnel = self.cfg.ssh_tunnel
-        if not self.tunnelled or tunnel is None:
-            return None
-        return f"{describe(tunnel)}: {self._tunnels.state(tunnel, self.cfg.host, self.cfg.port)}"
-
-    @contextmanager
-    def endpoint(self) -> Iterator[tuple[str, int]]:
-        """The ``(host, port)`` a client should dial: the local end of the tunnel, or the server itself."""
-        tunnel = self.cfg.ssh_tunnel
-        if self.tunnelled and tunnel is not None:
-            with self._tunnels.open(tunnel, self.cfg.host, self.cfg.port) as local:
-                yield local
-        else:
-            yield self.cfg.host, self.cfg.port
 
     def connection_url(self, host: str, port: int) -> str:
         """``mysql://user:pass@host:port/db`` for connectorx. Holds the password: never log it."""

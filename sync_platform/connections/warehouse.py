@@ -16,28 +16,17 @@ import psycopg2.extensions
 
 from sync_platform.configuration.models import WarehouseTargetConfig
 from sync_platform.connections.retry import ConnectionFailure, RetryPolicy, is_transient_db_error, mask_secrets
-from sync_platform.connections.ssh_tunnel import TunnelPool, describe
+from sync_platform.connections.server import TunnelledServer
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "sync_platform"
 
 
-class Warehouse:
+class Warehouse(TunnelledServer):
     """One configured target. Cheap to build; nothing is opened until ``endpoint()``/``connect()``."""
 
-    def __init__(
-        self,
-        name: str,
-        cfg: WarehouseTargetConfig,
-        tunnels: TunnelPool,
-        *,
-        retry: RetryPolicy | None = None,
-    ):
-        self.name = name
-        self.cfg = cfg
-        self._tunnels = tunnels
-        self._retry = retry or RetryPolicy()
+    cfg: WarehouseTargetConfig
 
     @property
     def dialect(self) -> Literal["redshift", "postgres"]:
@@ -51,43 +40,6 @@ class Warehouse:
     @property
     def port(self) -> int:
         return self.cfg.effective_port
-
-    @property
-    def tunnelled(self) -> bool:
-        return bool(self.cfg.ssh_tunnel and self.cfg.ssh_tunnel.enabled)
-
-    @property
-    def address(self) -> str:
-        """``host:port`` as configured (seen from the bastion when tunnelled); safe to print."""
-        via = f" via SSH bastion {describe(self.cfg.ssh_tunnel)}" if self.tunnelled and self.cfg.ssh_tunnel else ""
-        return f"{self.cfg.host}:{self.port}{via}"
-
-    def secrets(self) -> list[str]:
-        """Every secret this target knows, for masking error text."""
-        found = [self.cfg.password.get_secret_value()]
-        tunnel = self.cfg.ssh_tunnel
-        if tunnel is not None:
-            for secret in (tunnel.password, tunnel.private_key_passphrase):
-                if secret is not None:
-                    found.append(secret.get_secret_value())
-        return [s for s in found if s]
-
-    def tunnel_state(self) -> str | None:
-        """None without a tunnel, else the bastion and whether the tunnel is open now."""
-        tunnel = self.cfg.ssh_tunnel
-        if not self.tunnelled or tunnel is None:
-            return None
-        return f"{describe(tunnel)}: {self._tunnels.state(tunnel, self.cfg.host, self.port)}"
-
-    @contextmanager
-    def endpoint(self) -> Iterator[tuple[str, int]]:
-        """The ``(host, port)`` a client should dial: the local end of the tunnel, or the server itself."""
-        tunnel = self.cfg.ssh_tunnel
-        if self.tunnelled and tunnel is not None:
-            with self._tunnels.open(tunnel, self.cfg.host, self.port) as local:
-                yield local
-        else:
-            yield self.cfg.host, self.port
 
     @contextmanager
     def connect(
