@@ -461,6 +461,14 @@ class WarehouseDialect:
             f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}",
         )
 
+    def _replacement_rows(
+        self, stage: str, columns: Sequence[WarehouseColumnLike], key: Sequence[str], order_by: Sequence[str]
+    ) -> str:
+        """The stage's rows for a full replace: the latest per key when there is a key."""
+        if key:
+            return self.deduplicated_rows(stage, columns, key, order_by)
+        return f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
+
     def replace_plan(
         self,
         target: TableRef,
@@ -478,11 +486,7 @@ class WarehouseDialect:
         """
         new = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_new", self.max_identifier_bytes))
         old = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_old", self.max_identifier_bytes))
-        rows = (
-            self.deduplicated_rows(stage, columns, key, order_by)
-            if key
-            else f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
-        )
+        rows = self._replacement_rows(stage, columns, key, order_by)
         prepare = (
             self.drop_table(new),
             self.drop_table(old),
@@ -506,11 +510,7 @@ class WarehouseDialect:
         order_by: Sequence[str] = (),
     ) -> tuple[str, ...]:
         """Atomic replace keeping the table itself (grants, views): DELETE all + INSERT, one transaction."""
-        rows = (
-            self.deduplicated_rows(stage, columns, key, order_by)
-            if key
-            else f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
-        )
+        rows = self._replacement_rows(stage, columns, key, order_by)
         return (
             f"DELETE FROM {self.table_sql(target)}",
             f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) {rows}",
