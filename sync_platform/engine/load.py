@@ -319,7 +319,7 @@ class TableLoader:
             plan = d.replace_plan(spec.target, "", columns, key=spec.key, order_by=spec.order_by, layout=spec.layout)
             for statement in plan.prepare:
                 cursor.execute(statement)
-            if not self._copy_direct(cursor, manifest, plan.new_table.name, columns, qualified=plan.new_table):
+            if not self._copy_direct(cursor, manifest, columns, plan.new_table):
                 stage = self._fill_stage(cursor, manifest, columns)
                 plan = d.replace_plan(
                     spec.target, stage, columns, key=spec.key, order_by=spec.order_by, layout=spec.layout
@@ -329,9 +329,7 @@ class TableLoader:
             for statement in plan.swap:
                 cursor.execute(statement)
             return
-        if self._target_is_empty(cursor) and self._copy_direct(
-            cursor, manifest, spec.target.name, columns, qualified=spec.target
-        ):
+        if self._initial and self._copy_direct(cursor, manifest, columns, spec.target):
             return
         stage = self._fill_stage(cursor, manifest, columns)
         if spec.write_mode == "merge":
@@ -350,10 +348,8 @@ class TableLoader:
         self,
         cursor: psycopg2.extensions.cursor,
         manifest: Manifest,
-        table_name: str,
         columns: list[WarehouseColumn],
-        *,
-        qualified: TableRef,
+        table: TableRef,
     ) -> bool:
         """PostgreSQL fast path: COPY straight into an empty table whose declared key catches duplicates.
 
@@ -362,14 +358,11 @@ class TableLoader:
         """
         if not isinstance(self.dialect, PostgresDialect):
             return False
-        if self.spec.key and not self._has_unique_key(cursor, qualified):
+        if self.spec.key and not self._has_unique_key(cursor, table):
             return False  # without an enforced key a duplicate would go unnoticed: use the stage
         cursor.execute("SAVEPOINT sp_direct_copy")
         try:
-            sql = (
-                f"COPY {self.dialect.table_sql(qualified)} ({self.dialect.column_list(columns)}) "
-                "FROM STDIN WITH (FORMAT text)"
-            )
+            sql = self.dialect.copy_from_stdin(table, columns)
             with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
                 cursor.copy_expert(sql, stream, size=1 << 20)
         except psycopg2.errors.UniqueViolation:

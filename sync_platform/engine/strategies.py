@@ -75,6 +75,9 @@ class ReadPlan:
     max_rows: int | None = None  # the run's cap (--limit / --max-chunks)
     custom_query: str | None = None
     watermark_columns: tuple[str, ...] = ()  # what the run's watermark records
+    bound_column: CursorColumn | None = None  # the column lower_from/ceiling apply to (default: keyset[0])
+    index_hint: str = ""  # e.g. FORCE INDEX (PRIMARY) for a snapshot in key order
+    snapshot: bool = False  # an initial read in primary-key order (see snapshot_plan)
 
     @property
     def keyset_names(self) -> tuple[str, ...]:
@@ -85,7 +88,7 @@ class ReadPlan:
         if self.custom_query is not None:
             return self._custom_page_sql(select_list, after, limit)
         conditions = self._conditions(after)
-        sql = f"SELECT {select_list} FROM {self.table_sql}"
+        sql = f"SELECT {select_list} FROM {self.table_sql}{self.index_hint}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         if self.keyset:
@@ -102,8 +105,8 @@ class ReadPlan:
 
     def _bounds(self) -> list[str]:
         out: list[str] = []
-        if self.keyset:
-            first = self.keyset[0]
+        first = self.bound_column or (self.keyset[0] if self.keyset else None)
+        if first is not None:
             column = quote_mysql(first.name)
             if self.lower_from is not None:
                 out.append(f"{column} >= {literal(first, self.lower_from)}")
@@ -436,6 +439,40 @@ def build_plan(
     if start is not None:
         return replace(plan, lower_from=start)  # re-read the window; loads merge, so this is idempotent
     return replace(plan, after=previous)
+
+
+def snapshot_plan(plan: ReadPlan, choice: StrategyChoice, source: SourceTableLike) -> ReadPlan | None:
+    """The first run's read of a keyed table in primary-key order, or None when it does not apply.
+
+    Reading the clustered primary key is several times cheaper for MySQL than walking the cursor's
+    secondary index (2 M rows here: 1.5 s against 5.3 s). Every row with a cursor value up to the
+    ceiling is read, so afterwards the watermark ``(ceiling, last key)`` is exact. It applies only to
+    an uncapped first run of hybrid / timestamp_only whose tiebreaker is the primary key, merged by
+    key: a crash mid-snapshot restarts it, and the merge makes the repeat idempotent.
+    """
+    key = choice.primary_key
+    if (
+        choice.strategy not in ("hybrid", "timestamp_only")
+        or plan.after is not None
+        or plan.lower_from is not None
+        or plan.max_rows is not None
+        or plan.ceiling is None
+        or choice.write_mode != "merge"
+        or not key
+        or tuple(choice.id_columns) != tuple(key)
+        or not plan.keyset
+    ):
+        return None
+    types = {c.name: c.data_type for c in source.columns}
+    keyset = tuple(CursorColumn(k, cursor_kind(types[k], as_timestamp=False)) for k in key)
+    return replace(
+        plan,
+        keyset=keyset,
+        unique_keyset=True,
+        bound_column=plan.keyset[0],
+        index_hint=" FORCE INDEX (PRIMARY)",
+        snapshot=True,
+    )
 
 
 def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_where: str | None) -> str:

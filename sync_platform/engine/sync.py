@@ -40,6 +40,7 @@ from sync_platform.engine.strategies import (
     null_cursor_query,
     render_custom_query,
     run_cap,
+    snapshot_plan,
     table_sql,
 )
 from sync_platform.engine.typemap import TableMapping, map_table
@@ -209,6 +210,9 @@ def extract_table(
                 (nulls,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
                 result.null_cursor_rows = int(nulls or 0)
         plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
+        plan = snapshot_plan(plan, choice, source_table) or plan
+        if plan.snapshot:
+            say(f"{spec.name}: first run: reading in primary-key order up to {choice.timestamp_column} <= {ceiling}")
         result.ceiling = ceiling
         result.watermark_before = resume
         if options.dry_run:
@@ -338,12 +342,12 @@ def _stream_to_stage(
         if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
             pages_seen = reader.pages
             if stager is not None and stager.rows >= options.batch_max_rows and not single_batch:
-                close_stager(_position(plan, reader.last, resume))
+                close_stager(_position(plan, reader.last, resume, final=False))
         if stager is None:
             stager = open_stager()
         stager.write(batch)
         result.rows += batch.num_rows
-    end = _position(plan, reader.last, resume) if plan.watermark_columns else Watermark()
+    end = _position(plan, reader.last, resume, final=not reader.capped) if plan.watermark_columns else Watermark()
     close_stager(end)
     if stager is None and not result.batches:
         result.watermark = end if plan.watermark_columns else resume
@@ -362,9 +366,16 @@ def _logical_dict(logical: object) -> dict:
     }  # type: ignore[attr-defined]
 
 
-def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark) -> Watermark:
+def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark, *, final: bool) -> Watermark:
+    """The watermark after the rows read so far (``last``: keyset values of the last row)."""
     if last is None or not plan.watermark_columns:
         return fallback if plan.watermark_columns else Watermark()
+    if plan.snapshot:
+        # Progress in key order is not a cursor position: only a finished snapshot moves the watermark,
+        # to (ceiling, last key), since every row up to the ceiling has been read.
+        if not final:
+            return fallback
+        return Watermark(dict(zip(plan.watermark_columns, (plan.ceiling, *last), strict=True)))
     return Watermark(dict(zip(plan.keyset_names, last, strict=True)))
 
 

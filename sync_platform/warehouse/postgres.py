@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sync_platform.warehouse.dialect import WarehouseColumnLike, WarehouseDialect
+from sync_platform.warehouse.dialect import TableRef, WarehouseColumnLike, WarehouseDialect
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)  # (256, 2)
@@ -46,9 +46,10 @@ class PostgresDialect(WarehouseDialect):
             f"FROM {self.quote(stage)} ORDER BY {order}"
         )
 
-    def copy_from_stdin(self, stage: str, columns: Sequence[WarehouseColumnLike | str]) -> str:
-        """COPY for ``cursor.copy_expert``; feed it ``arrow_batch_to_copy_bytes`` output."""
-        return f"COPY {self.quote(stage)} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
+    def copy_from_stdin(self, table: str | TableRef, columns: Sequence[WarehouseColumnLike | str]) -> str:
+        """COPY for ``cursor.copy_expert`` into a stage (by name) or a table; feed it ``copy_text`` output."""
+        name = self.table_sql(table) if isinstance(table, TableRef) else self.quote(table)
+        return f"COPY {name} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
 
 
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))

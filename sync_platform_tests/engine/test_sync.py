@@ -62,18 +62,41 @@ def test_initial_load_then_updates_and_inserts_are_merged(harness: Harness) -> N
 
 
 def test_rows_sharing_a_timestamp_across_a_page_edge_all_arrive(harness: Harness) -> None:
-    create_orders(harness, "ties", 0)
-    same = dt.datetime(2025, 3, 1, 12, 0, 0)
-    harness.mysql.executemany(
-        "INSERT INTO ties VALUES (%s, %s, %s, %s, %s)", [(i, "t", "1.00", same, None) for i in range(1, 26)]
-    )
+    create_orders(harness, "ties", 1)  # the first run (a snapshot in key order) reads this row
     harness.set_tables({f"{harness.mysql.name}.ties": hybrid(lookback=0)}, processing={"batch_size": 10})
-    assert harness.sync("ties").extract.rows == 25
-    assert assert_same(harness, "ties", COLUMNS, "id") == 25
-    # A row arriving later with the cursor value equal to the stored maximum arrives exactly once.
-    harness.mysql.execute("INSERT INTO ties VALUES (26, 't', '1.00', %s, NULL)", (same,))
     assert harness.sync("ties").extract.rows == 1
+    same = dt.datetime(2025, 3, 1, 12, 0, 0)
+    harness.mysql.executemany("INSERT INTO ties VALUES (%s, %s, %s, %s, %s)",
+                              [(i, "t", "1.00", same, None) for i in range(2, 27)])
+    # 25 rows with one timestamp, read in pages of 10 on (updated_at, id): every page edge cuts the tie.
+    assert harness.sync("ties").extract.rows == 25
     assert assert_same(harness, "ties", COLUMNS, "id") == 26
+    # A row arriving later with the cursor value equal to the stored maximum arrives exactly once.
+    harness.mysql.execute("INSERT INTO ties VALUES (27, 't', '1.00', %s, NULL)", (same,))
+    assert harness.sync("ties").extract.rows == 1
+    assert assert_same(harness, "ties", COLUMNS, "id") == 27
+
+
+def test_first_run_reads_in_key_order_up_to_the_ceiling_and_sets_an_exact_watermark(harness: Harness) -> None:
+    h = harness
+    create_orders(h, "snapshot", 0)
+    now = h.mysql.query("SELECT NOW(6)")[0][0]
+    old = now - dt.timedelta(hours=1)
+    # Timestamps fall as keys rise: in cursor order the last row would be id 1, in key order id 50.
+    h.mysql.executemany("INSERT INTO snapshot VALUES (%s, 'r', '1.00', %s, NULL)",
+                        [(i, old - dt.timedelta(seconds=i)) for i in range(1, 51)])
+    h.mysql.execute("INSERT INTO snapshot VALUES (99, 'fresh', '1.00', %s, NULL)", (now,))  # inside safety lag
+    h.set_tables({f"{h.mysql.name}.snapshot": hybrid(lookback=0, safety_lag="30s")}, processing={"batch_size": 7})
+    first = h.sync("snapshot")
+    assert first.extract.rows == 50  # the fresh row waits for a run whose ceiling has passed it
+    ceiling = first.extract.ceiling
+    assert h.watermarks["snapshot"].position == {"updated_at": ceiling, "id": 50}
+    # A row committed later with the cursor exactly at the watermark still arrives.
+    h.mysql.execute("INSERT INTO snapshot VALUES (100, 'tie', '1.00', %s, NULL)", (ceiling,))
+    second = h.sync("snapshot")
+    assert second.extract.rows == 1
+    target = h.pg.query(f"SELECT id FROM {h.target('snapshot')} ORDER BY id")
+    assert [r[0] for r in target] == [*range(1, 51), 100]
 
 
 def test_ties_without_a_key_page_safely_and_load_once(harness: Harness) -> None:
