@@ -22,12 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import paramiko
-import sshtunnel
+from typing import TYPE_CHECKING
 
 from sync_platform.configuration.models import SSHTunnelConfig
 from sync_platform.connections.retry import ConnectionFailure, mask_secrets
+
+if TYPE_CHECKING:  # imported where a tunnel is opened: most runs never need an SSH stack in memory
+    import paramiko
+    import sshtunnel
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,8 @@ class TunnelPool:
         capture = _CapturedLog()
         tunnel_log = logging.Logger(f"sshtunnel[{key.bastion}]", logging.INFO)
         tunnel_log.addHandler(capture)
+        import sshtunnel
+
         forwarder: sshtunnel.SSHTunnelForwarder | None = None
         try:
             forwarder = sshtunnel.SSHTunnelForwarder(
@@ -290,6 +294,8 @@ def _reachable(key: TunnelKey, timeout: float) -> bool:
 
 
 def _load_key(spec: SSHTunnelConfig, key: TunnelKey) -> paramiko.PKey:
+    import paramiko
+
     path = Path(spec.private_key_path or "").expanduser()
     passphrase = spec.private_key_passphrase.get_secret_value() if spec.private_key_passphrase else None
     if not path.is_file():

@@ -43,7 +43,7 @@ from sync_platform.warehouse import (
 )
 
 log = logging.getLogger(__name__)
-COPY_READ_ROWS = 32_768
+COPY_READ_ROWS = 8_192
 
 
 class LoadError(RuntimeError):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.strategies import ReadPlan, keyset_after, literal, quote_mysql
 from sync_platform.engine.watermark import CursorValue
 
@@ -77,6 +78,7 @@ class PageReader:
             last_batch = batch
             yield batch
         self.pages += 1
+        checkpoint("extract.page")
         if last_batch is not None and self.key_fields:
             self.last = self._position(last_batch)
         return count

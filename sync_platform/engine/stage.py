@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sync_platform.connections.staging.store import StagingStore
+from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import (
     COPY_MANIFEST_NAME,
     MANIFEST_NAME,
@@ -193,7 +194,9 @@ class BatchStager:
         )
         copy = copy_manifest(manifest.files, self.store.uri)
         self.store.put_bytes(manifest.copy_manifest_key, json.dumps(copy, indent=1).encode())
+        checkpoint("stage.before_manifest")
         self.store.put_bytes(manifest.manifest_key, manifest.to_json().encode())  # the commit point
+        checkpoint("stage.after_manifest")
         self._done = True
         self._cleanup()
         return manifest

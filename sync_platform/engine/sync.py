@@ -24,6 +24,7 @@ from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.extract import read_batches
 from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
+from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_source_table
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 DEFAULT_BATCH_MAX_ROWS = 500_000  # rows per manifested batch: loads overlap extraction; a crash redoes at most this
-READ_BATCH_ROWS = 50_000
+READ_BATCH_ROWS = 16_384
 LOCK_WAIT_SECONDS = 0
 
 
@@ -171,6 +172,7 @@ def extract_table(
     ``on_batch`` is called with each batch's manifest as soon as the batch is committed.
     """
     say = progress or (lambda message: log.info(message))
+    tune_allocator()
     started, wall = time.monotonic(), dt.datetime.now(dt.UTC)
     source = registry.source(spec.source)
     store = registry.staging(spec.staging)
