@@ -459,6 +459,7 @@ def snapshot_plan(plan: ReadPlan, choice: StrategyChoice, source: SourceTableLik
         or plan.ceiling is None
         or choice.write_mode != "merge"
         or not key
+        or tuple(key) != tuple(source.primary_key)  # a configured key may have no index to read by
         or tuple(choice.id_columns) != tuple(key)
         or not plan.keyset
     ):

@@ -150,12 +150,17 @@ def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[st
     """The later of the stored watermark and the newest staged batch made after any manual set.
 
     A crash after a batch's manifest but before its watermark was stored must not re-extract it.
+    A batch whose end carries its own ``manual_at`` (a completed full pass) restarts the count.
     """
     resume = previous
     for manifest in staged:
-        if previous.manual_at and manifest.created_at <= previous.manual_at:
+        end = Watermark.from_dict(manifest.watermark_end)
+        if resume.manual_at and manifest.created_at <= resume.manual_at:
             continue
-        resume = later(resume, Watermark.from_dict(manifest.watermark_end), columns)
+        if end.manual_at and (resume.manual_at is None or end.manual_at > resume.manual_at):
+            resume = end
+            continue
+        resume = later(resume, end, columns)
     return resume
 
 
@@ -291,7 +296,8 @@ def _stream_to_stage(
     )
     load_info = {
         "write_mode": choice.write_mode,
-        "key": [mapping.warehouse_name(k) for k in choice.primary_key],
+        # An appended table holds every snapshot: its key is not unique there, so it is not declared.
+        "key": [] if choice.write_mode == "append" else [mapping.warehouse_name(k) for k in choice.primary_key],
         "order_by": [mapping.warehouse_name(c.name) for c in plan.keyset if c.name not in choice.primary_key]
         or [mapping.warehouse_name(k) for k in choice.primary_key],
         "strategy": choice.strategy,
@@ -372,6 +378,10 @@ def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark, *, final:
     """The watermark after the rows read so far (``last``: keyset values of the last row)."""
     if last is None or not plan.watermark_columns:
         return fallback if plan.watermark_columns else Watermark()
+    if plan.strategy == "full_sync" and final:
+        # paginate: a pass that reached the end starts the next one from the first key; the mark
+        # also tells the resume logic that the older batches' positions no longer apply.
+        return Watermark(manual_at=dt.datetime.now(dt.UTC), note="full pass complete")
     if plan.snapshot:
         # Progress in key order is not a cursor position: only a finished snapshot moves the watermark,
         # to (ceiling, last key), since every row up to the ceiling has been read.

@@ -66,8 +66,9 @@ def test_rows_sharing_a_timestamp_across_a_page_edge_all_arrive(harness: Harness
     harness.set_tables({f"{harness.mysql.name}.ties": hybrid(lookback=0)}, processing={"batch_size": 10})
     assert harness.sync("ties").extract.rows == 1
     same = dt.datetime(2025, 3, 1, 12, 0, 0)
-    harness.mysql.executemany("INSERT INTO ties VALUES (%s, %s, %s, %s, %s)",
-                              [(i, "t", "1.00", same, None) for i in range(2, 27)])
+    harness.mysql.executemany(
+        "INSERT INTO ties VALUES (%s, %s, %s, %s, %s)", [(i, "t", "1.00", same, None) for i in range(2, 27)]
+    )
     # 25 rows with one timestamp, read in pages of 10 on (updated_at, id): every page edge cuts the tie.
     assert harness.sync("ties").extract.rows == 25
     assert assert_same(harness, "ties", COLUMNS, "id") == 26
@@ -83,8 +84,10 @@ def test_first_run_reads_in_key_order_up_to_the_ceiling_and_sets_an_exact_waterm
     now = h.mysql.query("SELECT NOW(6)")[0][0]
     old = now - dt.timedelta(hours=1)
     # Timestamps fall as keys rise: in cursor order the last row would be id 1, in key order id 50.
-    h.mysql.executemany("INSERT INTO snapshot VALUES (%s, 'r', '1.00', %s, NULL)",
-                        [(i, old - dt.timedelta(seconds=i)) for i in range(1, 51)])
+    h.mysql.executemany(
+        "INSERT INTO snapshot VALUES (%s, 'r', '1.00', %s, NULL)",
+        [(i, old - dt.timedelta(seconds=i)) for i in range(1, 51)],
+    )
     h.mysql.execute("INSERT INTO snapshot VALUES (99, 'fresh', '1.00', %s, NULL)", (now,))  # inside safety lag
     h.set_tables({f"{h.mysql.name}.snapshot": hybrid(lookback=0, safety_lag="30s")}, processing={"batch_size": 7})
     first = h.sync("snapshot")
@@ -177,6 +180,51 @@ def test_full_sync_replace_reflects_deletes_and_never_duplicates(harness: Harnes
     result = h.sync("snap")
     assert result.load.write_mode == "replace"
     assert assert_same(h, "snap", COLUMNS, "id") == 90
+
+
+def test_full_sync_paginate_spreads_a_full_pass_over_capped_runs(harness: Harness) -> None:
+    h = harness
+    create_orders(h, "pages", 25)
+    h.set_tables({f"{h.mysql.name}.pages": {"cdc_strategy": "full_sync", "full_sync_mode": "paginate"}})
+    assert [h.sync("pages", limit=10).extract.rows for _ in range(3)] == [10, 10, 5]
+    assert h.watermarks["pages"].is_empty  # the pass reached the end: the next one starts over
+    assert assert_same(h, "pages", COLUMNS, "id") == 25
+    h.mysql.execute("UPDATE pages SET name = 'second pass' WHERE id = 2")
+    assert h.sync("pages", limit=10).extract.rows == 10
+    assert h.pg.query(f"SELECT name FROM {h.target('pages')} WHERE id = 2") == [("second pass",)]
+
+
+def test_full_sync_append_adds_a_snapshot_per_run(harness: Harness) -> None:
+    h = harness
+    create_orders(h, "snaps", 4)
+    h.set_tables({f"{h.mysql.name}.snaps": {"cdc_strategy": "full_sync", "full_sync_mode": "append"}})
+    h.sync("snaps")
+    h.sync("snaps")
+    assert h.pg.query(f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {h.target('snaps')}") == [(8, 4)]
+
+
+def test_configured_primary_key_overrides_the_source_key(harness: Harness) -> None:
+    h = harness
+    h.mysql.execute("DROP TABLE IF EXISTS keyless")
+    h.mysql.execute("CREATE TABLE keyless (code VARCHAR(10), v INT, updated_at DATETIME(6), KEY (updated_at))")
+    h.mysql.executemany(
+        "INSERT INTO keyless VALUES (%s, %s, %s)", [(f"c{i}", i, dt.datetime(2025, 1, 1, 0, 0, i)) for i in range(10)]
+    )
+    h.set_tables(
+        {
+            f"{h.mysql.name}.keyless": {
+                "cdc_strategy": "timestamp_only",
+                "cdc_timestamp_column": "updated_at",
+                "primary_key": ["code"],
+                "lookback": 0,
+            }
+        }
+    )
+    h.sync("keyless")
+    h.mysql.execute("UPDATE keyless SET v = 100, updated_at = '2025-02-01' WHERE code = 'c3'")
+    result = h.sync("keyless")
+    assert result.load.write_mode == "merge" and result.extract.rows == 1
+    assert h.pg.query(f"SELECT COUNT(*), SUM(v) FROM {h.target('keyless')}") == [(10, 45 - 3 + 100)]
 
 
 def test_id_only_appends_new_ids(harness: Harness) -> None:
