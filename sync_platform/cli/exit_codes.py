@@ -12,3 +12,28 @@ class ExitCode(IntEnum):
     STAGING = 5  # the staging store (S3 / local directory) failed
     WAREHOUSE = 6  # the warehouse refused a statement (COPY, merge, DDL)
     INTERRUPTED = 130  # Ctrl-C
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code for an error raised by a sync (checked from the most specific class)."""
+    from sync_platform.configuration import ConfigError
+    from sync_platform.connections.retry import ConnectionFailure
+    from sync_platform.connections.ssh_tunnel import TunnelError
+    from sync_platform.engine.extract import ExtractError
+    from sync_platform.engine.load import LoadError
+    from sync_platform.engine.stage import StagingError
+    from sync_platform.engine.strategies import PlanError
+    from sync_platform.engine.typemap import OversizeValueError, UnsupportedColumnType
+    from sync_platform.warehouse import IncompatibleSchemaChange
+
+    classes: list[tuple[tuple[type[BaseException], ...], ExitCode]] = [
+        ((ConfigError, PlanError), ExitCode.CONFIG),
+        ((ConnectionFailure, TunnelError, ExtractError), ExitCode.CONNECTION),
+        ((OversizeValueError, UnsupportedColumnType, IncompatibleSchemaChange), ExitCode.DATA),
+        ((StagingError, OSError), ExitCode.STAGING),
+        ((LoadError,), ExitCode.WAREHOUSE),
+    ]
+    for types, code in classes:
+        if isinstance(error, types):
+            return code
+    return ExitCode.PARTIAL

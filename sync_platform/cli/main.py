@@ -12,6 +12,7 @@ from sync_platform import __version__
 from sync_platform.cli.config_commands import config_group
 from sync_platform.cli.connections_commands import connections_group
 from sync_platform.cli.context import CliContext
+from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
@@ -58,6 +59,7 @@ def cli(
 
 cli.add_command(config_group)
 cli.add_command(connections_group)
+cli.add_command(demo)
 cli.add_command(version)
 cli.add_command(features)
 

@@ -60,12 +60,23 @@ def test_info_status_and_list_never_print_secrets(make_config_dir) -> None:
     document = yaml.safe_load(config.connections_file.read_text())
     document["connections"]["sources"]["src"]["password"] = "${SRC_PASSWORD}"
     config.write("connections.yml", document)
-    config.write("pipelines/p.yml", {"pipeline": {"name": "p", "source": "src", "target": "dw", "s3_config": "stage"},
-                                     "tables": {"a.b": {"cdc_strategy": "full_sync"}}})
+    config.write(
+        "pipelines/p.yml",
+        {
+            "pipeline": {"name": "p", "source": "src", "target": "dw", "s3_config": "stage"},
+            "tables": {"a.b": {"cdc_strategy": "full_sync"}},
+        },
+    )
     env = {"SRC_PASSWORD": SECRET}
     outputs = []
-    for args in (("connections", "info", "src"), ("connections", "info", "stage"), ("config", "status"),
-                 ("connections", "list"), ("config", "show-pipeline", "p", "-v"), ("connections", "health")):
+    for args in (
+        ("connections", "info", "src"),
+        ("connections", "info", "stage"),
+        ("config", "status"),
+        ("connections", "list"),
+        ("config", "show-pipeline", "p", "-v"),
+        ("connections", "health"),
+    ):
         result = run("--config-dir", str(config.path), *args, env=env)
         outputs.append(result.stdout + result.stderr)
         assert result.returncode in (0, 2), (args, result.stderr)
@@ -97,8 +108,12 @@ def test_invalid_config_prints_file_key_and_fix_and_exits_1(tmp_path: Path) -> N
 def test_setup_writes_a_skeleton_that_validates(tmp_path: Path) -> None:
     target = tmp_path / "cfg"
     assert run("--config-dir", str(target), "config", "setup").returncode == 0
-    for relative in ("connections.yml", "pipelines/shop.yml", "environments/production.yml",
-                     "templates/standard_fact_table.yml"):
+    for relative in (
+        "connections.yml",
+        "pipelines/shop.yml",
+        "environments/production.yml",
+        "templates/standard_fact_table.yml",
+    ):
         assert (target / relative).exists()
     assert run("--config-dir", str(target), "config", "setup").returncode == 0  # idempotent, keeps files
     result = run("--config-dir", str(target), "config", "validate-pipeline", "shop", "-v")
@@ -109,8 +124,7 @@ def test_setup_writes_a_skeleton_that_validates(tmp_path: Path) -> None:
 
 
 def test_config_dir_comes_from_the_environment_variable(tmp_path: Path) -> None:
-    result = run("config", "list-pipelines", env={"SYNC_PLATFORM_CONFIG_DIR": str(REPO / "config")},
-                 cwd=tmp_path)
+    result = run("config", "list-pipelines", env={"SYNC_PLATFORM_CONFIG_DIR": str(REPO / "config")}, cwd=tmp_path)
     assert result.returncode == 0 and "shop" in result.stdout
 
 
@@ -119,3 +133,31 @@ def test_version_and_features() -> None:
     assert version.returncode == 0 and "sync-platform 0.1.0" in version.stdout and "dagster 1.13.27" in version.stdout
     features = run("features")
     assert features.returncode == 0 and "hybrid" in features.stdout
+
+
+def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(make_config_dir, mysql_db, pg_db) -> None:
+    config = make_config_dir(target_schema="shop")
+    config.write(
+        "pipelines/shop.yml",
+        {
+            "pipeline": {"name": "shop", "source": "src", "target": "dw", "s3_config": "stage"},
+            "tables": {
+                f"{mysql_db.name}.orders": {
+                    "cdc_strategy": "hybrid",
+                    "cdc_timestamp_column": "updated_at",
+                    "cdc_id_column": "id",
+                },
+                f"{mysql_db.name}.customers": {"cdc_strategy": "full_sync"},
+            },
+        },
+    )
+    first = run("--config-dir", str(config.path), "demo")
+    assert first.returncode == 0, first.stderr
+    assert "rows in target" in first.stdout and "orders" in first.stdout
+    source = mysql_db.query("SELECT COUNT(*) FROM orders WHERE updated_at IS NOT NULL")[0][0]
+    assert pg_db.query('SELECT COUNT(*) FROM "shop"."orders"')[0][0] == source
+    assert pg_db.query('SELECT COUNT(*) FROM "shop"."customers"')[0][0] == 200
+    second = run("--config-dir", str(config.path), "demo")
+    assert second.returncode == 0, second.stderr
+    assert "added 10 for an incremental sync" in second.stdout
+    assert pg_db.query('SELECT COUNT(*) FROM "shop"."orders"')[0][0] == source + 10
