@@ -14,8 +14,9 @@ FEATURES: list[tuple[str, str, str]] = [
     ("Configuration", "connections.yml, pipelines/, environments/, templates/, tables/, ${VAR}", "available"),
     ("Configuration", "v1.0.0 mode from .env variables (default pipeline)", "available"),
     ("Connections", "MySQL / Redshift / PostgreSQL, SSH tunnels shared per bastion, S3 or local staging", "available"),
-    ("CDC", "hybrid, timestamp_only, id_only, full_sync, custom_sql", "engine"),
-    ("Loading", "merge by key, append with load ledger, atomic replace", "engine"),
+    ("CDC", "hybrid, timestamp_only, id_only, full_sync (replace, append, paginate), custom_sql", "available"),
+    ("Loading", "merge by key, append with load ledger, atomic replace; PostgreSQL and Redshift SQL", "available"),
+    ("Demo", "sync-platform demo: local MariaDB -> staging directory -> PostgreSQL", "available"),
     ("Orchestration", "Dagster assets per table, checks, schedules, sensors", "planned"),
     ("CLI", "v1.0.0 sync/backup/watermark/s3clean commands through Dagster", "planned"),
 ]
