@@ -15,6 +15,7 @@ from sync_platform.cli.context import CliContext
 from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
+from sync_platform.cli.s3clean_commands import s3clean_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
 
 
@@ -60,6 +61,7 @@ def cli(
 cli.add_command(config_group)
 cli.add_command(connections_group)
 cli.add_command(demo)
+cli.add_command(s3clean_group)
 cli.add_command(version)
 cli.add_command(features)
 
