@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -355,3 +356,33 @@ def test_timing_guard_engine_reads_in_bounded_pages(harness: Harness) -> None:
     started = time.monotonic()
     assert h.sync("paged").extract.rows == 1000
     assert time.monotonic() - started < 120
+
+
+def test_a_new_source_column_and_a_wider_varchar_reach_the_target(harness: Harness) -> None:
+    h = harness
+    create_orders(h, "evolve", 5)
+    h.set_tables({f"{h.mysql.name}.evolve": hybrid(lookback=0)})
+    h.sync("evolve")
+    h.mysql.execute("ALTER TABLE evolve ADD COLUMN coupon VARCHAR(20) NULL, MODIFY name VARCHAR(200)")
+    h.mysql.execute(
+        "UPDATE evolve SET coupon = 'SPRING', name = %s, updated_at = '2026-01-01' WHERE id = 2", ("x" * 150,)
+    )
+    result = h.sync("evolve")
+    assert any("coupon" in change for change in result.load.schema_changes)
+    assert any("name" in change for change in result.load.schema_changes)
+    assert assert_same(h, "evolve", [*COLUMNS, "coupon"], "id") == 5
+
+
+def test_an_incompatible_source_change_stops_the_table_with_a_clear_error(harness: Harness) -> None:
+    from sync_platform.warehouse import IncompatibleSchemaChange
+
+    h = harness
+    create_orders(h, "breaking", 3)
+    h.set_tables({f"{h.mysql.name}.breaking": hybrid(lookback=0)})
+    h.sync("breaking")
+    h.mysql.execute("ALTER TABLE breaking MODIFY amount VARCHAR(20)")
+    h.mysql.execute("UPDATE breaking SET amount = 'n/a', updated_at = '2026-01-01' WHERE id = 1")
+    with pytest.raises(IncompatibleSchemaChange) as raised:
+        h.sync("breaking")
+    assert "amount" in str(raised.value)
+    assert h.pg.query(f"SELECT amount FROM {h.target('breaking')} WHERE id = 1") == [(Decimal("1.25"),)]
