@@ -26,6 +26,7 @@ from sync_platform.connections.staging.store import StagingStore
 from sync_platform.connections.warehouse import Warehouse
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
+from sync_platform.engine.typemap import Kind, LogicalType
 from sync_platform.engine.watermark import Watermark
 from sync_platform.warehouse import (
     IncompatibleSchemaChange,
@@ -68,9 +69,7 @@ def columns_of(manifest: Manifest) -> list[WarehouseColumn]:
     return [WarehouseColumn(c["name"], logical_from_dict(c["logical"])) for c in manifest.columns]
 
 
-def logical_from_dict(data: dict) -> object:
-    from sync_platform.engine.typemap import Kind, LogicalType
-
+def logical_from_dict(data: dict) -> LogicalType:
     return LogicalType(Kind(data["kind"]), data.get("length"), data.get("precision"), data.get("scale"))
 
 
@@ -399,7 +398,7 @@ class TableLoader:
             copy = d.copy_from_s3(
                 stage,
                 columns,
-                self.store.uri(manifest.copy_manifest_key),  # type: ignore[attr-defined]
+                self.store.uri(manifest.copy_manifest_key),
                 self.spec.authorization,
             )
             log.info("%s", copy.redacted())

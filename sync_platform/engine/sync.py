@@ -21,6 +21,7 @@ import pymysql
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.connections.staging.store import StagingStore
 from sync_platform.engine.extract import read_batches
 from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
@@ -44,9 +45,9 @@ from sync_platform.engine.strategies import (
     snapshot_plan,
     table_sql,
 )
-from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import Watermark, later
-from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, dialect_for
+from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -259,9 +260,9 @@ def _stream_to_stage(
     mapping: TableMapping,
     conn: pymysql.connections.Connection,
     url: str,
-    store: object,
+    store: StagingStore,
     prefix: str,
-    dialect: object,
+    dialect: WarehouseDialect,
     resume: Watermark,
     options: RunOptions,
     result: ExtractResult,
@@ -276,10 +277,7 @@ def _stream_to_stage(
         for column, count in zero.items():
             counts[column] = counts.get(column, 0) + count
         batch, cut = dialect.enforce_limits(
-            batch,
-            mapping.columns,
-            table=spec.name,  # type: ignore[attr-defined]
-            oversize_text=spec.config.oversize_text,
+            batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
         )
         for column, count in cut.items():
             truncated[column] = truncated.get(column, 0) + count
@@ -313,7 +311,7 @@ def _stream_to_stage(
         nonlocal sequence
         sequence += 1
         return BatchStager(
-            store,  # type: ignore[arg-type]
+            store,
             prefix,
             run_id=run_id,
             sequence=sequence,
@@ -364,14 +362,13 @@ def _stream_to_stage(
     result.truncated_values = truncated
 
 
-def _logical_dict(logical: object) -> dict:
-    kind = logical.kind  # type: ignore[attr-defined]
+def _logical_dict(logical: LogicalType) -> dict:
     return {
-        "kind": kind.value,
-        "length": logical.length,  # type: ignore[attr-defined]
+        "kind": logical.kind.value,
+        "length": logical.length,
         "precision": logical.precision,
         "scale": logical.scale,
-    }  # type: ignore[attr-defined]
+    }
 
 
 def _position(plan: ReadPlan, last: tuple | None, fallback: Watermark, *, final: bool) -> Watermark:
