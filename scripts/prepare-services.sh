@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure what the test suite talks to is installed and running: MariaDB, PostgreSQL, OpenSSH.
+# Make sure what the test suite talks to is installed and running: MariaDB, PostgreSQL, OpenSSH,
+# and Chromium for the UI screenshot test.
 # Idempotent; safe to run on a machine where everything is already up.
 set -euo pipefail
 
@@ -10,6 +11,13 @@ if [ ! -x /usr/sbin/sshd ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq openssh-server >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (the UI test takes a screenshot of the asset graph)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; then

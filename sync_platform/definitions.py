@@ -1,9 +1,17 @@
-"""Entry point Dagster loads (``dagster dev -m sync_platform.definitions``).
+"""Entry point Dagster loads: ``dagster dev -m sync_platform.definitions``, ``dg dev``, ``dagster asset materialize``.
 
-The asset factory over the YAML pipelines arrives with the orchestration layer; until then the
-location loads with no assets so that tooling (``dagster definitions validate``) works.
+Definitions are built from the configuration directory (``SYNC_PLATFORM_CONFIG_DIR``, else
+``./config``) through the project's own config loader, the same files the CLI reads. Building them
+opens no connection; an invalid configuration fails the code location with every problem listed.
 """
+
+from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions()
+from sync_platform.orchestration.factory import load_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return load_definitions()

@@ -1,0 +1,151 @@
+"""Where a table's sync stands, according to the warehouse: for when the orchestrator's record is gone.
+
+Watermarks normally live in the orchestrator (Dagster materialization metadata). A new Dagster
+instance, or a wiped asset, loses them; re-reading every table from the start would then be slow
+and, for append-only tables, would duplicate rows. The warehouse still knows:
+
+1. the load ledger (``<schema>._sync_load_ledger``), written in each batch's own transaction, holds
+   the exact keyset position at the end of every batch loaded — the first choice;
+2. without a ledger row (a table loaded by the older tool), the largest keyset value in the target
+   table, ``MAX((cursor, key))``.
+
+The ledger wins when it has a row for the table, even one that says "from the start": the first run
+of a keyed table loads in primary-key order, so while that snapshot is unfinished the target's
+MAX(cursor) is *not* a position below which every row has arrived, and trusting it would lose rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from sync_platform.configuration.project import TableSpec
+from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.source_schema import SourceTable, read_source_table
+from sync_platform.engine.strategies import CursorColumn, StrategyChoice, choose_strategy, keyset_of
+from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.warehouse import TableRef, WarehouseDialect, dialect_for
+
+LEDGER_ROWS_SCANNED = 100  # the newest rows; only superseded snapshots ever lack an end position
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What a table's strategy means for its columns: the keyset a watermark is written on, in order."""
+
+    source: SourceTable
+    choice: StrategyChoice
+    keyset: tuple[CursorColumn, ...]
+    mapping: TableMapping
+
+    @property
+    def keyset_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.keyset)
+
+    def warehouse_names(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(self.mapping.warehouse_name(c) for c in columns)
+
+
+@dataclass(frozen=True)
+class RecoveredWatermark:
+    """A watermark read back from the warehouse, and where it came from (shown to the user)."""
+
+    watermark: Watermark
+    origin: Literal["ledger", "target", "none"]
+    detail: str
+
+
+def read_table_shape(registry: ConnectionRegistry, spec: TableSpec) -> TableShape:
+    """Read the source table's columns and resolve the strategy's keyset (one short source query)."""
+    with registry.source(spec.source).connect() as conn:
+        source = read_source_table(conn, spec.schema, spec.table)
+    choice = choose_strategy(spec, source)
+    keyset, _unique = keyset_of(choice, source)
+    return TableShape(source, choice, keyset, map_table(source))
+
+
+def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark | None:
+    """The end position of the last batch the ledger records as loaded; None when it has no row for the table."""
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    ledger = dialect.ledger_table(spec.target_schema)
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if not _exists(cursor, dialect, ledger):
+            return None
+        cursor.execute(
+            f'SELECT "watermark" FROM {dialect.table_sql(ledger)} WHERE "table_name" = %s '
+            f'ORDER BY "loaded_at" DESC, "batch_id" DESC LIMIT {LEDGER_ROWS_SCANNED}',
+            (spec.identity,),
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    for (text,) in rows:
+        data = json.loads(text) if text else {}
+        if isinstance(data, dict) and "end" in data:
+            return Watermark.from_dict(data["end"])
+    return Watermark()
+
+
+def target_max_watermark(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> Watermark | None:
+    """The largest keyset value in the target table (rows with a NULL cursor aside); None when empty or missing."""
+    if not shape.keyset:
+        return None
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    columns = shape.warehouse_names(shape.keyset_names)
+    quoted = [dialect.quote(c) for c in columns]
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if not _exists(cursor, dialect, target):
+            return None
+        cursor.execute(
+            f"SELECT {', '.join(quoted)} FROM {dialect.table_sql(target)} WHERE {quoted[0]} IS NOT NULL "
+            f"ORDER BY {', '.join(q + ' DESC' for q in quoted)} LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Watermark({c.name: _cursor_value(c, v) for c, v in zip(shape.keyset, row, strict=True)})
+
+
+def recover_watermark(registry: ConnectionRegistry, spec: TableSpec) -> RecoveredWatermark:
+    """The extract watermark the warehouse implies: the ledger's, else MAX of the keyset in the target."""
+    where = f"{spec.target_schema}._sync_load_ledger"
+    from_ledger = ledger_watermark(registry, spec)
+    if from_ledger is not None:
+        return RecoveredWatermark(from_ledger, "ledger", f"end of the last batch recorded in {where}")
+    if spec.config.cdc_strategy == "full_sync" and spec.config.full_sync_mode != "paginate":
+        return RecoveredWatermark(Watermark(), "none", "full_sync reads the whole table on every run")
+    shape = read_table_shape(registry, spec)
+    from_target = target_max_watermark(registry, spec, shape)
+    target = f"{spec.target_schema}.{spec.target_table}"
+    if from_target is not None:
+        names = ", ".join(shape.warehouse_names(shape.keyset_names))
+        return RecoveredWatermark(from_target, "target", f"MAX(({names})) of {target} (no ledger rows in {where})")
+    return RecoveredWatermark(
+        Watermark(), "none", f"{target} has no rows and {where} none: starting from the beginning"
+    )
+
+
+def _exists(cursor: Any, dialect: WarehouseDialect, table: TableRef) -> bool:
+    query = dialect.table_exists_query(table)
+    cursor.execute(query.sql, query.params)
+    return cursor.fetchone() is not None
+
+
+def _cursor_value(column: CursorColumn, value: Any) -> CursorValue:
+    """A warehouse value in the form the engine writes watermarks in (so comparisons and literals work)."""
+    if value is None:
+        return None
+    if column.kind == "timestamp" and isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if column.kind == "datetime" and isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None)
+    if column.kind in ("integer", "unix") and isinstance(value, Decimal | float) and value == int(value):
+        return int(value)
+    return value

@@ -1,0 +1,100 @@
+"""Names Dagster shows for a table: asset keys, op, group, pool and resource keys.
+
+One place for them, so the UI, the CLI (which selects assets by key) and the tests agree:
+
+- ``mysql/<source>/<schema>/<table>``: the MySQL table, an external asset (never materialized here);
+- ``staging/<pipeline>/<schema>/<table>``: the parquet batches staged in S3 or a directory ("backup");
+- ``warehouse/<target>/<target schema>/<target table>``: the Redshift (or PostgreSQL) table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import dagster as dg
+
+from sync_platform.configuration.project import TableSpec
+
+Role = Literal["source", "target", "staging"]
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
+_ROLE_PREFIX: dict[Role, str] = {"source": "mysql", "target": "warehouse", "staging": "staging"}
+
+
+def identifier(text: str) -> str:
+    """``text`` as a Dagster name (letters, digits, ``_``); never empty, never starts with a digit."""
+    name = _NOT_NAME.sub("_", text).strip("_") or "unnamed"
+    return f"_{name}" if name[0].isdigit() else name
+
+
+def source_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(["mysql", spec.source, spec.schema, spec.table])
+
+
+def staging_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(["staging", spec.pipeline, spec.schema, spec.table])
+
+
+def warehouse_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(["warehouse", spec.target, spec.target_schema, spec.target_table])
+
+
+def group_name(pipeline: str) -> str:
+    """One asset group per pipeline."""
+    return identifier(pipeline)
+
+
+def schedule_name(pipeline: str) -> str:
+    return f"{identifier(pipeline)}_schedule"
+
+
+def op_name(spec: TableSpec) -> str:
+    """The op that syncs one table; a short hash keeps names unique after sanitizing."""
+    digest = hashlib.sha1(f"{spec.pipeline}\0{spec.schema}\0{spec.table}".encode()).hexdigest()[:6]
+    return identifier(f"sync_{spec.pipeline}__{spec.schema}__{spec.table}")[:200] + f"_{digest}"
+
+
+def source_pool(source: str) -> str:
+    """The concurrency pool every table of one MySQL source shares (``mysql-<source>``)."""
+    return f"mysql-{source}"
+
+
+def resource_key(role: Role, connection: str) -> str:
+    """The Dagster resource key of a connection, e.g. ``mysql_shop``, ``warehouse_dw``, ``staging_local``."""
+    return f"{_ROLE_PREFIX[role]}_{identifier(connection)}"
+
+
+@dataclass(frozen=True)
+class TableKeys:
+    """Every name Dagster uses for one table of one pipeline."""
+
+    spec: TableSpec
+    source: dg.AssetKey
+    staging: dg.AssetKey
+    warehouse: dg.AssetKey
+    op: str
+    group: str
+    pool: str
+
+    @classmethod
+    def of(cls, spec: TableSpec) -> TableKeys:
+        return cls(
+            spec=spec,
+            source=source_key(spec),
+            staging=staging_key(spec),
+            warehouse=warehouse_key(spec),
+            op=op_name(spec),
+            group=group_name(spec.pipeline),
+            pool=source_pool(spec.source),
+        )
+
+    @property
+    def resource_keys(self) -> dict[Role, str]:
+        spec = self.spec
+        return {
+            "source": resource_key("source", spec.source),
+            "target": resource_key("target", spec.target),
+            "staging": resource_key("staging", spec.staging),
+        }
