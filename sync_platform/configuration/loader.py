@@ -41,6 +41,8 @@ ENVIRONMENT_ALIASES = {
 }
 MAX_TEMPLATE_DEPTH = 10
 _TABLE_NAME = re.compile(r"^[^.\s]+\.[^.\s]+$")
+# pydantic's own steps in an error location (``function-after[...]``, ``list[str]``, ``tagged-union[...]``)
+_PYDANTIC_TAG = re.compile(r"^(function-[a-z]+|[a-z][a-z-]*\[.*\])")
 _PIPELINE_KEYS = ("extends", "pipeline", "tables")
 
 
@@ -122,7 +124,10 @@ class _Reader:
         prefix: tuple,
         sources: list[tuple[Path | None, dict[str, Any]]] | None,
     ) -> None:
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        raw = tuple(error["loc"])
+        loc = tuple(p for p in raw if not (isinstance(p, str) and _PYDANTIC_TAG.match(p)))
+        if error["type"] == "extra_forbidden" and raw and loc[-1:] != raw[-1:]:
+            loc = (*loc, raw[-1])  # the unknown key is the user's own, whatever characters it holds
         message = str(error["msg"]).removeprefix("Value error, ")
         hint = ""
         if error["type"] == "extra_forbidden":
@@ -395,6 +400,18 @@ def _read_pipeline(
             "required section `pipeline:` is missing",
             "add pipeline: {name, source, target, s3_config}",
         )
+        return None
+    misshapen = [section for section in ("pipeline", "tables") if not isinstance(document.get(section) or {}, dict)]
+    for section in misshapen:
+        reader.problem(
+            path,
+            section,
+            f"`{section}:` must be a mapping, found {type(document[section]).__name__}",
+            "pipeline: {name, source, target, s3_config}"
+            if section == "pipeline"
+            else 'tables: {"schema.table": {cdc_strategy: ...}}',
+        )
+    if misshapen:
         return None
     pipeline_doc = dict(document.get("pipeline") or {})
     pipeline_doc.setdefault("name", path.stem)
