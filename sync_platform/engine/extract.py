@@ -171,13 +171,16 @@ class _Reader:
     def run(self) -> None:
         """Drain connectorx as fast as it produces, so that its unbounded channel stays empty."""
         try:
-            reader = cx.read_sql(
-                self.url,
-                self.sql,
-                return_type="arrow_stream",
-                batch_size=self.batch_rows,
-                pre_execution_query=self.session or None,
-            )
+            if _served_in_process(self.url):
+                reader = _WholeResult(self.url, self.sql, self.batch_rows, self.session)
+            else:
+                reader = cx.read_sql(
+                    self.url,
+                    self.sql,
+                    return_type="arrow_stream",
+                    batch_size=self.batch_rows,
+                    pre_execution_query=self.session or None,
+                )
             self.put("schema", reader.schema)
             while not self.stop.is_set():
                 try:
@@ -226,6 +229,58 @@ class _Reader:
             if self.thread.is_alive():  # blocked on a slow server: it removes the spill files when it wakes
                 return
         self.remove_spill()
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on ``port`` (any address), from /proc/net/tcp{,6}."""
+    inodes: set[str] = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name) as table:
+            next(table, None)
+            for line in table:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _served_in_process(url: str) -> bool:
+    """True when the URL's port is a listener of this very process: an in-process SSH tunnel.
+
+    connectorx's ``arrow_stream`` holds the GIL while it connects and reads, so a forwarder
+    written in Python (sshtunnel/paramiko) in the same process can never relay its bytes: the
+    read hangs until r2d2 gives up ("timed out waiting for connection"). Such reads use
+    ``return_type="arrow"``, which releases the GIL. Linux only; elsewhere False.
+    """
+    match = re.match(r"\w+://[^@/]*@?\[?[^\]/:]*\]?:(\d+)", url)
+    if not match:
+        return False
+    inodes = _listening_inodes(int(match.group(1)))
+    if not inodes:
+        return False
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/self/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+    return False
+
+
+class _WholeResult:
+    """One query read whole with ``return_type="arrow"`` (releases the GIL), served in batches.
+
+    Used only through an in-process tunnel (see :func:`_served_in_process`). Memory is bounded by
+    the query's result, which the engine's keyset pages keep at ``page_rows`` rows.
+    """
+
+    def __init__(self, url: str, sql: str, batch_rows: int, session: list[str]):
+        table = cx.read_sql(url, sql, return_type="arrow", pre_execution_query=session or None)
+        self.schema = table.schema
+        self._batches = iter(table.to_batches(max_chunksize=batch_rows))
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        return next(self._batches)
 
 
 def _read_spill(path: str) -> pa.RecordBatch:
