@@ -8,6 +8,7 @@ nothing behind; after it, the ledger row makes a rerun skip the batch.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 
 from sync_platform.connections.staging.store import StagingStore
 from sync_platform.connections.warehouse import Warehouse
+from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
 from sync_platform.engine.typemap import Kind, LogicalType
@@ -136,8 +138,15 @@ def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview
             for index in range(parquet.num_row_groups):
                 group = parquet.read_row_group(index)
                 for batch in group.to_batches(max_chunksize=COPY_READ_ROWS):
+                    checkpoint("load.copy")
                     yield copy_text(batch)
                 del group
+
+
+def _rollback_quietly(conn: psycopg2.extensions.connection) -> None:
+    """Roll back; a connection that is already gone (terminated backend) has nothing to roll back."""
+    with contextlib.suppress(psycopg2.Error):
+        conn.rollback()
 
 
 class TableLoader:
@@ -270,12 +279,13 @@ class TableLoader:
                 )
                 self._execute(cursor, d.record_batch(spec.target.schema, entry))
                 conn.commit()
+                checkpoint("load.after_commit")
                 return changes, True
             except IncompatibleSchemaChange:
-                conn.rollback()
+                _rollback_quietly(conn)
                 raise
             except psycopg2.Error as exc:
-                conn.rollback()
+                _rollback_quietly(conn)
                 raise LoadError(
                     f"{spec.table}: loading batch {manifest.batch_id} into "
                     f"{spec.target.schema}.{spec.target.name} failed: {exc}".strip()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -95,10 +96,19 @@ def _table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: flo
         )
     try:
         yield
-    finally:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
-            cursor.fetchone()
+    except BaseException:
+        # A lost connection (server restart, tunnel down) also lost the lock: releasing it would
+        # fail and hide the error that ended the run.
+        with suppress(pymysql.MySQLError):
+            _release_lock(conn, name)
+        raise
+    _release_lock(conn, name)  # failing here means the lock was lost mid-run: the caller must know
+
+
+def _release_lock(conn: pymysql.connections.Connection, name: str) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+        cursor.fetchone()
 
 
 def _query_one(conn: pymysql.connections.Connection) -> Callable[[str], tuple | None]:
@@ -165,6 +175,35 @@ def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[st
     return resume
 
 
+def _loaded_end(
+    registry: ConnectionRegistry, spec: TableSpec, previous: Watermark, columns: tuple[str, ...]
+) -> Watermark:
+    """The furthest watermark the warehouse ledger has loaded for the table (after any manual set).
+
+    Staged batches can vanish (cleaned, or a staging store that lost its data) after a run loaded
+    them but before its watermark was stored; an appended table would then get their rows again.
+    """
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    ledger = dialect.ledger_table(spec.target_schema)
+    end = Watermark()
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        exists = dialect.table_exists_query(ledger)
+        cursor.execute(exists.sql, exists.params)
+        if cursor.fetchone() is None:
+            return end
+        cursor.execute(
+            f'SELECT "watermark", "loaded_at" FROM {dialect.table_sql(ledger)} '
+            'WHERE "table_name" = %s AND "row_count" > 0',
+            (spec.identity,),
+        )
+        for meta, loaded_at in cursor.fetchall():
+            if previous.manual_at and loaded_at <= previous.manual_at:
+                continue
+            end = later(end, Watermark.from_dict(json.loads(meta or "{}").get("end")), columns)
+    return end
+
+
 def extract_table(
     registry: ConnectionRegistry,
     spec: TableSpec,
@@ -207,6 +246,9 @@ def extract_table(
         probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
         staged = list_batches(store, prefix)
         resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
+        if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
+            # Without a key a re-read duplicates rows: the ledger also says how far loads got.
+            resume = later(resume, _loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
         ceiling = None
         if probe.keyset and choice.strategy != "full_sync":
             first = probe.keyset[0]
