@@ -35,19 +35,37 @@ def _config_dir(settings: BenchSettings, root: Path) -> Path:
     (config / "pipelines").mkdir(parents=True)
     connections = {
         "connections": {
-            "sources": {"bench": {"host": settings.mysql_host, "port": settings.mysql_port,
-                                  "database": settings.database, "username": settings.mysql_user,
-                                  "password": "${BENCH_MYSQL_PASSWORD:-}"}},
-            "targets": {"pg": {"type": "postgres", "host": settings.pg_host, "port": settings.pg_port,
-                               "database": settings.pg_database, "schema": TARGET_SCHEMA,
-                               "username": settings.pg_user}},
+            "sources": {
+                "bench": {
+                    "host": settings.mysql_host,
+                    "port": settings.mysql_port,
+                    "database": settings.database,
+                    "username": settings.mysql_user,
+                    "password": "${BENCH_MYSQL_PASSWORD:-}",
+                }
+            },
+            "targets": {
+                "pg": {
+                    "type": "postgres",
+                    "host": settings.pg_host,
+                    "port": settings.pg_port,
+                    "database": settings.pg_database,
+                    "schema": TARGET_SCHEMA,
+                    "username": settings.pg_user,
+                }
+            },
         },
         "s3_configs": {"local": {"local_path": str(root / "staging")}},
     }
     pipeline = {
         "pipeline": {"name": "bench", "source": "bench", "target": "pg", "s3_config": "local"},
-        "tables": {f"{settings.database}.{settings.table}": {
-            "cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}},
+        "tables": {
+            f"{settings.database}.{settings.table}": {
+                "cdc_strategy": "hybrid",
+                "cdc_timestamp_column": "updated_at",
+                "cdc_id_column": "id",
+            }
+        },
     }
     (config / "connections.yml").write_text(yaml.safe_dump(connections))
     (config / "pipelines" / "bench.yml").write_text(yaml.safe_dump(pipeline))
@@ -70,18 +88,22 @@ def child(config: str, watermark_file: str) -> None:
     seconds = time.perf_counter() - started
     assert result.extract is not None and result.load is not None
     Path(watermark_file).write_text(result.extract.watermark.to_json())
-    print(json.dumps({
-        "seconds": seconds,
-        "rows_extracted": result.extract.rows,
-        "rows_loaded": result.load.rows,
-        "extract_seconds": result.extract.seconds,
-        "load_seconds": result.load.seconds,
-        "batches": len(result.extract.batches),
-        "files": result.extract.files,
-        "staged_mb": result.extract.bytes / 1e6,
-        "target_rows": result.load.target_rows,
-        "peak_rss_mb": peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows_extracted": result.extract.rows,
+                "rows_loaded": result.load.rows,
+                "extract_seconds": result.extract.seconds,
+                "load_seconds": result.load.seconds,
+                "batches": len(result.extract.batches),
+                "files": result.extract.files,
+                "staged_mb": result.extract.bytes / 1e6,
+                "target_rows": result.load.target_rows,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _source_check(settings: BenchSettings) -> tuple[int, int]:
@@ -136,9 +158,11 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=p
         if _target_check(settings) != _source_check(settings):
             raise RuntimeError(f"full load: target {_target_check(settings)} != source {_source_check(settings)}")
         ratio = (settings.rows / full["seconds"]) / (settings.rows / baseline) if baseline else None
-        say(f"sync full load: {full['seconds']:6.2f} s  {rate(settings.rows, full['seconds'])}  "
+        say(
+            f"sync full load: {full['seconds']:6.2f} s  {rate(settings.rows, full['seconds'])}  "
             f"peak RSS {full['peak_rss_mb']:.0f} MB  "
-            + (f"{ratio:.2f}x the raw pipe ({baseline:.2f} s)" if ratio else "(no raw pipe baseline in this run)"))
+            + (f"{ratio:.2f}x the raw pipe ({baseline:.2f} s)" if ratio else "(no raw pipe baseline in this run)")
+        )
         figures["full"] = {**full, "ratio_to_raw_pipe": ratio}
         try:
             changed = _change_source(settings)
@@ -147,9 +171,11 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=p
                 raise RuntimeError("incremental: target differs from source")
         finally:
             _restore_source(settings)
-        say(f"sync incremental: {changed:,} changed rows, {incremental['rows_extracted']:,} read, "
+        say(
+            f"sync incremental: {changed:,} changed rows, {incremental['rows_extracted']:,} read, "
             f"{incremental['seconds']:6.2f} s  {rate(changed, incremental['seconds'])}  "
-            f"peak RSS {incremental['peak_rss_mb']:.0f} MB")
+            f"peak RSS {incremental['peak_rss_mb']:.0f} MB"
+        )
         figures["incremental"] = {**incremental, "changed_rows": changed}
     return {"sync_full_and_incremental": figures}
 

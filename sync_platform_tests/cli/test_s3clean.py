@@ -39,8 +39,9 @@ def test_list_shows_loaded_and_pending_batches(harness: Harness) -> None:
 
 def test_clean_deletes_only_loaded_batches_of_exactly_that_table(harness: Harness) -> None:
     db = harness.mysql.name
-    result = run("--config-dir", str(harness.config.path), "s3clean", "clean", "-t", f"{db}.orders",
-                 "--older-than", "0s")
+    result = run(
+        "--config-dir", str(harness.config.path), "s3clean", "clean", "-t", f"{db}.orders", "--older-than", "0s"
+    )
     assert result.returncode == 0, result.stderr
     assert staged_batches(harness, "orders") == []
     assert len(staged_batches(harness, "orders_old")) == 1  # a longer name sharing the prefix is untouched
@@ -68,11 +69,13 @@ def test_a_batch_that_is_not_loaded_is_kept_unless_forced(harness: Harness) -> N
 def test_force_deletes_unloaded_batches_only_when_asked(harness: Harness) -> None:
     db = harness.mysql.name
     config = str(harness.config.path)
-    dry = run("--config-dir", config, "s3clean", "clean", "-t", f"{db}.pend", "--older-than", "0s", "--force",
-              "--dry-run")
+    dry = run(
+        "--config-dir", config, "s3clean", "clean", "-t", f"{db}.pend", "--older-than", "0s", "--force", "--dry-run"
+    )
     assert "would delete" in dry.stdout and len(staged_batches(harness, "pend")) == 1
-    forced = run("--config-dir", config, "s3clean", "clean", "-t", f"{db}.pend", "--older-than", "0s", "--force",
-                 "--yes")
+    forced = run(
+        "--config-dir", config, "s3clean", "clean", "-t", f"{db}.pend", "--older-than", "0s", "--force", "--yes"
+    )
     assert forced.returncode == 0 and staged_batches(harness, "pend") == []
 
 
@@ -84,8 +87,12 @@ def test_retention_keeps_recent_loaded_batches(harness: Harness) -> None:
 
 def test_an_ambiguous_table_asks_for_a_pipeline(harness: Harness) -> None:
     db = harness.mysql.name
-    settings = {"name": "p2", "source": harness.config.source, "target": harness.config.target,
-                "s3_config": harness.config.staging}
+    settings = {
+        "name": "p2",
+        "source": harness.config.source,
+        "target": harness.config.target,
+        "s3_config": harness.config.staging,
+    }
     harness.config.write("pipelines/p2.yml", {"pipeline": settings, "tables": {f"{db}.orders": hybrid()}})
     result = run("--config-dir", str(harness.config.path), "s3clean", "list", "-t", f"{db}.orders")
     assert result.returncode == 1 and "several pipelines (p, p2); name one with -p" in result.stderr

@@ -79,8 +79,12 @@ def test_every_example_validates(tmp_path: Path) -> None:
     project = load_project(tmp_path / "examples", env=EXAMPLE_ENV)
     sales = project.pipelines["sales_pipeline"]
     assert set(sales.tables) == {
-        "sales.orders", "sales.order_items", "sales.customers", "sales.order_events",
-        "sales.currency_rates", "sales.daily_totals",
+        "sales.orders",
+        "sales.order_items",
+        "sales.customers",
+        "sales.order_events",
+        "sales.currency_rates",
+        "sales.daily_totals",
     }
     orders = sales.tables["sales.orders"]
     assert orders.config.table_type == "fact"  # from the template
@@ -230,9 +234,17 @@ def test_missing_directory_says_how_to_create_it(tmp_path: Path) -> None:
 
 def test_v1_environment_variables_define_default_connections_and_open_pipeline(tmp_path: Path) -> None:
     env = {
-        "DB_HOST": "127.0.0.1", "DB_PORT": "3306", "DB_USER": "root", "DB_PASSWORD": "pw", "DB_DATABASE": "shop",
-        "REDSHIFT_HOST": "127.0.0.1", "REDSHIFT_PORT": "5432", "REDSHIFT_USER": "postgres",
-        "REDSHIFT_PASSWORD": "", "REDSHIFT_DATABASE": "dw", "REDSHIFT_TYPE": "postgres",
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": "3306",
+        "DB_USER": "root",
+        "DB_PASSWORD": "pw",
+        "DB_DATABASE": "shop",
+        "REDSHIFT_HOST": "127.0.0.1",
+        "REDSHIFT_PORT": "5432",
+        "REDSHIFT_USER": "postgres",
+        "REDSHIFT_PASSWORD": "",
+        "REDSHIFT_DATABASE": "dw",
+        "REDSHIFT_TYPE": "postgres",
         "S3_LOCAL_PATH": str(tmp_path / "staging"),
     }
     project = load_project(tmp_path, env=env)
@@ -247,8 +259,14 @@ def test_v1_environment_variables_define_default_connections_and_open_pipeline(t
 
 
 def test_v1_environment_missing_variable_names_it(tmp_path: Path) -> None:
-    env = {"DB_HOST": "127.0.0.1", "DB_USER": "root", "REDSHIFT_HOST": "h", "REDSHIFT_USER": "u",
-           "REDSHIFT_DATABASE": "d", "S3_BUCKET_NAME": "b"}
+    env = {
+        "DB_HOST": "127.0.0.1",
+        "DB_USER": "root",
+        "REDSHIFT_HOST": "h",
+        "REDSHIFT_USER": "u",
+        "REDSHIFT_DATABASE": "d",
+        "S3_BUCKET_NAME": "b",
+    }
     text = "\n".join(problems_of(tmp_path, env))
     assert "environment: connections.sources.default.database" in text
     assert "set the environment variable DB_DATABASE" in text

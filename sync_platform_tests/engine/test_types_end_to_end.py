@@ -63,9 +63,7 @@ def test_edge_values_round_trip_into_postgres(harness: Harness) -> None:
     assert second[5] == "" and second[6] is None
     # JSON's own null stays a JSON value; it does not become SQL NULL.
     assert h.pg.query(f"SELECT jsonb_typeof(doc) FROM {h.target('edge')} WHERE id = 2") == [("null",)]
-    types = dict(h.pg.query(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'edge'"
-    ))
+    types = dict(h.pg.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'edge'"))
     assert types["big"] == "numeric" and types["doc"] == "jsonb" and types["blob_col"] == "bytea"
 
 
@@ -79,8 +77,16 @@ def test_timestamps_are_true_instants_whatever_the_server_zone(harness: Harness)
         with h.mysql.connect() as conn, conn.cursor() as cur:
             cur.execute("SET time_zone = '+05:30'")  # the application's session, as the server default
             cur.execute("INSERT INTO zoned VALUES (1, '2025-06-01 10:00:00.5', NOW(6) - INTERVAL 1 MINUTE)")
-        h.set_tables({f"{h.mysql.name}.zoned": {"cdc_strategy": "hybrid", "cdc_timestamp_column": "local_dt",
-                                                 "cdc_id_column": "id", "safety_lag": "5s"}})
+        h.set_tables(
+            {
+                f"{h.mysql.name}.zoned": {
+                    "cdc_strategy": "hybrid",
+                    "cdc_timestamp_column": "local_dt",
+                    "cdc_id_column": "id",
+                    "safety_lag": "5s",
+                }
+            }
+        )
         result = h.sync("zoned")
     finally:
         h.mysql.execute(f"SET GLOBAL time_zone = '{original}'")
