@@ -9,6 +9,7 @@ install:
 test:
 	bash scripts/prepare-services.sh
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest -q
 
 lint:
