@@ -257,6 +257,13 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every CLI run of the tests uses a Dagster instance of its own, never the user's."""
+    with environment({"DAGSTER_HOME": str(tmp_path_factory.mktemp("dagster_home"))}):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _no_real_aws() -> Iterator[None]:
     """Keep boto3 from ever finding real credentials or config files on the machine."""
     with environment(

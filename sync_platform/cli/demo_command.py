@@ -1,16 +1,19 @@
-"""``demo``: seed a small shop in the local MariaDB and sync it into the local PostgreSQL."""
+"""``demo``: seed a small shop in the local MariaDB and sync it into the local PostgreSQL through Dagster."""
 
 from __future__ import annotations
+
+import os
 
 import click
 
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
-from sync_platform.cli.exit_codes import ExitCode, exit_code_for
-from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.cli.exit_codes import ExitCode
+from sync_platform.cli.run_progress import RunProgress
+from sync_platform.cli.sync_commands import SyncRequest, exit_code, summary
 from sync_platform.demo import prepare_source, prepare_target
-from sync_platform.engine.sync import sync_table
-from sync_platform.engine.watermark import Watermark
+from sync_platform.orchestration.instance import cli_instance
+from sync_platform.orchestration.launch import run_tables
 
 DEMO_PIPELINE = "shop"
 
@@ -21,8 +24,8 @@ DEMO_PIPELINE = "shop"
 def demo(ctx: CliContext, pipeline: str) -> None:
     """Create (first run) or change (later runs) the demo shop in MariaDB, then sync it to PostgreSQL.
 
-    Each run resumes where the previous one ended (from the staged manifests), so a second run is
-    incremental: it reads only the rows changed since.
+    The sync is a Dagster run in the persistent instance (DAGSTER_HOME): it shows in the UI, and each
+    run resumes from the watermarks the previous one stored, so a second run reads only what changed.
     """
     project = ctx.project()
     if pipeline not in project.pipelines:
@@ -36,46 +39,24 @@ def demo(ctx: CliContext, pipeline: str) -> None:
     except Exception as exc:
         click.echo(f"demo: cannot prepare the local databases: {exc}", err=True)
         raise SystemExit(ExitCode.CONNECTION) from None
-    rows, failures = [], 0
-    last_error: BaseException | None = None
-
-    def progress(message: str) -> None:
-        if not ctx.quiet:
-            click.echo(message)
-
-    with ConnectionRegistry(project.connections, project.config_dir) as registry:
-        for name, spec in project.pipelines[pipeline].tables.items():
-            try:
-                result = sync_table(registry, spec, Watermark(), progress=progress)
-            except Exception as exc:
-                failures += 1
-                click.echo(f"FAILED {name}: {registry.mask(str(exc))}", err=True)
-                last_error = exc
-                continue
-            assert result.extract is not None and result.load is not None
-            e, loaded = result.extract, result.load
-            rows.append(
-                (
-                    name,
-                    e.strategy,
-                    f"{e.rows:,}",
-                    f"{loaded.rows:,}",
-                    f"{loaded.target_rows or 0:,}",
-                    e.null_cursor_rows,
-                    sum(e.zero_dates.values()),
-                    f"{e.seconds + loaded.seconds:.1f}",
-                )
-            )
-    output.table(
-        f"Pipeline {pipeline}: {settings.source} -> {settings.target}",
-        ["table", "strategy", "read", "loaded", "rows in target", "NULL cursor", "zero dates", "seconds"],
-        rows,
-    )
+    specs = list(project.pipelines[pipeline].tables.values())
+    instance = cli_instance()
+    with RunProgress(specs, quiet=ctx.quiet) as progress:
+        outcome = run_tables(project, specs, instance=instance, trigger="demo", progress=progress.update)
+        progress.finish(outcome)
+    summary(outcome, SyncRequest())
     target = conns.targets[settings.target]
+    home = os.environ["DAGSTER_HOME"]
     click.echo(
         f"Target: {target.database} on {target.host}:{target.effective_port}, schema {target.schema_} "
         f"(psql -h {target.host} -U {target.username} {target.database})."
     )
+    click.echo(
+        f"The run is in the Dagster instance at {home}. See it in the UI:\n"
+        f"  DAGSTER_HOME={home} SYNC_PLATFORM_CONFIG_DIR={project.config_dir.resolve()} "
+        "dagster dev -m sync_platform.definitions   # then open http://127.0.0.1:3000"
+    )
     click.echo("Run `sync-platform demo` again: the source changes a little and the sync is incremental.")
-    if failures:
-        raise SystemExit(ExitCode.PARTIAL if rows or last_error is None else exit_code_for(last_error))
+    if outcome.failed:
+        output.fail("some tables failed; see above")
+    raise SystemExit(exit_code(outcome))

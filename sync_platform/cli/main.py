@@ -16,6 +16,7 @@ from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
 from sync_platform.cli.s3clean_commands import s3clean_group
+from sync_platform.cli.sync_commands import backup, sync_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
 
 
@@ -55,6 +56,8 @@ def cli(
         else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+    if not debug:  # the instance's storage migrations log at INFO on every start
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug)
 
 
@@ -62,16 +65,26 @@ cli.add_command(config_group)
 cli.add_command(connections_group)
 cli.add_command(demo)
 cli.add_command(s3clean_group)
+cli.add_command(sync_group)
+cli.add_command(backup)
 cli.add_command(version)
 cli.add_command(features)
 
 
 def main() -> None:
+    """Run the CLI; a usage error exits 1 like a configuration error (click's own default is 2,
+    which here means a connection failure)."""
     try:
-        cli.main(prog_name=Path(sys.argv[0]).name or "sync-platform", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(prog_name=Path(sys.argv[0]).name or "sync-platform", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.CONFIG
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        code = ExitCode.INTERRUPTED
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,456 @@
+"""``sync``, ``sync pipeline``, ``sync connections`` and ``backup``: table syncs run as Dagster runs.
+
+Every command here materializes the tables' assets in the persistent Dagster instance (see
+``orchestration/launch.py``), so a CLI run appears in the UI and moves the same watermarks as the
+schedules. ``--backup-only`` selects only the staging asset, ``--redshift-only`` only the warehouse
+asset; ``--limit`` / ``--max-chunks`` cap the extract as the older tool did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sync_platform.cli import output
+from sync_platform.cli.context import CliContext, pass_cli
+from sync_platform.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_names
+from sync_platform.cli.run_progress import RunProgress
+from sync_platform.cli.tables import resolve_table
+from sync_platform.configuration import ConfigError, ConfigProblem, Project, TableSpec, table_spec
+from sync_platform.configuration.models import PipelineSettings
+from sync_platform.configuration.project import Pipeline
+from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.sync import RunOptions
+from sync_platform.engine.watermark import Watermark
+from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.instance import cli_instance
+from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, run_tables, with_pipeline
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What a sync command was asked to do, whichever command it was."""
+
+    stage: bool = True
+    load: bool = True
+    limit: int | None = None
+    max_chunks: int | None = None
+    batch_size: int | None = None
+    dry_run: bool = False
+    json_output: Path | None = None
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+    pipeline_label: str | None = None
+
+
+def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every sync command shares (names and meaning as in the older tool)."""
+    options = [
+        click.option("--backup-only", is_flag=True, help="Only stage the batches (MySQL → S3); load later."),
+        click.option("--redshift-only", is_flag=True, help="Only load batches already staged (S3 → warehouse)."),
+        click.option("--limit", type=click.IntRange(min=1), help="Rows per page, and rows per run at most."),
+        click.option("--max-chunks", type=click.IntRange(min=1), help="Pages per run at most."),
+        click.option("--dry-run", is_flag=True, help="Show strategy, columns, target and SQL; change nothing."),
+        click.option(
+            "--json-output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the run's result as JSON to this file (the older tool's schema).",
+        ),
+        click.option(
+            "--wait-timeout",
+            type=click.FloatRange(min=1),
+            default=DEFAULT_WAIT_TIMEOUT,
+            show_default=True,
+            help="Give up when no table of the run could start for this many seconds (pool or table busy).",
+        ),
+        click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility; tables run in turn."),
+        click.option("--parallel", is_flag=True, hidden=True, help="Accepted for compatibility."),
+        click.option("--verify-data", is_flag=True, hidden=True, help="Accepted: the checks run on every load."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _request(
+    backup_only: bool,
+    redshift_only: bool,
+    limit: int | None,
+    max_chunks: int | None,
+    dry_run: bool,
+    json_output: Path | None,
+    wait_timeout: float,
+    batch_size: int | None = None,
+    pipeline_label: str | None = None,
+) -> SyncRequest:
+    if backup_only and redshift_only:
+        raise click.UsageError("--backup-only and --redshift-only exclude each other (give neither to do both)")
+    return SyncRequest(
+        stage=not redshift_only,
+        load=not backup_only,
+        limit=limit,
+        max_chunks=max_chunks,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        json_output=json_output,
+        wait_timeout=wait_timeout,
+        pipeline_label=pipeline_label,
+    )
+
+
+def _config_error(exc: ConfigError) -> SystemExit:
+    click.echo(str(exc), err=True)
+    return SystemExit(ExitCode.CONFIG)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@click.group("sync", invoke_without_command=True)
+@click.option("-t", "--table", "tables", multiple=True, help="schema.table or CONN:schema.table (repeatable).")
+@click.option("-p", "--pipeline", help="The pipeline the tables belong to (auto-detected when unique).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per page (default: the table's batch_size).")
+@click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
+@_sync_options
+@pass_cli
+@click.pass_context
+def sync_group(
+    click_ctx: click.Context,
+    ctx: CliContext,
+    tables: tuple[str, ...],
+    pipeline: str | None,
+    batch_size: int | None,
+    execution_strategy: str | None,
+    backup_only: bool,
+    redshift_only: bool,
+    limit: int | None,
+    max_chunks: int | None,
+    dry_run: bool,
+    json_output: Path | None,
+    wait_timeout: float,
+    **_compat: Any,
+) -> None:
+    """Sync tables: `sync -t schema.table` (v1.0.0), `sync pipeline -p P`, `sync connections -s S -r T -t T`."""
+    if click_ctx.invoked_subcommand is not None:
+        if tables:
+            raise click.UsageError("give -t after the subcommand: sync pipeline -p P -t schema.table")
+        return
+    if not tables:
+        click.echo(click_ctx.get_help(), err=True)
+        raise click.UsageError("name the tables with -t schema.table, or use `sync pipeline -p P`")
+    request = _request(backup_only, redshift_only, limit, max_chunks, dry_run, json_output, wait_timeout, batch_size)
+    project = ctx.project()
+    try:
+        specs = [resolve_table(project, name, pipeline) for name in tables]
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    _execute(ctx, project, specs, request)
+
+
+@sync_group.command("pipeline")
+@click.option("-p", "--pipeline", required=True, help="The pipeline (config/pipelines/<name>.yml).")
+@click.option("-t", "--table", "tables", multiple=True, help="schema.table of the pipeline; default: every table.")
+@click.option("--s3-completion-bucket", hidden=True, help="Accepted for compatibility; not written.")
+@_sync_options
+@pass_cli
+def sync_pipeline(
+    ctx: CliContext,
+    pipeline: str,
+    tables: tuple[str, ...],
+    backup_only: bool,
+    redshift_only: bool,
+    limit: int | None,
+    max_chunks: int | None,
+    dry_run: bool,
+    json_output: Path | None,
+    wait_timeout: float,
+    **_compat: Any,
+) -> None:
+    """Sync the tables of pipeline P (all of its enabled tables when -t is not given)."""
+    request = _request(
+        backup_only, redshift_only, limit, max_chunks, dry_run, json_output, wait_timeout, pipeline_label=pipeline
+    )
+    project = ctx.project()
+    try:
+        if tables:
+            specs = [table_spec(project, pipeline, name.rpartition(":")[2]) for name in tables]
+            for name, spec in zip(tables, specs, strict=True):
+                source = name.rpartition(":")[0]
+                if source and source != spec.source:
+                    raise ConfigError(
+                        [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
+                    )
+        else:
+            specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    if not specs:
+        click.echo(f"pipeline {pipeline} has no enabled tables; name some with -t schema.table", err=True)
+        raise SystemExit(ExitCode.CONFIG)
+    _execute(ctx, project, specs, request)
+
+
+def table_spec_list(project: Project, pipeline: str) -> list[TableSpec]:
+    if pipeline not in project.pipelines:
+        table_spec(project, pipeline, "x.y")  # raises the "pipeline not found" problem, with known names
+    return list(project.pipelines[pipeline].tables.values())
+
+
+@sync_group.command("connections")
+@click.option("-s", "--source", required=True, help="Source connection (connections.yml sources).")
+@click.option("-r", "--target", required=True, help="Target connection (connections.yml targets).")
+@click.option("-t", "--table", "tables", multiple=True, required=True, help="schema.table (repeatable).")
+@click.option("--s3-config", help="Staging (s3_configs entry); needed when there are several.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=10_000, show_default=True, help="Rows per page.")
+@_sync_options
+@pass_cli
+def sync_connections(
+    ctx: CliContext,
+    source: str,
+    target: str,
+    tables: tuple[str, ...],
+    s3_config: str | None,
+    batch_size: int,
+    backup_only: bool,
+    redshift_only: bool,
+    limit: int | None,
+    max_chunks: int | None,
+    dry_run: bool,
+    json_output: Path | None,
+    wait_timeout: float,
+    **_compat: Any,
+) -> None:
+    """Sync tables between two connections without a pipeline file (pipeline `adhoc_<source>_<target>`)."""
+    project = ctx.project()
+    try:
+        pipeline = adhoc_pipeline(project, source, target, s3_config)
+        project = with_pipeline(project, pipeline)
+        specs = [table_spec(project, pipeline.name, name) for name in tables]
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    request = _request(
+        backup_only,
+        redshift_only,
+        limit,
+        max_chunks,
+        dry_run,
+        json_output,
+        wait_timeout,
+        batch_size,
+        pipeline_label=pipeline.name,
+    )
+    _execute(ctx, project, specs, request)
+
+
+def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | None) -> Pipeline:
+    """An open pipeline between two configured connections (tables auto-detect their strategy)."""
+    conns = project.connections
+    problems = []
+    if source not in conns.connections.sources:
+        known = ", ".join(sorted(conns.connections.sources)) or "none"
+        problems.append(ConfigProblem(None, "-s", f"no source connection `{source}`", f"sources: {known}"))
+    if target not in conns.connections.targets:
+        known = ", ".join(sorted(conns.connections.targets)) or "none"
+        problems.append(ConfigProblem(None, "-r", f"no target connection `{target}`", f"targets: {known}"))
+    staging = s3_config
+    if staging is None and len(conns.s3_configs) == 1:
+        staging = next(iter(conns.s3_configs))
+    if staging not in conns.s3_configs:
+        known = ", ".join(sorted(conns.s3_configs)) or "none"
+        problems.append(
+            ConfigProblem(None, "--s3-config", f"choose the staging store with --s3-config (s3_configs: {known})")
+        )
+    if problems:
+        raise ConfigError(problems)
+    settings = PipelineSettings(name=f"adhoc_{source}_{target}", source=source, target=target, s3_config=staging)
+    return Pipeline(name=settings.name, file=None, settings=settings, tables={}, open_tables=True)
+
+
+@click.command("backup")
+@click.option("-t", "--table", "tables", multiple=True, required=True, help="schema.table (repeatable).")
+@click.option("-p", "--pipeline", help="The pipeline the tables belong to (auto-detected when unique).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per page (default: the table's batch_size).")
+@click.option("--limit", type=click.IntRange(min=1), help="Rows per page, and rows per run at most.")
+@click.option("--max-chunks", type=click.IntRange(min=1), help="Pages per run at most.")
+@click.option("--dry-run", is_flag=True, help="Show strategy, columns and SQL; change nothing.")
+@click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON.")
+@click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
+@click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
+@click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
+@click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
+@pass_cli
+def backup(
+    ctx: CliContext,
+    tables: tuple[str, ...],
+    pipeline: str | None,
+    batch_size: int | None,
+    limit: int | None,
+    max_chunks: int | None,
+    dry_run: bool,
+    json_output: Path | None,
+    wait_timeout: float,
+    **_compat: Any,
+) -> None:
+    """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
+    request = _request(True, False, limit, max_chunks, dry_run, json_output, wait_timeout, batch_size)
+    project = ctx.project()
+    try:
+        specs = [resolve_table(project, name, pipeline) for name in tables]
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    _execute(ctx, project, specs, request)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], request: SyncRequest) -> None:
+    if request.batch_size:
+        specs = [dataclasses.replace(s, page_rows=request.batch_size) for s in specs]
+    if request.dry_run:
+        _dry_run(project, specs, request)
+        return
+    started = dt.datetime.now(dt.UTC)
+    instance = cli_instance()
+    try:
+        with RunProgress(specs, quiet=ctx.quiet) as progress:
+            outcome = run_tables(
+                project,
+                specs,
+                instance=instance,
+                stage=request.stage,
+                load=request.load,
+                limit=request.limit,
+                max_chunks=request.max_chunks,
+                wait_timeout=request.wait_timeout,
+                progress=progress.update,
+            )
+            progress.finish(outcome)
+    except ConfigError as exc:  # e.g. an ad-hoc table that a pipeline already writes
+        raise _config_error(exc) from None
+    summary(outcome, request)
+    if request.json_output is not None:
+        document = json_document(outcome, request, specs, started)
+        request.json_output.parent.mkdir(parents=True, exist_ok=True)
+        request.json_output.write_text(json.dumps(document, indent=2) + "\n")
+    raise SystemExit(exit_code(outcome))
+
+
+def exit_code(outcome: RunOutcome) -> ExitCode:
+    failed = outcome.failed
+    if not failed:
+        return ExitCode.OK
+    if len(failed) < len(outcome.tables):
+        return ExitCode.PARTIAL
+    if outcome.blocked:
+        return ExitCode.CONNECTION
+    return exit_code_for_names(failed[0].error_classes)
+
+
+def summary(outcome: RunOutcome, request: SyncRequest) -> None:
+    rows = []
+    for t in outcome.tables:
+        checks = ", ".join(f"{name}: {'ok' if passed else 'FAILED'}" for name, passed in sorted(t.checks.items()))
+        rows.append(
+            (
+                t.spec.identity,
+                t.status,
+                f"{t.rows_extracted:,}" if request.stage else "-",
+                f"{t.rows_loaded:,}" if request.load else "-",
+                t.files if request.stage else "-",
+                "" if t.target_rows is None else f"{t.target_rows:,}",
+                f"{t.seconds:.1f}",
+                checks,
+            )
+        )
+    output.table(
+        f"Run {outcome.run_id} ({outcome.seconds:.1f} s)",
+        ["table", "status", "read", "loaded", "files", "rows in target", "seconds", "checks"],
+        rows,
+    )
+    for t in outcome.failed:
+        output.fail(f"{t.spec.identity}: {t.error}")
+    if request.stage and not request.load and not outcome.failed:
+        click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def json_document(
+    outcome: RunOutcome, request: SyncRequest, specs: Sequence[TableSpec], started: dt.datetime
+) -> dict[str, Any]:
+    """The older tool's ``--json-output`` document, with true counts and durations.
+
+    ``rows_processed`` is the rows read from MySQL by this run (rows loaded with ``--redshift-only``);
+    ``files_created`` the parquet files this run staged. ``dagster_run_id`` links to the UI.
+    """
+    ended = dt.datetime.now(dt.UTC)
+    results: dict[str, Any] = {}
+    for t in outcome.tables:
+        if t.status == "success":
+            processed = t.rows_extracted if request.stage else t.rows_loaded
+            results[t.spec.name] = {
+                "status": "success",
+                "rows_processed": processed,
+                "rows_extracted": t.rows_extracted,
+                "rows_loaded": t.rows_loaded,
+                "files_created": t.files,
+                "target_rows": t.target_rows,
+                "duration_seconds": round(t.seconds, 3),
+                "completed_at": (t.finished_at or ended).isoformat(),
+                "extract_watermark": t.extract_watermark,
+                "load_watermark": t.load_watermark,
+            }
+        else:
+            results[t.spec.name] = {
+                "status": "failed",
+                "error_message": t.error or "not run",
+                "failed_at": (t.finished_at or ended).isoformat(),
+            }
+    failures = len(outcome.failed)
+    status = "success" if not failures else "failed" if failures == len(outcome.tables) else "partial_success"
+    succeeded = [r for r in results.values() if r["status"] == "success"]
+    pipelines = sorted({s.pipeline for s in specs})
+    return {
+        "execution_id": f"sync_{started:%Y%m%d_%H%M%S}_{outcome.run_id[:8]}",
+        "dagster_run_id": outcome.run_id,
+        "start_time": started.isoformat(),
+        "pipeline": request.pipeline_label or (pipelines[0] if len(pipelines) == 1 else ",".join(pipelines)),
+        "tables_requested": [s.name for s in specs],
+        "total_tables": len(specs),
+        "table_results": results,
+        "status": status,
+        "end_time": ended.isoformat(),
+        "duration_seconds": round((ended - started).total_seconds(), 3),
+        "summary": {
+            "success_count": len(succeeded),
+            "failure_count": failures,
+            "total_rows_processed": sum(r["rows_processed"] for r in succeeded),
+            "total_files_created": sum(r["files_created"] for r in succeeded),
+        },
+    }
+
+
+def _dry_run(project: Project, specs: Sequence[TableSpec], request: SyncRequest) -> None:
+    from sync_platform.engine.explain import explain_table
+
+    instance = cli_instance()
+    options = RunOptions(limit=request.limit, max_chunks=request.max_chunks)
+    steps = [name for name, wanted in (("stage", request.stage), ("load", request.load)) if wanted]
+    with ConnectionRegistry(project.connections, project.config_dir) as registry:
+        for spec in specs:
+            record = watermarks.read_extract_watermark(instance, spec)
+            start = record.watermark if record is not None else Watermark()
+            click.echo(f"== {spec.identity} ({' + '.join(steps)}; nothing is changed)")
+            click.echo(f"extract watermark: {record.describe() if record else 'none recorded (recovered at run time)'}")
+            try:
+                explanation = explain_table(registry, spec, start, options)
+            except Exception as exc:
+                output.fail(f"{spec.identity}: {registry.mask(str(exc))}")
+                raise SystemExit(exit_code_for(exc)) from None
+            for line in explanation.lines():
+                click.echo(line)

@@ -1,0 +1,302 @@
+"""Table syncs started from the command line, as Dagster runs in the persistent instance.
+
+The CLI does not call the engine itself: it executes the ``sync_tables`` job for the selected assets
+in this process against the instance under ``DAGSTER_HOME``. A CLI run is therefore a run in the UI,
+reads and moves the same watermarks as schedules and ``dagster asset materialize``, honours the
+source pools and the per-table lock, and its results are read back from the run's events.
+
+A run whose steps cannot start (a pool with no free slot, another run holding the table) would wait
+for ever; a watchdog interrupts it after ``wait_timeout`` seconds without a running step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
+
+from sync_platform.configuration.project import Pipeline, Project, TableSpec
+from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
+from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.keys import TableKeys, group_name
+
+DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
+_POLL_SECONDS = 0.5
+_STEP_STARTED = {"STEP_START"}
+_STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
+
+Progress = Callable[[TableSpec, str], None]
+
+
+class RunBlockedError(RuntimeError):
+    """No step of the run could start within the wait timeout; the run was interrupted."""
+
+
+@dataclass
+class TableOutcome:
+    """What one table's part of a run did, read from the run's events."""
+
+    spec: TableSpec
+    status: str = "skipped"  # success | failed | skipped (not reached)
+    rows_extracted: int = 0
+    rows_loaded: int = 0
+    files: int = 0
+    bytes: int = 0
+    null_cursor_rows: int = 0
+    zero_dates: int = 0
+    target_rows: int | None = None
+    extract_watermark: str | None = None
+    load_watermark: str | None = None
+    schema_changes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+    error_classes: tuple[str, ...] = ()  # the failure's exception classes, outermost first (for exit codes)
+    finished_at: dt.datetime | None = None
+    checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    tables: list[TableOutcome]
+    seconds: float
+    blocked: str | None = None  # why the run was interrupted by the watchdog
+
+    @property
+    def failed(self) -> list[TableOutcome]:
+        return [t for t in self.tables if t.status != "success"]
+
+
+def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
+    """The project with every spec in its pipeline: tables of open (v1.0.0 ``default``) and ad-hoc
+    pipelines are not in the configuration files, but a run needs their assets."""
+    pipelines = dict(project.pipelines)
+    for spec in specs:
+        pipeline = pipelines[spec.pipeline]
+        if pipeline.tables.get(spec.name) != spec:
+            pipelines[spec.pipeline] = replace(pipeline, tables={**pipeline.tables, spec.name: spec})
+    return replace(project, pipelines=pipelines)
+
+
+def with_pipeline(project: Project, pipeline: Pipeline) -> Project:
+    """The project with one more (ad-hoc) pipeline."""
+    return replace(project, pipelines={**project.pipelines, pipeline.name: pipeline})
+
+
+def run_tables(
+    project: Project,
+    specs: Sequence[TableSpec],
+    *,
+    instance: dg.DagsterInstance,
+    stage: bool = True,
+    load: bool = True,
+    limit: int | None = None,
+    max_chunks: int | None = None,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Sync ``specs`` in one Dagster run (tables one after another) and report each table's outcome.
+
+    ``stage`` / ``load`` select the staging and warehouse assets (the older ``--backup-only`` and
+    ``--redshift-only``); ``limit`` / ``max_chunks`` cap the extract as the older tool did.
+    """
+    if not stage and not load:
+        raise ValueError("a run must stage, load, or both")
+    project = with_tables(project, specs)
+    definitions = build_definitions(project)
+    job = definitions.resolve_job_def(TABLES_JOB)
+    keys = [TableKeys.of(spec) for spec in specs]
+    selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
+    op_config = {"limit": limit, "max_chunks": max_chunks}
+    run_config: dict[str, Any] = {
+        "ops": {t.op: {"config": op_config} for t in keys},
+        # The CLI shows its own progress and summary; Dagster's console logger would repeat every event.
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    pipelines = sorted({group_name(spec.pipeline) for spec in specs})
+    tags = {TRIGGER_TAG: trigger, PIPELINE_TAG: pipelines[0] if len(pipelines) == 1 else "several"}
+    run_id = str(uuid.uuid4())
+    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
+    started = time.monotonic()
+    watchdog.start()
+    try:
+        job.execute_in_process(  # results are read back from the run's events, as the UI shows them
+            run_config=run_config,
+            instance=instance,
+            asset_selection=selection,
+            run_id=run_id,
+            tags=tags,
+            raise_on_error=False,
+        )
+        watchdog.finished()
+    except DagsterExecutionInterruptedError:
+        if watchdog.blocked is None:
+            raise
+    finally:
+        watchdog.stop()
+    seconds = time.monotonic() - started
+    outcomes = [_outcome(instance, run_id, t) for t in keys]
+    if watchdog.blocked is not None:
+        for outcome in outcomes:
+            if outcome.status == "skipped":
+                outcome.status, outcome.error = "failed", watchdog.blocked
+    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+
+
+def _outcome(instance: dg.DagsterInstance, run_id: str, keys: TableKeys) -> TableOutcome:
+    outcome = TableOutcome(spec=keys.spec)
+    step_seconds = 0.0
+    step_started: float | None = None
+    for record in instance.get_records_for_run(run_id, limit=100_000).records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event is None or event.step_key != keys.op:
+            continue
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            step_started = entry.timestamp
+        elif kind in _STEP_ENDED and step_started is not None:
+            step_seconds += entry.timestamp - step_started
+            step_started = None
+        if kind == "STEP_SUCCESS":
+            outcome.status = "success"
+            outcome.finished_at = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC)
+        elif kind == "STEP_FAILURE":
+            outcome.status = "failed"
+            outcome.finished_at = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC)
+            error = event.step_failure_data.error
+            user = event.step_failure_data.user_failure_data
+            outcome.error = (user.description if user and user.description else None) or (
+                error.message.strip() if error else "failed"
+            )
+            outcome.error_classes = _error_classes(error)
+        elif kind == "ASSET_MATERIALIZATION":
+            _read_materialization(outcome, keys, event.event_specific_data.materialization)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            outcome.checks[evaluation.check_name] = evaluation.passed
+    outcome.seconds = step_seconds
+    return outcome
+
+
+def _error_classes(error: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    while error is not None and len(names) < 10:
+        names.append(error.cls_name or "")
+        error = error.cause or error.context
+    return tuple(names)
+
+
+def _value(metadata: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    entry = metadata.get(key)
+    return default if entry is None else entry.value
+
+
+def _read_materialization(outcome: TableOutcome, keys: TableKeys, materialization: dg.AssetMaterialization) -> None:
+    metadata = materialization.metadata
+    if materialization.asset_key == keys.staging:
+        outcome.rows_extracted = _value(metadata, watermarks.ROWS, 0)
+        outcome.files = _value(metadata, watermarks.FILES, 0)
+        outcome.bytes = _value(metadata, watermarks.BYTES, 0)
+        outcome.null_cursor_rows = _value(metadata, watermarks.NULL_CURSOR_ROWS, 0)
+        outcome.zero_dates = _value(metadata, watermarks.ZERO_DATE_COUNT, 0)
+        outcome.extract_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
+    elif materialization.asset_key == keys.warehouse:
+        outcome.rows_loaded = _value(metadata, watermarks.ROWS, 0)
+        outcome.target_rows = _value(metadata, watermarks.TARGET_ROWS)
+        outcome.load_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
+        outcome.schema_changes = list(_value(metadata, watermarks.SCHEMA_CHANGES, []) or [])
+
+
+class _Watchdog(threading.Thread):
+    """Relays the run's progress messages and interrupts a run that cannot start any step.
+
+    The in-process executor waits for a pool slot in a loop that never looks at signals (Dagster
+    defers SIGINT while a run executes), so the interruption is raised in the executing thread as
+    ``DagsterExecutionInterruptedError``: Dagster then ends the run as canceled and frees its claims.
+    """
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        run_id: str,
+        keys: Sequence[TableKeys],
+        wait_timeout: float,
+        progress: Progress | None,
+    ):
+        super().__init__(name="sync-platform-watchdog", daemon=True)
+        self.instance, self.run_id, self.wait_timeout, self.progress = instance, run_id, wait_timeout, progress
+        self.by_op = {k.op: k.spec for k in keys}
+        self.blocked: str | None = None
+        self._halt = threading.Event()
+        self._running: set[str] = set()
+        self._waiting_since = time.monotonic()
+        self._last_wait_reason = ""
+        self._executing_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._finished = False
+
+    def finished(self) -> None:
+        """The run returned: interrupting it from now on would hit the caller instead."""
+        with self._lock:
+            self._finished = True
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+        self._poll()  # the messages of the run's last moments
+
+    def run(self) -> None:
+        while not self._halt.wait(_POLL_SECONDS):
+            try:
+                self._poll()
+            except Exception:  # the storage may be mid-write; the next poll reads it
+                continue
+            if self._running:
+                self._waiting_since = time.monotonic()
+            elif time.monotonic() - self._waiting_since > self.wait_timeout:
+                reason = self._last_wait_reason or "no step started"
+                with self._lock:
+                    if self._finished:
+                        return
+                    self.blocked = (
+                        f"gave up after {self.wait_timeout:g} s without a running step ({reason}); "
+                        "other runs hold the source pool's slots or the table — see the Dagster UI "
+                        "(Deployment → Concurrency) or raise --wait-timeout"
+                    )
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self._executing_thread), ctypes.py_object(DagsterExecutionInterruptedError)
+                    )
+                return
+
+    _cursor: str | None = None
+
+    def _poll(self) -> None:
+        connection = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, limit=1000)
+        for record in connection.records:
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            step = entry.step_key
+            if event is not None:
+                kind = event.event_type_value
+                if kind in _STEP_STARTED:
+                    self._running.add(step)
+                elif kind in _STEP_ENDED:
+                    self._running.discard(step)
+                if kind == "ENGINE_EVENT" and "pool" in (event.message or "").lower():
+                    self._last_wait_reason = event.message or ""
+                continue
+            spec = self.by_op.get(step or "")
+            if spec is not None and self.progress is not None and entry.user_message:
+                self.progress(spec, entry.user_message)
+        self._cursor = connection.cursor

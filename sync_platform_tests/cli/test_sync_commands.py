@@ -1,0 +1,223 @@
+"""``sync``, ``sync pipeline``, ``sync connections`` and ``backup`` end to end, as Dagster runs.
+
+Each command runs in a subprocess against the real MariaDB, PostgreSQL and a Dagster instance in a
+temporary ``DAGSTER_HOME``; the tests compare the target with the source and read the instance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.instance.ref import InstanceRef
+
+from sync_platform.orchestration.keys import TableKeys
+from sync_platform.orchestration.watermarks import read_extract_watermark, read_load_watermark
+from sync_platform_tests.cli.test_config_and_connections_cli import run
+from sync_platform_tests.cli.test_s3clean import staged_batches
+from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
+from sync_platform_tests.engine.test_sync import COLUMNS, create_orders, hybrid
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def harness(mysql_db, pg_db, make_config_dir) -> Harness:
+    h = Harness(make_config_dir(), mysql_db, pg_db)
+    schema = h.config.target_schema
+    for table in ("orders", "items", "adhoc", "legacy_orders", "_sync_load_ledger"):  # each test starts from nothing
+        pg_db.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
+    create_orders(h, "orders", 300)
+    create_orders(h, "items", 120)
+    h.set_tables(
+        {f"{mysql_db.name}.orders": hybrid(lookback=0), f"{mysql_db.name}.items": hybrid(lookback=0)},
+        processing={"batch_size": 50},
+    )
+    return h
+
+
+def cli(h: Harness, home: Path, *args: str, env: dict[str, str] | None = None):
+    return run("--config-dir", str(h.config.path), *args, env={"DAGSTER_HOME": str(home), **(env or {})})
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def test_sync_pipeline_without_tables_syncs_every_table_as_a_dagster_run(harness: Harness, dagster_home: Path) -> None:
+    result = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+    assert assert_same(harness, "items", COLUMNS, "id") == 120
+    assert "success" in result.stdout and "rows in target" in result.stdout
+
+    # The run is in the instance, and the watermarks the UI and the schedules read have moved.
+    instance = instance_at(dagster_home)
+    runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
+    assert runs[0].tags["sync_platform/trigger"] == "cli"
+    spec = harness.spec("orders")
+    extract, load = read_extract_watermark(instance, spec), read_load_watermark(instance, spec)
+    assert extract is not None and load is not None
+    assert extract.watermark.position["id"] == 300 and load.watermark.position["id"] == 300
+
+    # A second run reads only what changed.
+    harness.mysql.execute("UPDATE orders SET name = 'changed', updated_at = '2026-01-01' WHERE id <= 5")
+    again = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "--json-output", "/dev/stdout")
+    assert again.returncode == 0, again.stderr
+    document = json.loads(again.stdout[again.stdout.index("{") :])
+    assert document["table_results"][f"{harness.mysql.name}.orders"]["rows_processed"] == 5
+    assert document["table_results"][f"{harness.mysql.name}.items"]["rows_processed"] == 0
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+
+
+def test_airflow_loop_with_limit_until_caught_up_totals_match_the_target(harness: Harness, dagster_home: Path) -> None:
+    table = f"{harness.mysql.name}.orders"
+    output = dagster_home.parent / "result.json"
+    totals, runs = 0, 0
+    while True:
+        result = cli(
+            harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "-t", table,
+            "--json-output", str(output), "--limit", "70", "--max-workers", "1",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        document = json.loads(output.read_text())
+        assert document["status"] == "success" and document["total_tables"] == 1
+        rows = document["table_results"][table]["rows_processed"]
+        assert rows <= 70
+        totals += rows
+        runs += 1
+        if rows == 0:
+            break
+        assert runs < 10, "the loop must catch up"
+    assert runs == 6  # 70 + 70 + 70 + 70 + 20, then a run that finds nothing
+    assert totals == 300 == assert_same(harness, "orders", COLUMNS, "id")
+    assert document["summary"] == {
+        "success_count": 1,
+        "failure_count": 0,
+        "total_rows_processed": 0,
+        "total_files_created": 0,
+    }
+
+
+def test_backup_only_then_redshift_only_and_s3clean_keeps_what_is_not_loaded(
+    harness: Harness, dagster_home: Path
+) -> None:
+    table = f"{harness.mysql.name}.orders"
+    staged = cli(harness, dagster_home, "sync", "-t", table, "--backup-only", "--json-output", "/dev/null")
+    assert staged.returncode == 0, staged.stderr
+    assert harness.pg.query(f"SELECT to_regclass('{harness.config.target_schema}.orders')") == [(None,)]
+    batches = staged_batches(harness, "orders")
+    assert batches
+
+    cleaned = cli(harness, dagster_home, "s3clean", "clean", "-t", table, "--older-than", "0s")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert staged_batches(harness, "orders") == batches  # nothing unloaded is deleted
+
+    loaded = cli(harness, dagster_home, "sync", "-t", table, "--redshift-only")
+    assert loaded.returncode == 0, loaded.stderr
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+    # `backup` is the v1.0.0 name of a staging-only run: nothing new to stage, nothing loaded.
+    again = cli(harness, dagster_home, "backup", "-t", table)
+    assert again.returncode == 0, again.stderr
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+
+
+def test_sync_connections_between_two_named_connections(harness: Harness, dagster_home: Path) -> None:
+    config = harness.config
+    create_orders(harness, "adhoc", 80)
+    table = f"{harness.mysql.name}.adhoc"
+    result = cli(harness, dagster_home, "sync", "connections", "-s", config.source, "-r", config.target, "-t", table)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert assert_same(harness, "adhoc", COLUMNS, "id") == 80
+    # A table a pipeline already writes is refused: one writer per warehouse table.
+    taken = f"{harness.mysql.name}.items"
+    twice = cli(harness, dagster_home, "sync", "connections", "-s", config.source, "-r", config.target, "-t", taken)
+    assert twice.returncode == 1 and "one writer per table" in twice.stderr, twice.stderr
+    unknown = cli(harness, dagster_home, "sync", "connections", "-s", "nope", "-r", config.target, "-t", table)
+    assert unknown.returncode == 1 and "no source connection `nope`" in unknown.stderr
+
+
+def test_v1_0_0_env_mode_syncs_any_table_through_the_default_pipeline(
+    mysql_db, pg_db, tmp_path: Path, dagster_home: Path
+) -> None:
+    h = Harness(None, mysql_db, pg_db)  # type: ignore[arg-type]
+    create_orders(h, "legacy_orders", 90)
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()  # no connections.yml: the older tool's .env variables
+    env = {
+        "DAGSTER_HOME": str(dagster_home),
+        "DB_HOST": mysql_db.host,
+        "DB_PORT": str(mysql_db.port),
+        "DB_DATABASE": mysql_db.name,
+        "DB_USER": mysql_db.user,
+        "DB_PASSWORD": mysql_db.password,
+        "REDSHIFT_TYPE": "postgres",
+        "REDSHIFT_HOST": pg_db.host,
+        "REDSHIFT_PORT": str(pg_db.port),
+        "REDSHIFT_DATABASE": pg_db.name,
+        "REDSHIFT_SCHEMA": "public",
+        "REDSHIFT_USER": pg_db.user,
+        "REDSHIFT_PASSWORD": pg_db.password,
+        "S3_LOCAL_PATH": str(tmp_path / "staging"),
+    }
+    result = run("--config-dir", str(config_dir), "sync", "-t", f"{mysql_db.name}.legacy_orders", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    source = sorted(mysql_db.query("SELECT id, name, amount FROM legacy_orders"))
+    target = sorted(pg_db.query("SELECT id, name, amount FROM public.legacy_orders"))
+    assert len(target) == 90 and [(i, n, str(a)) for i, n, a in source] == [(i, n, str(a)) for i, n, a in target]
+
+
+def test_a_failed_table_is_reported_with_a_partial_exit_code_and_in_the_json(
+    harness: Harness, dagster_home: Path
+) -> None:
+    db = harness.mysql.name
+    harness.set_tables({f"{db}.orders": hybrid(lookback=0), f"{db}.missing": hybrid(lookback=0)})
+    output = dagster_home.parent / "result.json"
+    result = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "--json-output", str(output))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"{db}.missing" in result.stderr and "does not exist" in result.stderr
+    document = json.loads(output.read_text())
+    assert document["status"] == "partial_success"
+    assert document["table_results"][f"{db}.missing"]["status"] == "failed"
+    assert "does not exist" in document["table_results"][f"{db}.missing"]["error_message"]
+    assert document["table_results"][f"{db}.orders"]["rows_processed"] == 300
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+
+    alone = cli(harness, dagster_home, "sync", "-t", f"{db}.missing")
+    assert alone.returncode == 1, alone.stderr  # the table does not exist: a configuration problem
+
+
+def test_a_run_blocked_on_its_pool_gives_up_after_the_wait_timeout(harness: Harness, dagster_home: Path) -> None:
+    table = f"{harness.mysql.name}.orders"
+    instance = instance_at(dagster_home)
+    pool = TableKeys.of(harness.spec("orders")).pool
+    instance.event_log_storage.set_concurrency_slots(pool, 0)  # another deployment holds every slot
+    result = cli(harness, dagster_home, "sync", "-t", table, "--wait-timeout", "3")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "gave up after 3 s" in result.stderr and pool in result.stderr
+    assert harness.pg.query(f"SELECT to_regclass('{harness.config.target_schema}.orders')") == [(None,)]
+
+    instance.event_log_storage.set_concurrency_slots(pool, 1)
+    result = cli(harness, dagster_home, "sync", "-t", table)
+    assert result.returncode == 0, result.stderr
+    assert assert_same(harness, "orders", COLUMNS, "id") == 300
+
+
+def test_usage_errors_exit_1_with_the_reason(harness: Harness, dagster_home: Path) -> None:
+    table = f"{harness.mysql.name}.orders"
+    both = cli(harness, dagster_home, "sync", "-t", table, "--backup-only", "--redshift-only")
+    assert both.returncode == 1 and "exclude each other" in both.stderr
+    bare = cli(harness, dagster_home, "sync")
+    assert bare.returncode == 1 and "sync pipeline -p P" in bare.stderr
+    unknown = cli(harness, dagster_home, "sync", "pipeline", "-p", "nope")
+    assert unknown.returncode == 1 and "pipeline `nope` not found" in unknown.stderr
+    not_listed = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "-t", "other.table")
+    assert not_listed.returncode == 1 and "not part of pipeline" in not_listed.stderr
