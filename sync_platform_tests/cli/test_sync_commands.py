@@ -7,6 +7,9 @@ temporary ``DAGSTER_HOME``; the tests compare the target with the source and rea
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -221,3 +224,39 @@ def test_usage_errors_exit_1_with_the_reason(harness: Harness, dagster_home: Pat
     assert unknown.returncode == 1 and "pipeline `nope` not found" in unknown.stderr
     not_listed = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "-t", "other.table")
     assert not_listed.returncode == 1 and "not part of pipeline" in not_listed.stderr
+
+
+def test_watermark_set_then_sync_resumes_from_the_set_point(harness: Harness, dagster_home: Path) -> None:
+    table = f"{harness.mysql.name}.orders"
+    first = cli(harness, dagster_home, "sync", "-t", table, "--limit", "100", "--max-chunks", "1")
+    assert first.returncode == 0, first.stderr
+    # create_orders: row i has updated_at = 2025-01-01 + i s; jump past row 250.
+    moved = cli(
+        harness, dagster_home, "watermark", "set", "-t", table, "--timestamp", "2025-01-01 00:04:10", "--id", "250"
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    output = dagster_home.parent / "after_set.json"
+    resumed = cli(harness, dagster_home, "sync", "-t", table, "--json-output", str(output))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(output.read_text())["table_results"][table]["rows_processed"] == 50  # rows 251..300
+    ids = [row[0] for row in harness.pg.query(f"SELECT id FROM {harness.target('orders')} ORDER BY id")]
+    assert ids == [*range(1, 101), *range(251, 301)]  # 101..250 skipped by the manual set, nothing doubled
+
+
+def test_progress_and_summary_on_a_terminal(harness: Harness, dagster_home: Path) -> None:
+    """On a terminal the run shows a live line per table and a drawn summary table (rich)."""
+    config = str(harness.config.path)
+    command = " ".join([sys.executable, "-m", "sync_platform.cli.main", "--config-dir", config, "sync", "pipeline"])
+    command += f" -p {PIPELINE}"
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],  # a pseudo-terminal, as an operator's shell has
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home), "COLUMNS": "200"},
+        cwd=harness.config.path.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "━" in result.stdout or "─" in result.stdout  # rich drew the table
+    assert "done" in result.stdout and f"src:{harness.mysql.name}.orders" in result.stdout
+    assert assert_same(harness, "items", COLUMNS, "id") == 120
