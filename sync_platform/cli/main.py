@@ -17,6 +17,7 @@ from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
 from sync_platform.cli.s3clean_commands import s3clean_group
 from sync_platform.cli.sync_commands import backup, sync_group
+from sync_platform.cli.watermark_commands import watermark_count_group, watermark_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
 
 
@@ -67,6 +68,8 @@ cli.add_command(demo)
 cli.add_command(s3clean_group)
 cli.add_command(sync_group)
 cli.add_command(backup)
+cli.add_command(watermark_group)
+cli.add_command(watermark_count_group)
 cli.add_command(version)
 cli.add_command(features)
 

@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "Sup3r-Secret-pw!"
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess; ``input`` is typed at its prompts."""
     return subprocess.run(
         [sys.executable, "-m", "sync_platform.cli.main", *args],
         capture_output=True,
@@ -22,6 +25,7 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
         timeout=120,
         env={**os.environ, **(env or {})},
         cwd=cwd or REPO,
+        input=input,
     )
 
 

@@ -1,0 +1,605 @@
+"""``watermark`` and ``watermark-count``: where each table's sync stands, read and moved in the Dagster instance.
+
+The older tool kept a JSON document per table in S3; here the positions are the metadata of the
+table's assets in the persistent Dagster instance (``DAGSTER_HOME``), read and written only through
+:mod:`sync_platform.orchestration.watermarks`, so the UI, schedules and these commands agree. Row
+counts are not stored at all: ``validate-counts`` computes them with the asset checks' queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+import dagster as dg
+import pyarrow as pa
+
+from sync_platform.cli import output
+from sync_platform.cli.context import CliContext, pass_cli
+from sync_platform.cli.exit_codes import ExitCode, exit_code_for
+from sync_platform.cli.tables import resolve_table
+from sync_platform.configuration import ConfigError, TableSpec
+from sync_platform.connections.registry import ConnectionRegistry, UnknownConnection
+from sync_platform.engine.cleanup import inventory
+from sync_platform.engine.recovery import TableShape, read_table_shape
+from sync_platform.engine.strategies import CursorColumn
+from sync_platform.engine.typemap import ColumnMapping
+from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.automation import TABLES_JOB
+from sync_platform.orchestration.instance import cli_instance
+from sync_platform.orchestration.keys import staging_key, warehouse_key
+from sync_platform.orchestration.reconcile import NotComparable, compare_row_counts, duplicate_keys
+
+TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS"
+# Strict: the older tool's documented form, optionally with microseconds; no offset (values are UTC / as stored).
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+_HISTORY_PAGE = 1000
+_RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+_RUNS_SCANNED = 500  # runs in progress at once; dagster.yaml allows a handful
+
+
+def _fail(message: str, code: ExitCode = ExitCode.CONFIG) -> NoReturn:
+    click.echo(message, err=True)
+    raise SystemExit(code)
+
+
+def _exit_code(exc: BaseException) -> ExitCode:
+    if isinstance(exc, UnknownConnection):  # a name connections.yml does not define
+        return ExitCode.CONFIG
+    return exit_code_for(exc)
+
+
+@contextmanager
+def _reported(spec: TableSpec, registry: ConnectionRegistry) -> Iterator[None]:
+    """Errors of the work inside become one masked line naming the table, and the matching exit code."""
+    try:
+        yield
+    except (SystemExit, click.ClickException, click.Abort):
+        raise
+    except Exception as exc:
+        _fail(f"{spec.identity}: {registry.mask(str(exc)) or type(exc).__name__}", _exit_code(exc))
+
+
+# --------------------------------------------------------------------------- which table
+
+
+def _table_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "-c", "--connection", help="The table's source connection (as in CONN:schema.table); not with -p."
+    )(function)
+    function = click.option("-p", "--pipeline", help="The pipeline the table belongs to (auto-detected when unique).")(
+        function
+    )
+    return click.option(
+        "-t", "--table", "table", required=True, help="schema.table (or CONN:schema.table), as configured."
+    )(function)
+
+
+def _spec(ctx: CliContext, table: str, pipeline: str | None, connection: str | None) -> TableSpec:
+    if pipeline and connection:
+        _fail("-p and -c both given: name the table's pipeline (-p) or its source connection (-c), not both")
+    name = table
+    if connection:
+        source, sep, bare = table.rpartition(":")
+        if sep and source != connection:
+            _fail(f"-t {table} names source `{source}` but -c says `{connection}`: give one of them")
+        name = f"{connection}:{bare if sep else table}"
+    try:
+        return resolve_table(ctx.project(), name, pipeline)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _registry(ctx: CliContext) -> ConnectionRegistry:
+    project = ctx.project()
+    return ConnectionRegistry(project.connections, project.config_dir)
+
+
+# --------------------------------------------------------------------------- describing watermarks
+
+
+def _when(record: watermarks.WatermarkRecord) -> str:
+    recorded = record.recorded_at
+    return recorded.strftime("%Y-%m-%d %H:%M:%S UTC") if recorded else ""
+
+
+def _provenance(record: watermarks.WatermarkRecord) -> str:
+    """Where a watermark came from, in words: a run, a manual set (with its note) or the warehouse."""
+    if record.origin == watermarks.Origin.MANUAL:
+        return "manual" + (f' ("{record.detail}")' if record.detail else "")
+    if record.origin == watermarks.Origin.MATERIALIZATION:
+        text = f"run {record.run_id[:8]}" if record.run_id else "materialization"
+        manual_at = record.watermark.manual_at
+        if manual_at:
+            text += f", continuing from a manual set at {manual_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+        return text
+    return f"{record.origin}: {record.detail}" if record.detail else record.origin
+
+
+def _ordered(watermark: Watermark, spec: TableSpec) -> Watermark:
+    """The position with the cursor column first (instance metadata comes back with its JSON keys sorted)."""
+    first = (spec.config.cdc_timestamp_column or "").lower()
+    position = dict(sorted(watermark.position.items(), key=lambda item: item[0].lower() != first))
+    return Watermark(position, watermark.manual_at, watermark.note)
+
+
+def describe(watermark: Watermark, spec: TableSpec) -> str:
+    return _ordered(watermark, spec).describe()
+
+
+def _strategy_text(spec: TableSpec) -> str:
+    """The configured strategy (the engine may still detect columns for an unconfigured table)."""
+    cfg = spec.config
+    columns = [c for c in (cfg.cdc_timestamp_column, cfg.cdc_id_column) if c]
+    text = cfg.cdc_strategy + (f" on {', '.join(columns)}" if columns else "")
+    if cfg.cdc_strategy == "full_sync":
+        text += f" ({cfg.full_sync_mode or 'replace'})"
+    return text
+
+
+# --------------------------------------------------------------------------- mapping --timestamp / --id
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """``--timestamp``: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, nothing looser (a typo must not move a watermark)."""
+    value = text.strip()
+    if _TIMESTAMP.match(value):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    _fail(
+        f"--timestamp {text!r} is not a valid date and time: expected '{TIMESTAMP_FORMAT}' "
+        "(optionally .ffffff), in UTC for TIMESTAMP columns and as stored for DATETIME columns, without an offset"
+    )
+
+
+def _fitted(column: ColumnMapping, value: Any, flag: str, spec: TableSpec) -> CursorValue:
+    """``value`` as the engine reads the column back (the staged Arrow type): int, Decimal, ... ."""
+    try:
+        return pa.array([value], type=column.arrow_type)[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        _fail(f"{spec.identity}: {flag} {value} does not fit column {column.source_name} ({column.source.column_type})")
+
+
+def _timestamp_value(column: ColumnMapping, cursor: CursorColumn, value: dt.datetime, spec: TableSpec) -> CursorValue:
+    """The ``--timestamp`` value in the exact form the engine writes for this cursor column."""
+    where = f"{spec.identity}: {cursor.name} is {column.source.column_type}"
+    if cursor.kind == "datetime":
+        return value  # DATETIME holds wall-clock values with no zone: compared as written
+    if cursor.kind == "timestamp":
+        return value.replace(tzinfo=dt.UTC)  # TIMESTAMP is an instant: the engine keeps it as aware UTC
+    if cursor.kind == "date":
+        if value.time() != dt.time(0):
+            _fail(f"{where}: give --timestamp 'YYYY-MM-DD 00:00:00' (a date has no time of day)")
+        return value.date()
+    if cursor.kind == "unix":
+        if value.microsecond:
+            _fail(f"{where}, holding epoch seconds: give --timestamp in whole seconds")
+        return _fitted(column, int(value.replace(tzinfo=dt.UTC).timestamp()), "--timestamp", spec)
+    _fail(f"{where}: --timestamp cannot be mapped onto it (supported: DATETIME, TIMESTAMP, DATE, integer epoch)")
+
+
+def _id_value(column: ColumnMapping, cursor: CursorColumn, value: int, spec: TableSpec) -> CursorValue:
+    if cursor.kind in ("integer", "decimal"):
+        return _fitted(column, value, "--id", spec)
+    if cursor.kind == "string":
+        return str(value)  # the engine pages a text key in its collation order; the literal is the text
+    _fail(f"{spec.identity}: {cursor.name} is {column.source.column_type}: --id cannot be mapped onto it")
+
+
+def manual_position(
+    spec: TableSpec, shape: TableShape, timestamp: dt.datetime | None, ident: int | None
+) -> dict[str, CursorValue]:
+    """The keyset position ``--timestamp`` / ``--id`` mean for this table's strategy (exit 1 when they do not fit).
+
+    The timestamp goes to the cursor column, the id to the single tie-breaker or id column; a tie-breaker
+    left unset is NULL, so the next run reads strictly after the timestamp (the older tool's semantics).
+    """
+    strategy = shape.choice.strategy
+    keyset = shape.keyset
+    names = ", ".join(c.name for c in keyset)
+    about = f"{spec.identity} uses {strategy}" + (f" on ({names})" if names else "")
+    if strategy == "full_sync" or not keyset:
+        _fail(f"{about}: it reads the whole table on every run, so it has no watermark to set")
+    ts_column = keyset[0] if shape.choice.timestamp_column == keyset[0].name and strategy != "id_only" else None
+    ids = keyset[1:] if ts_column else keyset
+    if timestamp is not None and ts_column is None:
+        _fail(f"{about}: it has no timestamp cursor, so --timestamp does not apply; use --id")
+    if ident is not None and len(ids) != 1:
+        if not ids:
+            _fail(f"{about}: it has no id column to break ties, so --id does not apply; use --timestamp alone")
+        hint = "; use --timestamp alone" if ts_column else ""
+        _fail(f"{about}: --id sets one column, but the position is on ({', '.join(c.name for c in ids)}){hint}")
+    if ts_column is not None and timestamp is None:
+        _fail(
+            f"{about}: it resumes in {ts_column.name} order, so --timestamp is required "
+            f"(--id only orders rows sharing one {ts_column.name} value)"
+        )
+    if ts_column is None and ident is None:
+        _fail(f"{about}: give --id")
+
+    def mapping(cursor: CursorColumn) -> ColumnMapping:
+        return shape.mapping.column(shape.mapping.warehouse_name(cursor.name))
+
+    position: dict[str, CursorValue] = {}
+    if ts_column is not None and timestamp is not None:
+        position[ts_column.name] = _timestamp_value(mapping(ts_column), ts_column, timestamp, spec)
+    for cursor in ids:
+        position[cursor.name] = _id_value(mapping(cursor), cursor, ident, spec) if ident is not None else None
+    return position
+
+
+def moves_back(wanted: Watermark, current: Watermark, columns: tuple[str, ...]) -> bool:
+    """Whether the next run would read again rows that ``current`` has already passed.
+
+    A NULL tie-breaker reads strictly after its cursor value (``ts > T``), so it sorts after every id
+    there, not before as in :func:`sync_platform.engine.watermark.later`.
+    """
+    new, old = wanted.values(columns), current.values(columns)
+    if new is None or old is None:
+        return False
+    try:
+        if new[0] != old[0]:
+            return new[0] < old[0]
+        if None in new[1:]:
+            return False
+        return None in old[1:] or new[1:] < old[1:]
+    except TypeError:  # incomparable values (a changed column type): nothing to warn about reliably
+        return False
+
+
+def _refuse_while_a_run_extracts(instance: dg.DagsterInstance, spec: TableSpec, yes: bool) -> None:
+    """A run already extracting the table stores its own watermark when it ends, replacing a set made now."""
+    if yes:
+        return
+    key = staging_key(spec)
+    for record in instance.get_run_records(dg.RunsFilter(statuses=_RUNNING), limit=_RUNS_SCANNED):
+        run = record.dagster_run
+        selection = run.asset_selection
+        if (key in selection) if selection is not None else run.job_name == TABLES_JOB:
+            _fail(
+                f"{spec.identity}: run {run.run_id} is extracting this table ({run.status.value}); the watermark it "
+                "stores when it ends would replace this one. Wait for it to finish, or cancel it in the UI; "
+                "pass --yes if that run is dead (its process gone)."
+            )
+
+
+def _appends(shape: TableShape) -> bool:
+    """Rows are appended, not merged by key: reading them again duplicates them (full syncs re-read anyway)."""
+    return shape.choice.write_mode == "append" and shape.choice.strategy != "full_sync"
+
+
+# --------------------------------------------------------------------------- watermark
+
+
+@click.group("watermark")
+def watermark_group() -> None:
+    """Show, set and reset where each table's next sync starts.
+
+    Watermarks live in the Dagster instance (DAGSTER_HOME, default ~/.sync_platform/dagster), in the
+    metadata of the table's assets: the extract watermark (where the next read from MySQL starts) on the
+    staging asset, the load watermark (the end of the last batch loaded) on the warehouse asset.
+    """
+
+
+@watermark_group.command("get")
+@_table_options
+@click.option("--show-files", is_flag=True, help="Also list the table's staged batches: loaded or pending.")
+@pass_cli
+def get_watermark(ctx: CliContext, table: str, pipeline: str | None, connection: str | None, show_files: bool) -> None:
+    """The table's extract and load watermarks, where they came from and when they were recorded.
+
+    With nothing recorded in the instance, the position the next run would recover from the warehouse
+    (its load ledger, else MAX of the cursor in the target) is shown instead.
+    """
+    spec = _spec(ctx, table, pipeline, connection)
+    code = ExitCode.OK
+    with _registry(ctx) as registry, cli_instance() as instance:
+        click.echo(f"table             {spec.identity} (pipeline {spec.pipeline})")
+        click.echo(f"strategy          {_strategy_text(spec)}")
+        click.echo(f"target            {spec.target}: {spec.target_schema}.{spec.target_table}")
+        resolvers = (
+            ("extract", watermarks.read_extract_watermark, watermarks.resolve_extract_watermark),
+            ("load", watermarks.read_load_watermark, watermarks.resolve_load_watermark),
+        )
+        for label, read, resolve in resolvers:
+            record = read(instance, spec)
+            if record is None:
+                try:
+                    record = resolve(instance, registry, spec)  # what the next run would start from
+                except Exception as exc:
+                    click.echo(f"{label + ' watermark':<18}not recorded in the instance")
+                    click.echo(f"  {registry.mask(str(exc))}", err=True)
+                    code = max(code, _exit_code(exc))
+                    continue
+            click.echo(f"{label + ' watermark':<18}{describe(record.watermark, spec)}")
+            click.echo(f"  {'from':<16}{_provenance(record)}")
+            if record.recorded_at:
+                click.echo(f"  {'recorded':<16}{_when(record)}")
+        if show_files:
+            with _reported(spec, registry):
+                batches = inventory(registry, spec)
+            rows = [
+                (
+                    b.batch_id,
+                    b.state,
+                    "" if b.rows is None else f"{b.rows:,}",
+                    b.files,
+                    f"{b.bytes / 1e6:.1f}",
+                    b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                )
+                for b in batches
+            ]
+            click.echo("")
+            if rows:
+                output.table("Staged batches", ["batch", "state", "rows", "files", "MB", "created (UTC)"], rows)
+            else:
+                click.echo("no staged batches")
+    if code:
+        raise SystemExit(code)
+
+
+@watermark_group.command("set")
+@_table_options
+@click.option("--timestamp", "timestamp_text", help=f"'{TIMESTAMP_FORMAT}': the cursor value of the last row synced.")
+@click.option("--id", "ident", type=int, help="The id of the last row synced (id_only), or the tie-breaker (hybrid).")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Move an append-only table's watermark back anyway (re-appends rows), or set it while a run is in progress.",
+)
+@pass_cli
+def set_watermark(
+    ctx: CliContext,
+    table: str,
+    pipeline: str | None,
+    connection: str | None,
+    timestamp_text: str | None,
+    ident: int | None,
+    yes: bool,
+) -> None:
+    """Set the extract watermark by hand: the next run reads the rows after this position.
+
+    hybrid: --timestamp (required) and --id (the tie-breaker among rows sharing that timestamp);
+    timestamp_only: --timestamp, and --id only when the table has a one-column key; id_only: --id.
+    DATETIME values are compared as stored, TIMESTAMP values are taken as UTC. A table's lookback
+    (default 60 s for keyed tables) still re-reads that much before the position. Batches staged
+    before the set no longer move the resume point.
+    """
+    spec = _spec(ctx, table, pipeline, connection)
+    if timestamp_text is None and ident is None:
+        _fail(f"{spec.identity}: give --timestamp '{TIMESTAMP_FORMAT}' and/or --id N")
+    timestamp = parse_timestamp(timestamp_text) if timestamp_text is not None else None
+    with _registry(ctx) as registry, cli_instance() as instance:
+        with _reported(spec, registry):
+            shape = read_table_shape(registry, spec)
+        wanted = Watermark(manual_position(spec, shape, timestamp, ident))
+        _refuse_while_a_run_extracts(instance, spec, yes)
+        with _reported(spec, registry):
+            current = watermarks.resolve_extract_watermark(instance, registry, spec)
+        if _appends(shape) and moves_back(wanted, current.watermark, shape.keyset_names) and not yes:
+            _fail(
+                f"{spec.identity} appends rows (write_mode append: rows are added, not merged by key): moving its "
+                f"watermark back from {describe(current.watermark, spec)} to {describe(wanted, spec)} appends every "
+                "row in between again, as duplicates. Pass --yes if that is intended (e.g. after deleting those rows "
+                "from the target)."
+            )
+        stored = watermarks.record_manual_watermark(instance, spec, wanted, note="set from the command line")
+    click.echo(
+        f"{spec.identity}: extract watermark set to {describe(stored, spec)} (was {describe(current.watermark, spec)})"
+    )
+    lookback = shape.choice.lookback_seconds
+    click.echo(
+        "The next run reads the rows after it"
+        + (f", re-reading {lookback:g}s before it (lookback; rows merge by key)" if lookback else "")
+        + ". The load watermark moves when that run loads."
+    )
+
+
+def _reset(
+    ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, *, ask: bool, note: str
+) -> None:
+    spec = _spec(ctx, table, pipeline, connection)
+    with _registry(ctx) as registry, cli_instance() as instance:
+        _refuse_while_a_run_extracts(instance, spec, yes)
+        try:
+            appends = _appends(read_table_shape(registry, spec))
+        except Exception as exc:
+            if not yes:
+                _fail(
+                    f"{spec.identity}: cannot tell whether the table appends or merges "
+                    f"({registry.mask(str(exc))}); pass --yes to reset without checking",
+                    _exit_code(exc),
+                )
+            appends = False  # told to go ahead without the check
+        if appends and not yes:
+            _fail(
+                f"{spec.identity} appends rows (write_mode append: rows are added, not merged by key): a reset "
+                "reads every row again and appends it a second time. Refused without --yes. To re-read from a known "
+                "point, use `watermark set` (--id / --timestamp); to rebuild the table, empty the target table "
+                "first, then reset with --yes."
+            )
+        if ask and not yes and not click.confirm(f"Reset {spec.identity}? Its next run reads the whole table again."):
+            click.echo(f"{spec.identity}: not reset")
+            raise SystemExit(ExitCode.OK)
+        before = watermarks.read_extract_watermark(instance, spec)
+        watermarks.reset_watermark(instance, spec, note=note)
+    was = describe(before.watermark, spec) if before else "nothing recorded"
+    click.echo(f"{spec.identity}: extract watermark reset (was {was}); the next run reads from the beginning.")
+    if appends:
+        click.echo(
+            "warning: the table appends: every row the next run reads is added again unless the target was emptied."
+        )
+    if spec.config.cdc_strategy == "full_sync":
+        click.echo("full_sync reads the whole table on every run anyway; a reset restarts a paginate pass.")
+    click.echo("Staged batches are kept; any not loaded yet are still loaded by the next run.")
+
+
+_RESET_YES = "No question; reset an append-only table too (its rows are appended again) or during a run."
+_PRESERVE = "Accepted for compatibility: a reset never deletes staged batches here (use s3clean)."
+
+
+@watermark_group.command("reset")
+@_table_options
+@click.option("-y", "--yes", is_flag=True, help=_RESET_YES)
+@click.option("--preserve-files", is_flag=True, help=_PRESERVE)
+@pass_cli
+def reset(
+    ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, preserve_files: bool
+) -> None:
+    """Start the table over: the next run reads every row again (keyed tables merge, nothing duplicates).
+
+    Asks first. Refused without --yes for tables that append (no key): every row would arrive twice.
+    """
+    _reset(ctx, table, pipeline, connection, yes, ask=True, note="reset")
+
+
+@watermark_group.command("force-reset")
+@_table_options
+@click.option("-y", "--yes", is_flag=True, help=_RESET_YES)
+@click.option("--preserve-files", is_flag=True, help=_PRESERVE)
+@pass_cli
+def force_reset(
+    ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, preserve_files: bool
+) -> None:
+    """The same reset, without the question for keyed tables (append-only tables still need --yes).
+
+    The older tool needed force-reset because its reset could be undone by backup copies of the
+    watermark; here there are none, and both commands record the same reset in the instance.
+    """
+    _reset(ctx, table, pipeline, connection, yes, ask=False, note="force-reset")
+
+
+@watermark_group.command("list")
+@click.option("-p", "--pipeline", help="Only this pipeline's tables.")
+@pass_cli
+def list_watermarks(ctx: CliContext, pipeline: str | None) -> None:
+    """Every configured table's extract and load watermark, as recorded in the instance (no connections)."""
+    project = ctx.project()
+    if pipeline and pipeline not in project.pipelines:
+        _fail(f"pipeline `{pipeline}` not found (pipelines: {', '.join(sorted(project.pipelines)) or 'none'})")
+    names = [pipeline] if pipeline else sorted(project.pipelines)
+    rows: list[tuple[object, ...]] = []
+    with cli_instance() as instance:
+        for name in names:
+            for table_name, spec in project.pipelines[name].tables.items():
+                extract = watermarks.read_extract_watermark(instance, spec)
+                load = watermarks.read_load_watermark(instance, spec)
+                rows.append(
+                    (
+                        name,
+                        table_name,  # the configured name, never decoded from a storage key
+                        spec.config.cdc_strategy,
+                        describe(extract.watermark, spec) if extract else "not recorded",
+                        (_when(extract) + (" (manual)" if extract.origin == watermarks.Origin.MANUAL else ""))
+                        if extract
+                        else "",
+                        describe(load.watermark, spec) if load else "not recorded",
+                        _when(load) if load else "",
+                    )
+                )
+    if not rows:
+        click.echo("no tables configured" + (f" in pipeline {pipeline}" if pipeline else ""))
+        return
+    output.table(
+        "Watermarks",
+        ["pipeline", "table", "strategy", "extract watermark", "recorded", "load watermark", "recorded"],
+        rows,
+    )
+
+
+# --------------------------------------------------------------------------- watermark-count
+
+
+@click.group("watermark-count")
+def watermark_count_group() -> None:
+    """Row counts of a table: computed from the source, the warehouse and the run history (never stored)."""
+
+
+def _materialized_rows(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, int]:
+    """(rows summed over every recorded materialization of ``key``, number of materializations)."""
+    rows = runs = 0
+    cursor: str | None = None
+    while True:
+        page = instance.fetch_materializations(key, limit=_HISTORY_PAGE, cursor=cursor, ascending=True)
+        for record in page.records:
+            materialization = record.event_log_entry.asset_materialization
+            value = materialization.metadata.get(watermarks.ROWS) if materialization else None
+            if value is not None and isinstance(value.value, int):
+                rows += value.value
+                runs += 1
+        if not page.has_more:
+            return rows, runs
+        cursor = page.cursor
+
+
+@watermark_count_group.command("validate-counts")
+@_table_options
+@pass_cli
+def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connection: str | None) -> None:
+    """Compare source and target rows within the synced window, check key uniqueness, sum the runs' rows.
+
+    The window is every row at or below the load watermark (the whole table for full syncs), as the
+    `row_count_matches_source` asset check counts it. Exits 4 when the target has fewer rows than the
+    source there, or duplicate keys; more rows in the target (deletes are not propagated) is a warning.
+    """
+    spec = _spec(ctx, table, pipeline, connection)
+    with _registry(ctx) as registry, cli_instance() as instance, _reported(spec, registry):
+        shape = read_table_shape(registry, spec)
+        load = watermarks.resolve_load_watermark(instance, registry, spec)
+        counts = compare_row_counts(registry, spec, shape, _ordered(load.watermark, spec))
+        duplicates = duplicate_keys(registry, spec, shape)
+        extracted, extract_runs = _materialized_rows(instance, staging_key(spec))
+        loaded, load_runs = _materialized_rows(instance, warehouse_key(spec))
+    problems: list[str] = []
+    click.echo(f"table             {spec.identity} → {spec.target_schema}.{spec.target_table}")
+    click.echo(f"load watermark    {describe(load.watermark, spec)} ({_provenance(load)})")
+    if isinstance(counts, NotComparable):
+        click.echo(f"row counts        not compared: {counts.reason}")
+    else:
+        click.echo(f"window            {counts.window}")
+        click.echo(f"source rows       {counts.source_rows:,}")
+        click.echo(f"target rows       {counts.target_rows:,}")
+        click.echo(f"difference        {counts.difference:+,}")
+        if counts.difference < 0:
+            problems.append(f"{-counts.difference:,} rows of the window are missing from the target")
+        elif counts.difference > 0:
+            click.echo(
+                f"warning: the target has {counts.difference:,} rows more than the source "
+                "(rows deleted at the source stay in the target until a full sync)"
+            )
+    if isinstance(duplicates, NotComparable):
+        click.echo(f"duplicate keys    not checked: {duplicates.reason}")
+    else:
+        key = ", ".join(duplicates.key)
+        click.echo(f"duplicate keys    {duplicates.duplicated_keys:,} on ({key})")
+        if duplicates.duplicated_keys:
+            problems.append(f"{duplicates.duplicated_keys:,} values of ({key}) occur more than once")
+    click.echo(f"rows extracted    {extracted:,} in {extract_runs} recorded run(s) (re-reads included)")
+    click.echo(f"rows loaded       {loaded:,} in {load_runs} recorded run(s) (rows loaded again included)")
+    if problems:
+        output.fail(f"{spec.identity}: " + "; ".join(problems))
+        raise SystemExit(ExitCode.DATA)
+    output.ok(f"{spec.identity}: counts reconcile")
+
+
+@watermark_count_group.command("set-count")
+@click.option("-t", "--table", "table", help="schema.table (accepted for compatibility).")
+@click.option("--count", type=int, help="Accepted for compatibility; nothing stores it.")
+@click.option("-p", "--pipeline", hidden=True)
+@click.option("-c", "--connection", hidden=True)
+def set_count(table: str | None, count: int | None, pipeline: str | None, connection: str | None) -> None:
+    """Not needed any more: counts are computed, not stored (see validate-counts). Exits 1."""
+    _fail(
+        "watermark-count set-count: row counts are not stored state in sync_platform, so there is nothing to "
+        "overwrite. They are computed when asked: `watermark-count validate-counts -t "
+        f"{table or 'schema.table'}` counts the source and the target and sums the rows of the recorded runs. "
+        "If the target is missing rows, `watermark set` or `watermark reset` makes the next run read them again."
+    )
