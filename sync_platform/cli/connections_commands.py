@@ -66,7 +66,8 @@ def list_connections(ctx: CliContext, kind: str) -> None:
     output.table("Connections", ["name", "role", "type", "where", "ssh tunnel"], rows)
 
 
-def _print_reports(reports: list[HealthReport]) -> None:
+def print_health_reports(reports: list[HealthReport]) -> None:
+    """One line per connection: OK with latency, version and tunnel, or FAIL with what failed (masked)."""
     for report in reports:
         label = f"{report.role} {report.name} ({report.kind}, {report.endpoint})"
         if report.ok:
@@ -98,7 +99,7 @@ def test(ctx: CliContext, name: str | None, test_all: bool) -> None:
         except UnknownConnection as exc:
             click.echo(str(exc), err=True)
             raise SystemExit(ExitCode.CONFIG) from None
-        _print_reports(reports)
+        print_health_reports(reports)
     failed = [r for r in reports if not r.ok]
     if failed:
         click.echo(f"{len(failed)} of {len(reports)} connection(s) failed", err=True)

@@ -16,9 +16,12 @@ FEATURES: list[tuple[str, str, str]] = [
     ("Connections", "MySQL / Redshift / PostgreSQL, SSH tunnels shared per bastion, S3 or local staging", "available"),
     ("CDC", "hybrid, timestamp_only, id_only, full_sync (replace, append, paginate), custom_sql", "available"),
     ("Loading", "merge by key, append with load ledger, atomic replace; PostgreSQL and Redshift SQL", "available"),
-    ("Demo", "sync-platform demo: local MariaDB -> staging directory -> PostgreSQL", "available"),
-    ("Orchestration", "Dagster assets per table, checks, schedules, sensors", "planned"),
-    ("CLI", "v1.0.0 sync/backup/watermark/s3clean commands through Dagster", "planned"),
+    ("Demo", "sync-platform demo: local MariaDB -> staging directory -> PostgreSQL, as a Dagster run", "available"),
+    ("Orchestration", "Dagster assets per table, watermarks in metadata, checks, schedules, pools", "available"),
+    ("CLI", "v1.0.0 sync/backup/watermark/s3clean/status/info through Dagster", "available"),
+    ("CLI", "v1.1.0 sync pipeline/connections, --json-output, cdc, watermark-count, column-mappings", "available"),
+    ("CDC", "log-based (binlog) CDC; deletes captured between full syncs", "planned"),
+    ("SCD", "type 2 dimension tables (table_type: dimension)", "planned"),
 ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from sync_platform import __version__
+from sync_platform.cli.cdc_commands import cdc_group, column_mappings_group
 from sync_platform.cli.config_commands import config_group
 from sync_platform.cli.connections_commands import connections_group
 from sync_platform.cli.context import CliContext
@@ -16,6 +17,7 @@ from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
 from sync_platform.cli.s3clean_commands import s3clean_group
+from sync_platform.cli.status_commands import info, status
 from sync_platform.cli.sync_commands import backup, sync_group
 from sync_platform.cli.watermark_commands import watermark_count_group, watermark_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
@@ -70,6 +72,10 @@ cli.add_command(sync_group)
 cli.add_command(backup)
 cli.add_command(watermark_group)
 cli.add_command(watermark_count_group)
+cli.add_command(cdc_group)
+cli.add_command(column_mappings_group)
+cli.add_command(status)
+cli.add_command(info)
 cli.add_command(version)
 cli.add_command(features)
 

@@ -109,6 +109,13 @@ WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0
 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX
 """
 
+_INDEXES_SQL = """
+SELECT INDEX_NAME, COLUMN_NAME
+FROM INFORMATION_SCHEMA.STATISTICS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
+ORDER BY INDEX_NAME, SEQ_IN_INDEX
+"""
+
 _CHECKS_SQL = """
 SELECT CHECK_CLAUSE
 FROM INFORMATION_SCHEMA.CHECK_CONSTRAINTS
@@ -151,6 +158,17 @@ def read_source_table(conn: pymysql.connections.Connection, schema: str, table: 
         primary_key=tuple(primary),
         unique_keys=tuple(tuple(cols) for cols in uniques.values()),
     )
+
+
+def read_indexes(conn: pymysql.connections.Connection, schema: str, table: str) -> dict[str, tuple[str, ...]]:
+    """Every index of ``schema.table`` (unique or not) by name, with its columns in index order."""
+    with conn.cursor() as cur:
+        cur.execute(_INDEXES_SQL, (schema, table))
+        rows: Sequence[Sequence[Any]] = cur.fetchall()
+    indexes: dict[str, list[str]] = {}
+    for index_name, column_name in rows:
+        indexes.setdefault(_text(index_name), []).append(_text(column_name))
+    return {name: tuple(columns) for name, columns in indexes.items()}
 
 
 def read_server_time_zone(conn: pymysql.connections.Connection) -> ServerTimeZone:

@@ -47,7 +47,7 @@ from sync_platform.engine.strategies import (
     table_sql,
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
-from sync_platform.engine.watermark import Watermark, later
+from sync_platform.engine.watermark import CursorValue, Watermark, later
 from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,57 @@ def _loaded_end(
     return end
 
 
+@dataclass(frozen=True)
+class ExtractPlan:
+    """What a run of the table reads: the resolved strategy, the column mapping, the window and paging."""
+
+    source: SourceTable
+    choice: StrategyChoice
+    mapping: TableMapping
+    plan: ReadPlan
+    resume: Watermark  # where the run starts: the stored watermark or a newer staged batch
+    ceiling: CursorValue
+    ceiling_sql: str | None  # the query that fixed the ceiling (None: the strategy has none)
+    null_cursor_rows: int = 0
+
+
+def plan_extract(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    conn: pymysql.connections.Connection,
+    previous: Watermark,
+    options: RunOptions = RunOptions(),
+) -> ExtractPlan:
+    """Resolve the table's read against the real source (schema, ceiling) and the staged batches; reads only."""
+    store = registry.staging(spec.staging)
+    source_table = read_source_table(conn, spec.schema, spec.table)
+    choice = choose_strategy(spec, source_table)
+    mapping = (
+        _custom_mapping(conn, spec, source_table, choice)
+        if choice.strategy == "custom_sql"
+        else map_table(source_table)
+    )
+    page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
+    probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
+    staged = list_batches(store, table_prefix(spec))
+    resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
+    if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
+        # Without a key a re-read duplicates rows: the ledger also says how far loads got.
+        resume = later(resume, _loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+    ceiling, ceiling_sql, nulls = None, None, 0
+    if probe.keyset and choice.strategy != "full_sync":
+        first = probe.keyset[0]
+        ceiling_sql = ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
+        row = _query_one(conn)(ceiling_sql)
+        ceiling = ceiling_from(first, *(row or (None, None)))
+        if choice.timestamp_column:
+            (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
+            nulls = int(count or 0)
+    plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
+    plan = snapshot_plan(plan, choice, source_table) or plan
+    return ExtractPlan(source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls)
+
+
 def extract_table(
     registry: ConnectionRegistry,
     spec: TableSpec,
@@ -232,35 +283,13 @@ def extract_table(
         started_at=wall,
     )
     with source.connect() as conn, _table_lock(conn, spec, options.lock_wait_seconds):
-        source_table = read_source_table(conn, spec.schema, spec.table)
-        choice = choose_strategy(spec, source_table)
+        planned = plan_extract(registry, spec, conn, previous, options)
+        choice, plan, mapping = planned.choice, planned.plan, planned.mapping
+        resume, ceiling = planned.resume, planned.ceiling
         result.strategy, result.detected = choice.strategy, choice.detected
         if choice.detected:
             say(f"{spec.name}: no configuration, using {choice.detected}")
-        mapping = (
-            _custom_mapping(conn, spec, source_table, choice)
-            if choice.strategy == "custom_sql"
-            else map_table(source_table)
-        )
-        page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
-        probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
-        staged = list_batches(store, prefix)
-        resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
-        if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
-            # Without a key a re-read duplicates rows: the ledger also says how far loads got.
-            resume = later(resume, _loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
-        ceiling = None
-        if probe.keyset and choice.strategy != "full_sync":
-            first = probe.keyset[0]
-            row = _query_one(conn)(
-                ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
-            )
-            ceiling = ceiling_from(first, *(row or (None, None)))
-            if choice.timestamp_column:
-                (nulls,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
-                result.null_cursor_rows = int(nulls or 0)
-        plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
-        plan = snapshot_plan(plan, choice, source_table) or plan
+        result.null_cursor_rows = planned.null_cursor_rows
         if plan.snapshot:
             say(f"{spec.name}: first run: reading in primary-key order up to {choice.timestamp_column} <= {ceiling}")
         result.ceiling = ceiling
@@ -293,6 +322,18 @@ def extract_table(
     result.seconds = time.monotonic() - started
     result.finished_at = dt.datetime.now(dt.UTC)
     return result
+
+
+def load_info(choice: StrategyChoice, plan: ReadPlan, mapping: TableMapping) -> dict:
+    """How the loader writes the table's batches (recorded in each manifest, so batches stay self-describing)."""
+    return {
+        "write_mode": choice.write_mode,
+        # An appended table holds every snapshot: its key is not unique there, so it is not declared.
+        "key": [] if choice.write_mode == "append" else [mapping.warehouse_name(k) for k in choice.primary_key],
+        "order_by": [mapping.warehouse_name(c.name) for c in plan.keyset if c.name not in choice.primary_key]
+        or [mapping.warehouse_name(k) for k in choice.primary_key],
+        "strategy": choice.strategy,
+    }
 
 
 def _stream_to_stage(
@@ -334,14 +375,7 @@ def _stream_to_stage(
         key_fields,
         _query_one(conn),
     )
-    load_info = {
-        "write_mode": choice.write_mode,
-        # An appended table holds every snapshot: its key is not unique there, so it is not declared.
-        "key": [] if choice.write_mode == "append" else [mapping.warehouse_name(k) for k in choice.primary_key],
-        "order_by": [mapping.warehouse_name(c.name) for c in plan.keyset if c.name not in choice.primary_key]
-        or [mapping.warehouse_name(k) for k in choice.primary_key],
-        "strategy": choice.strategy,
-    }
+    info = load_info(choice, plan, mapping)
     run_id = new_run_id()
     single_batch = choice.write_mode == "replace"  # a snapshot must be loaded whole
     batch_start = resume
@@ -374,7 +408,7 @@ def _stream_to_stage(
         manifest = stager.finish(
             watermark_start=batch_start.to_dict(),
             watermark_end=end.to_dict(),
-            extra={"load": load_info, "zero_dates": dict(counts), "truncated": dict(truncated)},
+            extra={"load": info, "zero_dates": dict(counts), "truncated": dict(truncated)},
         )
         result.batches.append(manifest.batch_id)
         result.files += len(manifest.files)
@@ -449,21 +483,30 @@ def load_table(
         return LoadResult(table=spec.identity, target=f"{spec.target_schema}.{spec.target_table}", write_mode="merge")
     if not batches:
         batches = [first]
-    info = first.extra.get("load", {})
+    load_spec = load_spec_for(registry, spec, first.extra.get("load", {}))
+    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches, stream)
+
+
+def load_spec_for(registry: ConnectionRegistry, spec: TableSpec, info: dict, *, authorize: bool = True) -> LoadSpec:
+    """The loader's settings for a table from a batch's recorded load info (see :func:`load_info`).
+
+    ``authorize=False`` leaves out the Redshift COPY credentials (for describing a load, not running it).
+    """
     layout = TableLayout.from_config(spec.config.redshift) if spec.config.redshift else None
-    load_spec = LoadSpec(
+    redshift = registry.warehouse(spec.target).dialect == "redshift"
+    return LoadSpec(
         table=spec.identity,
         target=TableRef(spec.target_schema, spec.target_table),
         write_mode=info.get("write_mode", "merge"),
         key=tuple(info.get("key", ())),
         order_by=tuple(info.get("order_by", ())),
         layout=layout,
-        authorization=_authorization(registry, spec) if warehouse.dialect == "redshift" else None,
+        authorization=copy_authorization(registry, spec) if redshift and authorize else None,
     )
-    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches, stream)
 
 
-def _authorization(registry: ConnectionRegistry, spec: TableSpec) -> S3Authorization:
+def copy_authorization(registry: ConnectionRegistry, spec: TableSpec) -> S3Authorization:
+    """How Redshift reads the table's staging bucket; ValueError when neither a role nor keys are configured."""
     staging = registry.connections.s3_configs[spec.staging]
     target = registry.connections.connections.targets[spec.target]
 
