@@ -78,29 +78,21 @@ def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _request(
-    backup_only: bool,
-    redshift_only: bool,
-    limit: int | None,
-    max_chunks: int | None,
-    dry_run: bool,
-    json_output: Path | None,
-    wait_timeout: float,
-    batch_size: int | None = None,
-    pipeline_label: str | None = None,
-) -> SyncRequest:
-    if backup_only and redshift_only:
+def _request(options: dict[str, Any], **fixed: Any) -> SyncRequest:
+    """The request from a command's sync options (``fixed`` overrides them, e.g. ``backup_only`` for ``backup``)."""
+    values = {**options, **fixed}
+    if values.get("backup_only") and values.get("redshift_only"):
         raise click.UsageError("--backup-only and --redshift-only exclude each other (give neither to do both)")
     return SyncRequest(
-        stage=not redshift_only,
-        load=not backup_only,
-        limit=limit,
-        max_chunks=max_chunks,
-        batch_size=batch_size,
-        dry_run=dry_run,
-        json_output=json_output,
-        wait_timeout=wait_timeout,
-        pipeline_label=pipeline_label,
+        stage=not values.get("redshift_only"),
+        load=not values.get("backup_only"),
+        limit=values.get("limit"),
+        max_chunks=values.get("max_chunks"),
+        batch_size=values.get("batch_size"),
+        dry_run=bool(values.get("dry_run")),
+        json_output=values.get("json_output"),
+        wait_timeout=values.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT,
+        pipeline_label=values.get("pipeline_label"),
     )
 
 
@@ -121,20 +113,7 @@ def _config_error(exc: ConfigError) -> SystemExit:
 @pass_cli
 @click.pass_context
 def sync_group(
-    click_ctx: click.Context,
-    ctx: CliContext,
-    tables: tuple[str, ...],
-    pipeline: str | None,
-    batch_size: int | None,
-    execution_strategy: str | None,
-    backup_only: bool,
-    redshift_only: bool,
-    limit: int | None,
-    max_chunks: int | None,
-    dry_run: bool,
-    json_output: Path | None,
-    wait_timeout: float,
-    **_compat: Any,
+    click_ctx: click.Context, ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any
 ) -> None:
     """Sync tables: `sync -t schema.table` (v1.0.0), `sync pipeline -p P`, `sync connections -s S -r T -t T`."""
     if click_ctx.invoked_subcommand is not None:
@@ -144,7 +123,7 @@ def sync_group(
     if not tables:
         click.echo(click_ctx.get_help(), err=True)
         raise click.UsageError("name the tables with -t schema.table, or use `sync pipeline -p P`")
-    request = _request(backup_only, redshift_only, limit, max_chunks, dry_run, json_output, wait_timeout, batch_size)
+    request = _request(options)
     project = ctx.project()
     try:
         specs = [resolve_table(project, name, pipeline) for name in tables]
@@ -159,23 +138,9 @@ def sync_group(
 @click.option("--s3-completion-bucket", hidden=True, help="Accepted for compatibility; not written.")
 @_sync_options
 @pass_cli
-def sync_pipeline(
-    ctx: CliContext,
-    pipeline: str,
-    tables: tuple[str, ...],
-    backup_only: bool,
-    redshift_only: bool,
-    limit: int | None,
-    max_chunks: int | None,
-    dry_run: bool,
-    json_output: Path | None,
-    wait_timeout: float,
-    **_compat: Any,
-) -> None:
+def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **options: Any) -> None:
     """Sync the tables of pipeline P (all of its enabled tables when -t is not given)."""
-    request = _request(
-        backup_only, redshift_only, limit, max_chunks, dry_run, json_output, wait_timeout, pipeline_label=pipeline
-    )
+    request = _request(options, pipeline_label=pipeline)
     project = ctx.project()
     try:
         if tables:
@@ -211,20 +176,7 @@ def table_spec_list(project: Project, pipeline: str) -> list[TableSpec]:
 @_sync_options
 @pass_cli
 def sync_connections(
-    ctx: CliContext,
-    source: str,
-    target: str,
-    tables: tuple[str, ...],
-    s3_config: str | None,
-    batch_size: int,
-    backup_only: bool,
-    redshift_only: bool,
-    limit: int | None,
-    max_chunks: int | None,
-    dry_run: bool,
-    json_output: Path | None,
-    wait_timeout: float,
-    **_compat: Any,
+    ctx: CliContext, source: str, target: str, tables: tuple[str, ...], s3_config: str | None, **options: Any
 ) -> None:
     """Sync tables between two connections without a pipeline file (pipeline `adhoc_<source>_<target>`)."""
     project = ctx.project()
@@ -234,17 +186,7 @@ def sync_connections(
         specs = [table_spec(project, pipeline.name, name) for name in tables]
     except ConfigError as exc:
         raise _config_error(exc) from None
-    request = _request(
-        backup_only,
-        redshift_only,
-        limit,
-        max_chunks,
-        dry_run,
-        json_output,
-        wait_timeout,
-        batch_size,
-        pipeline_label=pipeline.name,
-    )
+    request = _request(options, pipeline_label=pipeline.name)
     _execute(ctx, project, specs, request)
 
 
@@ -285,20 +227,9 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
 @click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
 @pass_cli
-def backup(
-    ctx: CliContext,
-    tables: tuple[str, ...],
-    pipeline: str | None,
-    batch_size: int | None,
-    limit: int | None,
-    max_chunks: int | None,
-    dry_run: bool,
-    json_output: Path | None,
-    wait_timeout: float,
-    **_compat: Any,
-) -> None:
+def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any) -> None:
     """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
-    request = _request(True, False, limit, max_chunks, dry_run, json_output, wait_timeout, batch_size)
+    request = _request(options, backup_only=True)
     project = ctx.project()
     try:
         specs = [resolve_table(project, name, pipeline) for name in tables]
