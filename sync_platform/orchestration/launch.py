@@ -145,7 +145,8 @@ def run_tables(
     finally:
         watchdog.stop()
     seconds = time.monotonic() - started
-    outcomes = [_outcome(instance, run_id, t) for t in keys]
+    records = instance.get_records_for_run(run_id, limit=1_000_000).records  # read once, for every table
+    outcomes = [_outcome(records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
@@ -153,11 +154,11 @@ def run_tables(
     return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
 
 
-def _outcome(instance: dg.DagsterInstance, run_id: str, keys: TableKeys) -> TableOutcome:
+def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
     outcome = TableOutcome(spec=keys.spec)
     step_seconds = 0.0
     step_started: float | None = None
-    for record in instance.get_records_for_run(run_id, limit=100_000).records:
+    for record in records:
         entry = record.event_log_entry
         event = entry.dagster_event
         if event is None or event.step_key != keys.op:
