@@ -30,6 +30,8 @@ def setup(ctx: CliContext, force: bool) -> None:
         output.ok(f"wrote {path}")
     for path in kept:
         click.echo(f"kept {path} (exists; --force overwrites)")
+    if kept and not written:
+        click.echo("An existing project: nothing added (the examples would name connections it does not have).")
     click.echo(f"Next: edit {ctx.config_dir / 'connections.yml'}, then run `sync-platform connections test --all`.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -21,6 +22,21 @@ from sync_platform.cli.status_commands import info, status
 from sync_platform.cli.sync_commands import backup, sync_group
 from sync_platform.cli.watermark_commands import watermark_count_group, watermark_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, whatever the message holds (quotes, newlines of a driver's error)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,12 +69,12 @@ def cli(
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))
-    fmt = (
-        '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
-        if json_logs
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    formatter = (
+        JsonLogFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
     if not debug:  # the instance's storage migrations log at INFO on every start
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug)

@@ -72,13 +72,20 @@ pipeline that lists the table; the pipeline's own entry is merged over them.
 
 
 def write_skeleton(config_dir: Path, *, force: bool = False) -> tuple[list[Path], list[Path]]:
-    """Write the skeleton; returns (written, kept because they existed)."""
+    """Write the skeleton; returns (written, kept because they existed).
+
+    In a directory that already has its own connections.yml only that file is "kept": the example
+    pipeline and environments name the skeleton's connections and would break the existing project.
+    """
     written: list[Path] = []
     kept: list[Path] = []
+    existing_project = (config_dir / "connections.yml").exists() and not force
     for relative, content in SKELETON.items():
         path = config_dir / relative
         if path.exists() and not force:
             kept.append(path)
+            continue
+        if existing_project:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import os
+import socket
 import threading
 import time
 import uuid
@@ -31,8 +33,13 @@ from sync_platform.orchestration.keys import TableKeys, group_name
 
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
 _POLL_SECONDS = 0.5
-_STEP_STARTED = {"STEP_START"}
-_STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
+_STEP_STARTED = {"STEP_START", "STEP_RESTARTED"}
+# A step waiting for its retry is not blocked: it is still the run's (its retry policy bounds the wait).
+_STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
+_DURATION_ENDS = _STEP_ENDED | {"STEP_UP_FOR_RETRY"}
+PID_TAG = "sync_platform/pid"
+HOST_TAG = "sync_platform/host"
+_LIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 Progress = Callable[[TableSpec, str], None]
 
@@ -124,7 +131,13 @@ def run_tables(
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     pipelines = sorted({group_name(spec.pipeline) for spec in specs})
-    tags = {TRIGGER_TAG: trigger, PIPELINE_TAG: pipelines[0] if len(pipelines) == 1 else "several"}
+    tags = {
+        TRIGGER_TAG: trigger,
+        PIPELINE_TAG: pipelines[0] if len(pipelines) == 1 else "several",
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+    }
+    end_runs_of_dead_processes(instance)
     run_id = str(uuid.uuid4())
     watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
     started = time.monotonic()
@@ -154,6 +167,35 @@ def run_tables(
     return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
 
 
+def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the CLI runs of this host whose process is gone, and free their pool slots.
+
+    An in-process run killed hard (SIGKILL, OOM, a lost machine) stays STARTED in the instance and
+    keeps its claims on the source pool: after a few, every run of that source would wait for ever.
+    Only runs that carry this host's name and a pid that no longer exists are touched.
+    """
+    host = socket.gethostname()
+    ended: list[str] = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE, tags={HOST_TAG: host})):
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it ({host}, pid {pid}) is gone; ended by a later run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        ended.append(run.run_id)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
     outcome = TableOutcome(spec=keys.spec)
     step_seconds = 0.0
@@ -166,7 +208,7 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
         kind = event.event_type_value
         if kind == "STEP_START":
             step_started = entry.timestamp
-        elif kind in _STEP_ENDED and step_started is not None:
+        elif kind in _DURATION_ENDS and step_started is not None:
             step_seconds += entry.timestamp - step_started
             step_started = None
         if kind == "STEP_SUCCESS":

@@ -150,14 +150,18 @@ def resolve_extract_watermark(
 def resolve_load_watermark(
     instance: dg.DagsterInstance, registry: ConnectionRegistry, spec: TableSpec
 ) -> WatermarkRecord:
-    """The instance's load watermark, or the ledger's when the instance has none."""
+    """The load ledger's watermark (network I/O), else the instance's, else none.
+
+    The ledger row commits in the same transaction as the batch's rows, so it is right even when a run
+    died after its commit and before Dagster recorded the materialization; the instance can lag it.
+    """
+    from_ledger = ledger_watermark(registry, spec)
+    if from_ledger is not None:
+        return WatermarkRecord(from_ledger, Origin.LEDGER, f"{spec.target_schema}._sync_load_ledger")
     stored = read_load_watermark(instance, spec)
     if stored is not None:
         return stored
-    from_ledger = ledger_watermark(registry, spec)
-    if from_ledger is None:
-        return WatermarkRecord(Watermark(), Origin.NONE, "nothing loaded yet")
-    return WatermarkRecord(from_ledger, Origin.LEDGER, f"{spec.target_schema}._sync_load_ledger")
+    return WatermarkRecord(Watermark(), Origin.NONE, "nothing loaded yet")
 
 
 # --------------------------------------------------------------------------- manual set / reset

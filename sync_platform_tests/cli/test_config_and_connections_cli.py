@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -165,3 +166,24 @@ def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(make_con
     assert second.returncode == 0, second.stderr
     assert "added 10 for an incremental sync" in second.stdout
     assert pg_db.query('SELECT COUNT(*) FROM "shop"."orders"')[0][0] == source + 10
+
+
+def test_config_setup_in_an_existing_project_adds_nothing_that_breaks_it(make_config_dir) -> None:
+    config = make_config_dir()
+    before = sorted(p.relative_to(config.path) for p in config.path.rglob("*.yml"))
+    result = run("--config-dir", str(config.path), "config", "setup")
+    assert result.returncode == 0, result.stderr
+    assert "nothing added" in result.stdout
+    assert sorted(p.relative_to(config.path) for p in config.path.rglob("*.yml")) == before
+    assert run("--config-dir", str(config.path), "config", "list-pipelines").returncode == 0
+
+
+def test_json_log_lines_stay_valid_json_whatever_the_message_holds() -> None:
+    import logging
+
+    from sync_platform.cli.main import JsonLogFormatter
+
+    message = 'connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?'
+    record = logging.LogRecord("sync_platform.engine", logging.ERROR, __file__, 1, message, None, None)
+    entry = json.loads(JsonLogFormatter().format(record))
+    assert entry["message"] == message and entry["level"] == "ERROR" and entry["logger"] == "sync_platform.engine"

@@ -40,12 +40,16 @@ _RESULT = pytest.StashKey[pytest.TestReport]()
 
 @pytest.fixture
 def fault_report(request: pytest.FixtureRequest) -> Iterator[Callable[[str, str], None]]:
-    """``fault_report(fault, outcome)``: what the test did to the system and what it observed."""
-    recorded: list[tuple[str, str]] = []
-    yield lambda fault, outcome: recorded.append((fault, outcome))
+    """``fault_report(fault, outcome)``: what the test did to the system and what it observed.
+
+    A second call with the same fault replaces its outcome: a test may name its fault before the steps
+    that can fail, so that a failure is reported against the fault rather than the test's id.
+    """
+    recorded: dict[str, str] = {}
+    yield recorded.__setitem__
     report = request.node.stash.get(_RESULT, None)
     passed = report is not None and report.passed
-    for fault, outcome in recorded or [(request.node.name, "")]:
+    for fault, outcome in list(recorded.items()) or [(request.node.name, "")]:
         entry = {"test": request.node.nodeid, "fault": fault, "outcome": outcome, "status": "passed"}
         if not passed:
             entry["status"] = "failed"

@@ -10,13 +10,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sync_platform.engine.faults import FAULT_DIR_VARIABLE, KILL_VARIABLE, PAUSE_VARIABLE
 from sync_platform_tests.engine.harness import PIPELINE, Harness, canonical
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+REPO = Path(__file__).resolve().parents[2]
 
 KEYED_COLUMNS = ["id", "updated_at", "name", "amount", "note"]
 APPEND_COLUMNS = ["ts", "n", "label"]
@@ -188,3 +193,31 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.02)
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def run_cli(
+    config_dir: Path,
+    dagster_home: Path,
+    *args: str,
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    kill_at: str | None = None,
+    timeout: float = 240.0,
+) -> subprocess.CompletedProcess[str]:
+    """``sync-platform [options] --config-dir DIR args…`` as an operator runs it: its own process, the
+    Dagster instance under ``dagster_home``; ``kill_at`` makes it SIGKILL itself at that checkpoint."""
+    environment = {k: v for k, v in os.environ.items() if k not in (KILL_VARIABLE, PAUSE_VARIABLE)}
+    environment.update(env or {})
+    environment["DAGSTER_HOME"] = str(dagster_home)
+    if kill_at:
+        environment[KILL_VARIABLE] = kill_at
+    command = [sys.executable, "-m", "sync_platform.cli.main", "--config-dir", str(config_dir), *options, *args]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def instance_at(dagster_home: Path) -> dg.DagsterInstance:
+    """A fresh handle on the instance under ``dagster_home`` (sees everything the CLI processes wrote)."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
