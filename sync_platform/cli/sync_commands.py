@@ -46,6 +46,7 @@ class SyncRequest:
     dry_run: bool = False
     json_output: Path | None = None
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+    retries: int | None = None
     pipeline_label: str | None = None
 
 
@@ -68,6 +69,12 @@ def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_WAIT_TIMEOUT,
             show_default=True,
             help="Give up when no table of the run could start for this many seconds (pool or table busy).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            help="Attempts after a transient error (lost connection, table busy); default 3, backing off "
+            "30/60/120 s. 0 fails at once (e.g. when Airflow retries the task itself).",
         ),
         click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility; tables run in turn."),
         click.option("--parallel", is_flag=True, hidden=True, help="Accepted for compatibility."),
@@ -92,6 +99,7 @@ def _request(options: dict[str, Any], **fixed: Any) -> SyncRequest:
         dry_run=bool(values.get("dry_run")),
         json_output=values.get("json_output"),
         wait_timeout=values.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT,
+        retries=values.get("retries"),
         pipeline_label=values.get("pipeline_label"),
     )
 
@@ -223,6 +231,7 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @click.option("--dry-run", is_flag=True, help="Show strategy, columns and SQL; change nothing.")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON.")
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
+@click.option("--retries", type=click.IntRange(min=0), help="Attempts after a transient error (default 3).")
 @click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
 @click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
 @click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
@@ -260,6 +269,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
                 limit=request.limit,
                 max_chunks=request.max_chunks,
                 wait_timeout=request.wait_timeout,
+                retries=request.retries,
                 progress=progress.update,
             )
             progress.finish(outcome)

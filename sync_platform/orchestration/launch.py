@@ -27,6 +27,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
 from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
 from sync_platform.orchestration.factory import build_definitions
 from sync_platform.orchestration.keys import TableKeys, group_name
@@ -111,16 +112,25 @@ def run_tables(
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     trigger: str = "cli",
     progress: Progress | None = None,
+    retries: int | None = None,
 ) -> RunOutcome:
     """Sync ``specs`` in one Dagster run (tables one after another) and report each table's outcome.
 
     ``stage`` / ``load`` select the staging and warehouse assets (the older ``--backup-only`` and
     ``--redshift-only``); ``limit`` / ``max_chunks`` cap the extract as the older tool did.
+    ``retries`` replaces the ops' retry count for transient errors (0: fail at the first one).
     """
     if not stage and not load:
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
-    definitions = build_definitions(project)
+    policy = DEFAULT_RETRY_POLICY
+    if retries is not None:
+        policy = (
+            dg.RetryPolicy(max_retries=retries, delay=policy.delay, backoff=policy.backoff, jitter=policy.jitter)
+            if retries > 0
+            else None
+        )
+    definitions = build_definitions(project, retry_policy=policy)
     job = definitions.resolve_job_def(TABLES_JOB)
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]

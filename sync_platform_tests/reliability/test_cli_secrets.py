@@ -350,11 +350,10 @@ def test_no_cli_command_leaks_a_password(secret_cli: Harness, tmp_path: Path, fa
     for args in [("status",), ("watermark", "get", "-t", keyed), ("watermark", "list")]:
         sweep.run("target missing", *args)
 
-    # The warehouse on a dead port: a transient error, which the op's retry policy retries for 4–5 min
-    # (30 s, 60 s, 120 s ± jitter); with a short --wait-timeout the run gives up at the end of the first
-    # back-off. The first attempt's error is in the event log and in the progress the CLI prints.
+    # The warehouse on a dead port: a transient error, which the op's retry policy would retry for 4–5 min
+    # (30 s, 60 s, 120 s ± jitter); --retries 0 makes the run fail at the first attempt.
     _connections(h, mysql=f"${{{MYSQL_VARIABLE}}}", pg=PG_PASSWORD, target_port=free_port())
-    quick = ("--wait-timeout", "5")
+    quick = ("--retries", "0")
     target_down = [
         ("sync", "-t", keyed, "--json-output", sweep.json_file("fail_target_port.json"), *quick),
         ("connections", "test", dw),
