@@ -125,8 +125,11 @@ def sync_group(
 ) -> None:
     """Sync tables: `sync -t schema.table` (v1.0.0), `sync pipeline -p P`, `sync connections -s S -r T -t T`."""
     if click_ctx.invoked_subcommand is not None:
-        if tables:
-            raise click.UsageError("give -t after the subcommand: sync pipeline -p P -t schema.table")
+        given = [name for name, value in options.items() if value not in (None, False, DEFAULT_WAIT_TIMEOUT)]
+        if tables or pipeline or given:
+            raise click.UsageError(
+                f"give the options after the subcommand: sync {click_ctx.invoked_subcommand} … -t schema.table"
+            )
         return
     if not tables:
         click.echo(click_ctx.get_help(), err=True)

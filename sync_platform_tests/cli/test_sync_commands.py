@@ -222,6 +222,8 @@ def test_usage_errors_exit_1_with_the_reason(harness: Harness, dagster_home: Pat
     assert bare.returncode == 1 and "sync pipeline -p P" in bare.stderr
     unknown = cli(harness, dagster_home, "sync", "pipeline", "-p", "nope")
     assert unknown.returncode == 1 and "pipeline `nope` not found" in unknown.stderr
+    misplaced = cli(harness, dagster_home, "sync", "--limit", "5", "pipeline", "-p", PIPELINE)
+    assert misplaced.returncode == 1 and "after the subcommand" in misplaced.stderr  # not silently ignored
     not_listed = cli(harness, dagster_home, "sync", "pipeline", "-p", PIPELINE, "-t", "other.table")
     assert not_listed.returncode == 1 and "not part of pipeline" in not_listed.stderr
 
