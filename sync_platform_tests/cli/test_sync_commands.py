@@ -262,3 +262,18 @@ def test_progress_and_summary_on_a_terminal(harness: Harness, dagster_home: Path
     assert "━" in result.stdout or "─" in result.stdout  # rich drew the table
     assert "done" in result.stdout and f"src:{harness.mysql.name}.orders" in result.stdout
     assert assert_same(harness, "items", COLUMNS, "id") == 120
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(harness: Harness, dagster_home: Path) -> None:
+    table = f"{harness.mysql.name}.orders"
+    result = cli(harness, dagster_home, "sync", "-t", table, "--dry-run", "--limit", "40", "--max-chunks", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "strategy:      hybrid" in out and "write mode:    merge" in out
+    assert f"dw.{harness.config.target_schema}.orders" in out  # the target
+    assert "amount" in out and "NUMERIC(12,2)" in out  # a column with its warehouse type
+    assert "SELECT" in out and "LIMIT 40" in out  # the SQL that would run, with the --limit page
+    # Nothing happened: no target table, no staged batch, no Dagster run.
+    assert harness.pg.query(f"SELECT to_regclass('{harness.config.target_schema}.orders')") == [(None,)]
+    assert staged_batches(harness, "orders") == []
+    assert instance_at(dagster_home).get_runs() == []
