@@ -134,13 +134,7 @@ def sync_group(
     if not tables:
         click.echo(click_ctx.get_help(), err=True)
         raise click.UsageError("name the tables with -t schema.table, or use `sync pipeline -p P`")
-    request = _request(options)
-    project = ctx.project()
-    try:
-        specs = [resolve_table(project, name, pipeline) for name in tables]
-    except ConfigError as exc:
-        raise _config_error(exc) from None
-    _execute(ctx, project, specs, request)
+    _sync_named(ctx, tables, pipeline, _request(options))
 
 
 @sync_group.command("pipeline")
@@ -241,16 +235,20 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @pass_cli
 def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any) -> None:
     """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
-    request = _request(options, backup_only=True)
+    _sync_named(ctx, tables, pipeline, _request(options, backup_only=True))
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _sync_named(ctx: CliContext, tables: Sequence[str], pipeline: str | None, request: SyncRequest) -> None:
+    """Sync tables named on the command line, each in its pipeline (given, detected, or ``default``)."""
     project = ctx.project()
     try:
         specs = [resolve_table(project, name, pipeline) for name in tables]
     except ConfigError as exc:
         raise _config_error(exc) from None
     _execute(ctx, project, specs, request)
-
-
-# --------------------------------------------------------------------------- execution
 
 
 def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], request: SyncRequest) -> None:
