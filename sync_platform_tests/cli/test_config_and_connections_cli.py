@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import yaml
+from dagster._core.instance.ref import InstanceRef
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "Sup3r-Secret-pw!"
@@ -166,6 +168,11 @@ def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(make_con
     assert second.returncode == 0, second.stderr
     assert "added 10 for an incremental sync" in second.stdout
     assert pg_db.query('SELECT COUNT(*) FROM "shop"."orders"')[0][0] == source + 10
+    # Both were Dagster runs in the instance the UI shows (the tests' own DAGSTER_HOME).
+    assert "dagster dev -m sync_platform.definitions" in second.stdout
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(os.environ["DAGSTER_HOME"]))
+    demo_runs = instance.get_runs(filters=dg.RunsFilter(tags={"sync_platform/trigger": "demo"}))
+    assert len(demo_runs) >= 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in demo_runs[:2])
 
 
 def test_config_setup_in_an_existing_project_adds_nothing_that_breaks_it(make_config_dir) -> None:
