@@ -27,7 +27,7 @@ from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.source_schema import SourceTable, read_source_table
 from sync_platform.engine.strategies import CursorColumn, StrategyChoice, choose_strategy, keyset_of
 from sync_platform.engine.typemap import TableMapping, map_table
-from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.engine.watermark import CursorValue, Watermark, later
 from sync_platform.warehouse import TableRef, WarehouseDialect, dialect_for
 
 LEDGER_ROWS_SCANNED = 100  # the newest rows; only superseded snapshots ever lack an end position
@@ -89,6 +89,33 @@ def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark
         if isinstance(data, dict) and "end" in data:
             return Watermark.from_dict(data["end"])
     return Watermark()
+
+
+def loaded_end(
+    registry: ConnectionRegistry, spec: TableSpec, previous: Watermark, columns: tuple[str, ...]
+) -> Watermark:
+    """The furthest watermark the ledger has loaded for the table since any manual set (start when none).
+
+    Staged batches can vanish (cleaned, or a staging store that lost its data) after a run loaded
+    them but before its watermark was stored; an appended table would then get their rows again.
+    """
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    ledger = dialect.ledger_table(spec.target_schema)
+    end = Watermark()
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if not _exists(cursor, dialect, ledger):
+            return end
+        cursor.execute(
+            f'SELECT "watermark", "loaded_at" FROM {dialect.table_sql(ledger)} '
+            'WHERE "table_name" = %s AND "row_count" > 0',
+            (spec.identity,),
+        )
+        for meta, loaded_at in cursor.fetchall():
+            if previous.manual_at and loaded_at <= previous.manual_at:
+                continue
+            end = later(end, Watermark.from_dict(json.loads(meta or "{}").get("end")), columns)
+    return end
 
 
 def target_max_watermark(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> Watermark | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import queue
 import threading
@@ -28,6 +27,7 @@ from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
+from sync_platform.engine.recovery import loaded_end
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
@@ -175,35 +175,6 @@ def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[st
     return resume
 
 
-def _loaded_end(
-    registry: ConnectionRegistry, spec: TableSpec, previous: Watermark, columns: tuple[str, ...]
-) -> Watermark:
-    """The furthest watermark the warehouse ledger has loaded for the table (after any manual set).
-
-    Staged batches can vanish (cleaned, or a staging store that lost its data) after a run loaded
-    them but before its watermark was stored; an appended table would then get their rows again.
-    """
-    warehouse = registry.warehouse(spec.target)
-    dialect = dialect_for(warehouse.dialect)
-    ledger = dialect.ledger_table(spec.target_schema)
-    end = Watermark()
-    with warehouse.connect() as conn, conn.cursor() as cursor:
-        exists = dialect.table_exists_query(ledger)
-        cursor.execute(exists.sql, exists.params)
-        if cursor.fetchone() is None:
-            return end
-        cursor.execute(
-            f'SELECT "watermark", "loaded_at" FROM {dialect.table_sql(ledger)} '
-            'WHERE "table_name" = %s AND "row_count" > 0',
-            (spec.identity,),
-        )
-        for meta, loaded_at in cursor.fetchall():
-            if previous.manual_at and loaded_at <= previous.manual_at:
-                continue
-            end = later(end, Watermark.from_dict(json.loads(meta or "{}").get("end")), columns)
-    return end
-
-
 @dataclass(frozen=True)
 class ExtractPlan:
     """What a run of the table reads: the resolved strategy, the column mapping, the window and paging."""
@@ -240,7 +211,7 @@ def plan_extract(
     resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
     if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
         # Without a key a re-read duplicates rows: the ledger also says how far loads got.
-        resume = later(resume, _loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+        resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
     ceiling, ceiling_sql, nulls = None, None, 0
     if probe.keyset and choice.strategy != "full_sync":
         first = probe.keyset[0]
