@@ -168,8 +168,7 @@ def run_tables(
     finally:
         watchdog.stop()
     seconds = time.monotonic() - started
-    records = instance.get_records_for_run(run_id, limit=1_000_000).records  # read once, for every table
-    outcomes = [_outcome(records, t) for t in keys]
+    outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
@@ -298,6 +297,8 @@ class _Watchdog(threading.Thread):
         self._executing_thread = threading.get_ident()
         self._lock = threading.Lock()
         self._finished = False
+        self._cursor: str | None = None
+        self.records: list[Any] = []  # every event of the run, in order, once stopped
 
     def finished(self) -> None:
         """The run returned: interrupting it from now on would hit the caller instead."""
@@ -307,7 +308,8 @@ class _Watchdog(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=5)
-        self._poll()  # the messages of the run's last moments
+        while self._poll():  # the run's last moments
+            pass
 
     def run(self) -> None:
         while not self._halt.wait(_POLL_SECONDS):
@@ -332,10 +334,11 @@ class _Watchdog(threading.Thread):
                     )
                 return
 
-    _cursor: str | None = None
-
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """Read the run's next events; True when more are waiting."""
         connection = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, limit=1000)
+        self._cursor = connection.cursor
+        self.records.extend(connection.records)
         for record in connection.records:
             entry = record.event_log_entry
             event = entry.dagster_event
@@ -352,4 +355,4 @@ class _Watchdog(threading.Thread):
             spec = self.by_op.get(step or "")
             if spec is not None and self.progress is not None and entry.user_message:
                 self.progress(spec, entry.user_message)
-        self._cursor = connection.cursor
+        return connection.has_more
