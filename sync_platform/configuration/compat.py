@@ -30,7 +30,8 @@ STRICT_VARIABLE = "SYNC_PLATFORM_STRICT"
 _NOT_READ = "the older tool loaded it but never read it"
 _VALIDATION = "data-quality thresholds of the older tool; the asset checks here reconcile counts and keys instead"
 _SEQUENTIAL = (
-    "tables of one source run one after another here, bounded by the source's pool (max_concurrent_per_source)"
+    "a CLI run syncs its tables in turn; a scheduled run max_parallel_tables at a time, within the source's "
+    "pool (max_concurrent_per_source)"
 )
 
 # Keys accepted for compatibility and ignored, by the model whose section holds them.
@@ -60,6 +61,32 @@ IGNORED_KEYS: dict[type[BaseModel], dict[str, str]] = {
         "cdc_settings": _NOT_READ,
         "schedule": "schedules are per pipeline (pipeline.schedule)",
         "enabled_features": _NOT_READ,
+        "cdc_ordering": "paging always orders by (cursor, primary key): rows sharing a cursor value are never skipped",
+        "timestamp_format": "the column's type decides: an integer (UNIX) column is compared as a number, "
+        "a DATETIME/TIMESTAMP as a time",
+        "table_type": "fact and dimension tables load alike (by primary key)",
+        "depends_on": "tables sync independently; order them with Dagster or the scheduler",
+    },
+    models.BackupDefaults: {
+        key: "a tuning knob of the older tool's in-memory backup; memory is bounded by batch_size here"
+        for key in (
+            "max_workers",
+            "memory_limit_mb",
+            "gc_threshold",
+            "target_rows_per_chunk",
+            "max_rows_per_chunk",
+            "num_chunks",
+            "memory_check_interval",
+            "enable_compression",
+            "compression_level",
+        )
+    }
+    | {
+        "retry_attempts": "retries come from connection_settings.max_retries and the Dagster retry policy",
+        "timeout_seconds": "statement timeouts come from the connection settings",
+    },
+    models.PipelineStaging: {
+        "partition_strategy": "the staging layout is fixed: <prefix>/<pipeline>/<schema>/<table>/<run-id>/",
     },
     models.TableProcessing: {
         "enable_parallel_processing": f"{_NOT_READ}; {_SEQUENTIAL}",
@@ -86,6 +113,9 @@ IGNORED_KEYS: dict[type[BaseModel], dict[str, str]] = {
         "ca_dw_settings": _NOT_READ,
     },
     models.PipelineProcessing: {
+        "strategy": f"sequential and inter-table are one behaviour here: {_SEQUENTIAL}",
+        "timeout_minutes": "a run is bounded by --wait-timeout and the connection timeouts",
+        "max_workers": "tables of one pipeline run per max_parallel_tables",
         "query_timeout_seconds": f"{_NOT_READ}; queries are bounded by batch_size (keyset pages)",
         "enable_parallel_processing": f"{_NOT_READ}; {_SEQUENTIAL}",
         "memory_limit_mb": "memory is bounded by batch_size here",
@@ -174,8 +204,10 @@ def prune(model: type[BaseModel], data: Any, report: Report, loc: tuple[Any, ...
     kept: dict[Any, Any] = {}
     for key, value in data.items():
         name = str(key)
-        if name in by_name:
+        if name in by_name:  # validated; also listed when it changes nothing here
             kept[key] = _descend(by_name[name].annotation, value, report, (*loc, key))
+            if name in ignored:
+                report((*loc, key), "ignored", ignored[name], "")
         elif name in ignored:
             report((*loc, key), "ignored", ignored[name], "")
         else:

@@ -277,3 +277,24 @@ def test_table_outside_a_closed_pipeline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         table_spec(project, "shop", "shop.customers")
     assert "not part of pipeline `shop`" in str(raised.value) and "shop.orders" in str(raised.value)
+
+
+def test_readme_lists_every_key_accepted_and_ignored() -> None:
+    from sync_platform.configuration.compat import IGNORED_KEYS, TOP_LEVEL_IGNORED
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Accepted and ignored") : readme.index("### connections.yml")]
+    keys = {key for keys in IGNORED_KEYS.values() for key in keys} | set(TOP_LEVEL_IGNORED)
+    missing = sorted(key for key in keys if f"`{key}`" not in section)
+    assert not missing, f"README's accepted-and-ignored table misses {missing}"
+
+
+def test_one_edit_apart_is_a_near_miss_and_more_is_not() -> None:
+    from sync_platform.configuration.compat import near_miss
+
+    known = ["cdc_strategy", "cdc_timestamp_column", "watermark_settings", "target_name"]
+    assert near_miss("cdc_stratgey", known) == "cdc_strategy"  # swapped letters
+    assert near_miss("cdc_strateg", known) == "cdc_strategy"  # one letter missing
+    assert near_miss("target_names", known) == "target_name"  # one letter extra
+    assert near_miss("dw_settings", known) is None  # a different key, not a typo: a warning
+    assert near_miss("strategy", known) is None
