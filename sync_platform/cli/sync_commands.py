@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
@@ -205,6 +207,9 @@ def json_on_every_exit(ctx: CliContext, request: SyncRequest, tables: Sequence[s
     except KeyboardInterrupt:
         write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
         raise
+    except DagsterExecutionInterruptedError as exc:  # an interrupt Dagster turned into its own error
+        write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
+        raise KeyboardInterrupt from exc
     except Exception as exc:
         code = exit_code_for(exc)
         write_json(path, failure_document(request, tables, f"{type(exc).__name__}: {exc}", int(code), started))
@@ -353,9 +358,21 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
         raise _config_error(exc, ctx) from None
     summary(outcome, request)
     code = exit_code(outcome)
+    run = instance.get_run_by_id(outcome.run_id)
+    interrupted = (
+        run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+    ) or any(_INTERRUPTED in text for t in outcome.failed for text in (*t.error_classes, t.error or ""))
+    if interrupted:  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
+        code = ExitCode.INTERRUPTED
+        for table in outcome.failed:
+            table.error = table.error or "interrupted before it finished"
+        output.fail("interrupted: the run was canceled")
     if request.json_output is not None:
         write_json(request.json_output, json_document(outcome, request, specs, started, code))
     raise SystemExit(code)
+
+
+_INTERRUPTED = DagsterExecutionInterruptedError.__name__
 
 
 def exit_code(outcome: RunOutcome) -> ExitCode:

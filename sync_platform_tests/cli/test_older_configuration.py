@@ -383,3 +383,48 @@ def test_dag_commands_sync_every_table_and_the_aggregation_reads_the_json(site, 
     document = json.loads(failed.read_text())
     assert document["status"] == "failed" and document["error"] and document["exit_code"] == result.returncode
     assert os.path.getsize(failed) > 0
+
+
+@pytest.mark.timeout(600)
+def test_json_output_is_written_when_the_run_is_interrupted(site, mysql_db, tmp_path: Path) -> None:
+    """SIGINT (Airflow killing the task) while the tables sync: the JSON says failed, interrupted, 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    config, _, env = site
+    for table, rows in TABLES.items():
+        create_table(mysql_db, table, rows)
+    mysql_db.execute(  # enough rows that the run is still going when the signal comes
+        "INSERT INTO orders SELECT seq + 1000, 'bulk', 1.00, TIMESTAMPADD(SECOND, seq, '2025-02-01') "
+        "FROM seq_1_to_60000"
+    )
+    out = tmp_path / "interrupted.json"
+    args = ["--config-dir", str(config.path), "sync", "pipeline", "-p", "dw_main_pipeline", "--json-output", str(out)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sync_platform.cli.main", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    home = env["DAGSTER_HOME"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait until the run is under way
+        if (Path(home) / "history").exists():
+            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(home))
+            if any(r.status == dg.DagsterRunStatus.STARTED for r in instance.get_runs()):
+                break
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=240)
+    assert child.returncode == 130, stderr
+    document = json.loads(out.read_text())
+    assert document["status"] == "failed" and document["exit_code"] == 130
+    assert "interrupt" in document["error"]
