@@ -236,7 +236,8 @@ def validate(
 @pass_cli
 def validate_pipeline(ctx: CliContext, pipeline: str, output_file: Path | None) -> None:
     """Validate the CDC settings of every enabled table of a pipeline against its source tables."""
-    project = ctx.project()
+    project = ctx.project(pipeline=pipeline)
+    pipeline = project.pipeline_name(pipeline) or pipeline  # a file name, as the older tool took it
     if pipeline not in project.pipelines:
         _unknown_pipeline(ctx, pipeline)
     specs = [s for s in project.pipelines[pipeline].tables.values() if s.config.enabled]
@@ -277,6 +278,7 @@ def column_mappings_group() -> None:
 def list_mappings(ctx: CliContext, pipeline: str | None) -> None:
     """Every renamed column of every table (names the warehouse cannot take as they are)."""
     project = ctx.project()
+    pipeline = project.pipeline_name(pipeline) or pipeline if pipeline else None
     if pipeline is not None and pipeline not in project.pipelines:
         _unknown_pipeline(ctx, pipeline)
     names = [pipeline] if pipeline else sorted(project.pipelines)

@@ -31,7 +31,7 @@ def _specs(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None) -> li
     try:
         if tables:
             return [resolve_table(project, t, pipeline) for t in tables]
-        names = [pipeline] if pipeline else sorted(project.pipelines)
+        names = [project.pipeline_name(pipeline) or pipeline] if pipeline else sorted(project.pipelines)
         return [spec for name in names for spec in project.pipelines[name].tables.values()]
     except ConfigError as exc:
         click.echo(str(exc), err=True)

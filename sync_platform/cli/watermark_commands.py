@@ -483,6 +483,7 @@ def force_reset(
 def list_watermarks(ctx: CliContext, pipeline: str | None) -> None:
     """Every configured table's extract and load watermark, as recorded in the instance (no connections)."""
     project = ctx.project()
+    pipeline = project.pipeline_name(pipeline) or pipeline if pipeline else None
     if pipeline and pipeline not in project.pipelines:
         _fail(f"pipeline `{pipeline}` not found (pipelines: {', '.join(sorted(project.pipelines)) or 'none'})")
     names = [pipeline] if pipeline else sorted(project.pipelines)

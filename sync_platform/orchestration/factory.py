@@ -122,7 +122,9 @@ def _broken_pipeline_markers(project: Project) -> tuple[list[dg.AssetSpec], list
     checks_: list[dg.AssetChecksDefinition] = []
     for file, problems in sorted(project.broken.items()):
         listing = "\n".join(f"- {p}" for p in problems)
-        _log.warning("pipeline file %s not loaded (%d problem(s)):\n%s", file, len(problems), listing)
+        _log.warning(
+            "pipeline file %s has %d problem(s); what they concern is not defined:\n%s", file, len(problems), listing
+        )
         key = dg.AssetKey(["config_problems", identifier(file.stem)])
         specs.append(
             dg.AssetSpec(
