@@ -367,6 +367,43 @@ def _drop_key_column(stmt: Statement) -> dict[str, Any] | None:
     return None
 
 
+def _add_column_parts(stmt: Statement) -> list[Token] | None:
+    sig = stmt.sig
+    if stmt.head(2) != ["ALTER", "TABLE"]:
+        return None
+    _, i = qualified_name_at(sig, 2)
+    if i < len(sig) and sig[i].upper == "ADD" and i + 1 < len(sig) and sig[i + 1].upper not in (
+        "CONSTRAINT",
+        "PRIMARY",
+        "UNIQUE",
+        "FOREIGN",
+    ):
+        return sig[i + 1 :]
+    return None
+
+
+def _add_key_column(stmt: Statement) -> dict[str, Any] | None:
+    rest = _add_column_parts(stmt)
+    if rest and any(t.upper in ("DISTKEY", "SORTKEY") for t in rest):
+        return {}
+    return None
+
+
+def _add_several_columns(stmt: Statement) -> dict[str, Any] | None:
+    rest = _add_column_parts(stmt)
+    if not rest:
+        return None
+    depth = 0
+    for t in rest:
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            return {}
+    return None
+
+
 def _identifier_too_long(stmt: Statement) -> dict[str, Any] | None:
     for t in stmt.sig:
         name = t.name
@@ -604,6 +641,22 @@ RULES: tuple[Rule, ...] = (
         'cannot drop {kind} column "{column}"',
         DG + "r_ALTER_TABLE.html",
         _drop_key_column,
+    ),
+    Rule(
+        "add_key_column",
+        "ALTER TABLE … ADD COLUMN of a DISTKEY or SORTKEY column",
+        "0A000",
+        "ALTER TABLE ADD COLUMN cannot add a DISTKEY or SORTKEY column",
+        DG + "r_ALTER_TABLE.html",
+        _add_key_column,
+    ),
+    Rule(
+        "add_one_column",
+        "several columns in one ALTER TABLE … ADD COLUMN",
+        "42601",
+        'syntax error at or near ","',
+        DG + "r_ALTER_TABLE.html",
+        _add_several_columns,
     ),
     Rule(
         "identifier_length",

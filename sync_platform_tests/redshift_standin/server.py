@@ -315,9 +315,17 @@ class Session:
             return
         if not statements:
             self.client.write(_message(b"I", b""))
+        # Several statements in one Query run as one implicit transaction, as PostgreSQL and Redshift run them.
+        implicit = self.status == "I" and len(statements) > 1 and not any(_controls_transaction(t) for t in statements)
+        if implicit:
+            self.run_upstream("BEGIN", forward=False)
+        ok = True
         for tokens in statements:
-            if not self.execute(fold_quoted_identifiers(tokens)):
+            ok = self.execute(fold_quoted_identifiers(tokens))
+            if not ok:
                 break
+        if implicit and self.status != "I":
+            self.run_upstream("COMMIT" if ok else "ROLLBACK", forward=False)
         self.client.write(_message(b"Z", self.status.encode()))
 
     def execute(self, tokens: list[Token]) -> bool:
@@ -630,6 +638,11 @@ class Session:
             assert self.up is not None
             kind, data = self.up.read_message()
         self.status = data.decode()
+
+
+def _controls_transaction(tokens: list[Token]) -> bool:
+    sig = significant(tokens)
+    return bool(sig) and sig[0].upper in ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT")
 
 
 def _beyond_postgres(sig: list[Token]) -> Refusal | None:

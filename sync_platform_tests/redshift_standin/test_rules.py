@@ -111,6 +111,18 @@ CASES = [
     Case("drop_key_column", "ALTER TABLE k DROP COLUMN d", "ALTER TABLE k DROP COLUMN other", "cannot drop distkey"),
     Case("drop_key_column", "ALTER TABLE k DROP COLUMN s", "SELECT s FROM k", 'cannot drop sortkey column "s"'),
     Case(
+        "add_key_column",
+        "ALTER TABLE t ADD COLUMN extra_key INT SORTKEY",
+        "ALTER TABLE t ADD COLUMN extra_plain INT ENCODE az64",
+        "cannot add a DISTKEY or SORTKEY column",
+    ),
+    Case(
+        "add_one_column",
+        "ALTER TABLE t ADD COLUMN a1 INT, ADD COLUMN a2 INT",
+        "ALTER TABLE t ADD COLUMN a1 VARCHAR(3) DEFAULT 'x'",
+        'syntax error at or near ","',
+    ),
+    Case(
         "identifier_length",
         f'CREATE TABLE "{LONG_NAME}" (id INT)',
         f'CREATE TABLE "{"y" * 60}" (id INT)',

@@ -294,11 +294,13 @@ def test_a_refused_statement_fails_the_open_transaction_until_rollback(conn) -> 
     assert query(conn, "SELECT count(*) FROM tx_state") == [(0,)]
 
 
-def test_a_multi_statement_query_stops_at_the_first_refusal(conn) -> None:
+def test_a_multi_statement_query_is_one_transaction_that_a_refusal_undoes(conn) -> None:
     query(conn, "CREATE TABLE multi (id INT)")
     with pytest.raises(psycopg2.errors.UndefinedFunction):
         query(conn, "INSERT INTO multi VALUES (1); SELECT array_agg(id) FROM multi; INSERT INTO multi VALUES (2)")
-    assert query(conn, "SELECT id FROM multi") == [(1,)]
+    assert query(conn, "SELECT id FROM multi") == []
+    query(conn, "INSERT INTO multi VALUES (1); INSERT INTO multi VALUES (2)")
+    assert query(conn, "SELECT id FROM multi ORDER BY id") == [(1,), (2,)]
 
 
 def test_truncate_commits_the_open_transaction(conn) -> None:
