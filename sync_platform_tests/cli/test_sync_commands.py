@@ -32,11 +32,11 @@ def dagster_home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    h = Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    h = Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
     schema = h.config.target_schema
     for table in ("orders", "items", "adhoc", "legacy_orders", "_sync_load_ledger"):  # each test starts from nothing
-        pg_db.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
+        warehouse_db.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
     create_orders(h, "orders", 300)
     create_orders(h, "items", 120)
     h.set_tables(

@@ -23,8 +23,8 @@ class Crash(RuntimeError):
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    h = Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    h = Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
     return h
 
 

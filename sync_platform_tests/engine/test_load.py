@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 import yaml
 
+from sync_platform.engine import load as load_module
 from sync_platform.engine.load import LoadError, LoadSpec, TableLoader
 from sync_platform.warehouse import RedshiftDialect, S3Authorization, TableRef
 from sync_platform_tests.engine.harness import Harness, assert_same
@@ -13,8 +14,8 @@ from sync_platform_tests.engine.test_sync import COLUMNS, create_orders, hybrid
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    return Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
 
 
 def test_a_serialization_conflict_is_retried_and_the_batch_loads_once(harness: Harness) -> None:
@@ -75,3 +76,36 @@ def test_a_warehouse_error_quoting_the_copy_credentials_never_carries_the_secret
         text = str(failure)
         assert "public.t" in text and "SQLSTATE 42601" in text
         assert not any(part in text for part in (secret[:6], secret[-6:], token[:6], token[-6:]))  # not even a piece
+
+
+def test_readers_of_the_target_do_not_wait_while_a_batch_is_copied(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage is filled and committed before the target is locked: Redshift's LOCK blocks readers too."""
+    h = harness
+    create_orders(h, "readable", 30)
+    h.set_tables({f"{h.mysql.name}.readable": hybrid(lookback=0)})
+    h.sync("readable")
+    h.mysql.execute("UPDATE readable SET amount = amount + 1, updated_at = '2025-06-01' WHERE id <= 10")
+    seen: list[object] = []
+    real = load_module.checkpoint
+
+    def read_during_copy(name: str) -> None:
+        if name == "load.copy" and not seen:
+            with (
+                h.registry() as registry,
+                registry.warehouse(h.config.target).connect() as conn,
+                conn.cursor() as cur,
+            ):
+                cur.execute("SET statement_timeout TO 10000")  # a blocked reader fails instead of hanging
+                try:
+                    cur.execute(f"SELECT COUNT(*) FROM {h.target('readable')}")
+                    seen.append(cur.fetchone()[0])
+                except psycopg2.Error as exc:
+                    seen.append(exc)
+        real(name)
+
+    monkeypatch.setattr(load_module, "checkpoint", read_during_copy)
+    h.sync("readable")
+    assert seen == [30], seen
+    assert assert_same(h, "readable", COLUMNS, "id") == 30

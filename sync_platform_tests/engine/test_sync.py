@@ -21,8 +21,8 @@ COLUMNS = ["id", "name", "amount", "updated_at", "note"]
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    return Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
 
 
 def create_orders(h: Harness, table: str, rows: int, *, start: dt.datetime | None = None, step_s: float = 1.0) -> None:
