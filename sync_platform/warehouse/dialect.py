@@ -651,7 +651,8 @@ class WarehouseDialect:
         """
         by_name = {c.name: c for c in existing}
         changes: list[SchemaChange] = []
-        rebuild: dict[str, PhysicalType] = {}
+        widened: dict[str, PhysicalType] = {}  # every column whose type grows
+        rebuild = False
         for column in desired:
             new_type = self.physical_type(column.logical)
             current = by_name.get(column.name)
@@ -671,9 +672,10 @@ class WarehouseDialect:
             target_type = self.widened(table, column.name, old_type, new_type)
             if target_type is None:
                 continue
+            widened[column.name] = target_type
             altered = self.alter_column_type(table, current, old_type, target_type, layout, key_columns)
             if altered is None:
-                rebuild[column.name] = target_type
+                rebuild = True
                 continue
             statements, transactional = altered
             changes.append(
@@ -687,8 +689,8 @@ class WarehouseDialect:
                     transactional,
                 )
             )
-        if rebuild:
-            changes = [self._rebuild_change(table, existing, desired, rebuild, layout)]
+        if rebuild:  # the deep copy carries every widening and every added column at once
+            changes = [self._rebuild_change(table, existing, desired, widened, layout)]
         desired_names = {c.name for c in desired}
         for current in existing:
             if current.name not in desired_names:
