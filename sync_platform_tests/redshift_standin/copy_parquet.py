@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sync_platform_tests.redshift_standin.rules import Refusal, refused
 from sync_platform_tests.redshift_standin.sql import Token, matching_paren, name_sql, qualified_name_at, significant
 
 MAX_ROW_BYTES = 4 * 1024 * 1024
@@ -43,14 +44,7 @@ PARQUET_PARAMETERS = {
 }
 
 
-class CopyRefused(Exception):
-    """COPY refused the way Redshift refuses it."""
-
-    def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.detail = detail
+CopyRefused = Refusal  # COPY refused the way Redshift refuses it
 
 
 @dataclass
@@ -131,18 +125,14 @@ def check_parquet_copy(command: CopyCommand) -> None:
         raise CopyRefused("XX000", f"Invalid S3 URL '{command.source}': COPY FROM needs s3://bucket/key")
     for name in ("REGION", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN"):
         if name in options:
-            raise CopyRefused("0A000", f"{name} argument is not supported for PARQUET based COPY")
+            raise refused("copy_parquet_parameters", name=name)
     if command.column_list is not None:
-        raise CopyRefused("0A000", "Column mapping option argument is not supported for PARQUET based COPY")
+        raise refused("copy_parquet_column_list")
     unsupported = sorted(set(options) - PARQUET_PARAMETERS)
     if unsupported:
-        raise CopyRefused("0A000", f"{unsupported[0]} argument is not supported for PARQUET based COPY")
+        raise refused("copy_parquet_parameters", name=unsupported[0])
     if "IAM_ROLE" not in options and "CREDENTIALS" not in options:
-        raise CopyRefused(
-            "XX000",
-            "Invalid credentials. Must be of the format: credentials 'aws_iam_role=...' or "
-            "'aws_access_key_id=...;aws_secret_access_key=...[;token=...]'",
-        )
+        raise refused("copy_authorization")
     credentials = options.get("CREDENTIALS")
     if isinstance(credentials, str) and not (
         "aws_iam_role=" in credentials
@@ -198,11 +188,7 @@ def source_files(s3: Any, command: CopyCommand) -> list[tuple[str, int]]:
                 raise CopyRefused("XX000", f"Manifest file is not in correct json format: {command.source}")
             length = (entry.get("meta") or {}).get("content_length")
             if not isinstance(length, int):
-                raise CopyRefused(
-                    "XX000",
-                    f"The manifest entry for '{url}' has no meta.content_length; it is required for a "
-                    "manifest that lists PARQUET files",
-                )
+                raise refused("copy_manifest_content_length", url=url)
             entry_bucket, entry_key = _split_s3(url)
             try:
                 size = int(s3.head_object(Bucket=entry_bucket, Key=entry_key)["ContentLength"])
@@ -273,18 +259,16 @@ def _compatible(arrow_type: pa.DataType, column: TargetColumn) -> bool:
 
 def check_schema(schema: pa.Schema, columns: list[TargetColumn], url: str) -> None:
     if len(schema) != len(columns):
-        raise CopyRefused(
-            "XX000",
-            "Spectrum Scan Error: Unmatched number of columns between table and file. "
-            f"Table columns: {len(columns)}, Data columns: {len(schema)}, File: {url}",
-        )
+        raise refused("copy_parquet_column_count", table=len(columns), data=len(schema), url=url)
     for position, (parquet_field, column) in enumerate(zip(schema, columns, strict=True), start=1):
         if not _compatible(parquet_field.type, column):
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: File '{url}' has an incompatible Parquet schema for column "
-                f"'{url}.{parquet_field.name}' (position {position}). "
-                f"Column type: {column.redshift_type.upper()}, Parquet schema: {parquet_field.type}",
+            raise refused(
+                "copy_parquet_types",
+                url=url,
+                column=parquet_field.name,
+                position=position,
+                column_type=column.redshift_type.upper(),
+                parquet_type=parquet_field.type,
             )
 
 
@@ -324,24 +308,27 @@ def _text(value: Any, column: TargetColumn, arrow_type: pa.DataType) -> str:
         return value.isoformat()
     if isinstance(value, bytes):
         if column.byte_limit is not None and len(value) > column.byte_limit:
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: The length of the data column {column.name} is longer than the length "
-                f"defined in the table. Table: {column.byte_limit}, Data: {len(value)}",
-            )
+            raise refused("copy_value_length", column=column.name, limit=column.byte_limit, size=len(value))
         return "\\\\x" + value.hex()
     if isinstance(value, str):
         if column.is_super:
             return _escape(json.dumps(value, ensure_ascii=False))
         size = len(value.encode("utf-8"))
         if column.byte_limit is not None and size > column.byte_limit:
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: The length of the data column {column.name} is longer than the length "
-                f"defined in the table. Table: {column.byte_limit}, Data: {size}",
-            )
+            raise refused("copy_value_length", column=column.name, limit=column.byte_limit, size=size)
         return _escape(value)
     raise CopyRefused("XX000", f"Spectrum Scan Error: unsupported parquet value for column {column.name}: {arrow_type}")
+
+
+def _input_size(value: Any) -> int:
+    """A value's size as input (bytes of text or binary; the printed size of anything else)."""
+    if value is None:
+        return 0
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    return len(str(value))
 
 
 def copy_text_chunks(
@@ -355,14 +342,9 @@ def copy_text_chunks(
         lines: list[str] = []
         for row in zip(*values, strict=True):
             row_number += 1
-            line = "\t".join(_text(v, c, t) for v, c, t in zip(row, columns, types, strict=True))
-            size = len(line.encode("utf-8"))
+            size = sum(_input_size(v) for v in row)
             if size > MAX_ROW_BYTES:
-                raise CopyRefused(
-                    "XX000",
-                    f"Load into table '{table}' failed. Row {row_number} of '{url}' is {size} bytes; "
-                    f"the maximum size of a single input row is 4 MB ({MAX_ROW_BYTES} bytes)",
-                )
-            lines.append(line)
+                raise refused("copy_row_4mb", table=table, row=row_number, url=url, size=size)
+            lines.append("\t".join(_text(v, c, t) for v, c, t in zip(row, columns, types, strict=True)))
         if lines:
             yield ("\n".join(lines) + "\n").encode("utf-8"), len(lines)

@@ -25,7 +25,7 @@ import psycopg2.extensions
 from sync_platform_tests.redshift_standin import copy_parquet, ddl
 from sync_platform_tests.redshift_standin.catalog import SCHEMA, CatalogInstaller
 from sync_platform_tests.redshift_standin.rewrite import rewrite_expressions
-from sync_platform_tests.redshift_standin.rules import Statement, first_violation
+from sync_platform_tests.redshift_standin.rules import Refusal, Statement, first_violation
 from sync_platform_tests.redshift_standin.sql import (
     SqlLexError,
     Token,
@@ -315,9 +315,17 @@ class Session:
             return
         if not statements:
             self.client.write(_message(b"I", b""))
+        # Several statements in one Query run as one implicit transaction, as PostgreSQL and Redshift run them.
+        implicit = self.status == "I" and len(statements) > 1 and not any(_controls_transaction(t) for t in statements)
+        if implicit:
+            self.run_upstream("BEGIN", forward=False)
+        ok = True
         for tokens in statements:
-            if not self.execute(fold_quoted_identifiers(tokens)):
+            ok = self.execute(fold_quoted_identifiers(tokens))
+            if not ok:
                 break
+        if implicit and self.status != "I":
+            self.run_upstream("COMMIT" if ok else "ROLLBACK", forward=False)
         self.client.write(_message(b"Z", self.status.encode()))
 
     def execute(self, tokens: list[Token]) -> bool:
@@ -327,7 +335,7 @@ class Session:
             if head[0] in ("ROLLBACK", "COMMIT", "END", "ABORT"):
                 return self.forward(render(tokens))
             return self.forward("SELECT 1")  # PostgreSQL answers: current transaction is aborted
-        refusal = first_violation(Statement(tokens, self.status, self.lookup))
+        refusal = first_violation(Statement(tokens, self.status, self.lookup)) or _beyond_postgres(sig)
         if refusal is not None:
             self.refuse(refusal.sqlstate, refusal.message)
             return False
@@ -340,8 +348,8 @@ class Session:
                 return self.alter_table(tokens)
             if head[0] == "TRUNCATE":
                 return self.truncate(tokens)
-        except ddl.DdlRefused as exc:
-            self.refuse(exc.sqlstate, exc.message)
+        except Refusal as exc:
+            self.refuse(exc.sqlstate, exc.message, exc.detail)
             return False
         return self.forward(render(rewrite_expressions(tokens)))
 
@@ -596,7 +604,7 @@ class Session:
             if result.error:
                 self.client.write(_message(b"E", _fields_payload(result.error)))
                 return False
-        except copy_parquet.CopyRefused as exc:
+        except Refusal as exc:
             if started:
                 assert self.up is not None
                 self.up.send_now(_message(b"f", exc.message.encode("utf-8") + b"\0"))
@@ -630,6 +638,24 @@ class Session:
             assert self.up is not None
             kind, data = self.up.read_message()
         self.status = data.decode()
+
+
+def _controls_transaction(tokens: list[Token]) -> bool:
+    sig = significant(tokens)
+    return bool(sig) and sig[0].upper in ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT")
+
+
+def _beyond_postgres(sig: list[Token]) -> Refusal | None:
+    """Names Redshift takes (64–127 bytes) but PostgreSQL would silently truncate: fail loudly instead."""
+    for token in sig:
+        size = len(token.name.encode("utf-8"))
+        if size > 63:
+            return Refusal(
+                "0A000",
+                f'the Redshift stand-in cannot hold identifier "{token.name[:40]}…" ({size} bytes): PostgreSQL '
+                "behind it truncates names over 63 bytes, although Redshift allows up to 127",
+            )
+    return None
 
 
 def _data_row(data: bytes) -> tuple[str | None, ...]:
