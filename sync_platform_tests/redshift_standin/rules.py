@@ -372,11 +372,17 @@ def _add_column_parts(stmt: Statement) -> list[Token] | None:
     if stmt.head(2) != ["ALTER", "TABLE"]:
         return None
     _, i = qualified_name_at(sig, 2)
-    if i < len(sig) and sig[i].upper == "ADD" and i + 1 < len(sig) and sig[i + 1].upper not in (
-        "CONSTRAINT",
-        "PRIMARY",
-        "UNIQUE",
-        "FOREIGN",
+    if (
+        i < len(sig)
+        and sig[i].upper == "ADD"
+        and i + 1 < len(sig)
+        and sig[i + 1].upper
+        not in (
+            "CONSTRAINT",
+            "PRIMARY",
+            "UNIQUE",
+            "FOREIGN",
+        )
     ):
         return sig[i + 1 :]
     return None
