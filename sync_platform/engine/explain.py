@@ -22,9 +22,10 @@ from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.load import LoadSpec
 from sync_platform.engine.manifest import COPY_MANIFEST_NAME
+from sync_platform.engine.mysql_sql import literal, quote_mysql
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.source_schema import SourceColumn
-from sync_platform.engine.strategies import ReadPlan, build_plan, literal, quote_mysql, snapshot_plan
+from sync_platform.engine.strategies import ReadPlan, build_plan, snapshot_plan
 from sync_platform.engine.sync import (
     ExtractPlan,
     RunOptions,

@@ -36,6 +36,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync_platform.engine.mysql_sql import quote_mysql as quote_mysql_identifier  # the one quoting rule
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
 
 # Redshift limits (bytes). VARCHAR lengths on Redshift count bytes, not characters.
@@ -193,13 +194,6 @@ class TableMapping:
 
 
 # --------------------------------------------------------------------------- names
-
-
-def quote_mysql_identifier(name: str) -> str:
-    """Backtick-quote a MySQL identifier (backticks inside are doubled)."""
-    if "\0" in name:
-        raise ValueError(f"identifier {name!r} contains a NUL character")
-    return "`" + name.replace("`", "``") + "`"
 
 
 def warehouse_column_name(source_name: str, max_bytes: int = REDSHIFT_MAX_IDENTIFIER_BYTES) -> str:
