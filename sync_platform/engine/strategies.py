@@ -469,3 +469,37 @@ def ceiling_from(first: CursorColumn, maximum: Any, clock: Any) -> CursorValue:
 def null_cursor_query(first: CursorColumn, table: str, extra_where: str | None) -> str:
     where = f" AND ({extra_where})" if extra_where else ""
     return f"SELECT COUNT(*) FROM {table} WHERE {quote_mysql(first.name)} IS NULL{where}"
+
+
+class NullCursorRowsError(RuntimeError):
+    """``null_cursor: fail`` and the source holds rows whose cursor is NULL (a data problem: exit 4)."""
+
+
+def null_cursor_plan(plan: ReadPlan, choice: StrategyChoice, source: SourceTableLike) -> ReadPlan | None:
+    """The read of every row whose cursor is NULL, by primary key (``null_cursor: load``).
+
+    Such rows lie outside every cursor window, so they are read whole each run and merged by key
+    (idempotent). None when the table cannot merge them (no key, or loads that append).
+    """
+    cursor = choice.timestamp_column
+    if choice.strategy not in ("hybrid", "timestamp_only") or not cursor:
+        return None  # a custom query chooses its own rows; full syncs read NULL cursors anyway
+    if choice.write_mode != "merge" or not choice.primary_key:
+        return None
+    types = {c.name: c.data_type for c in source.columns}
+    keyset = tuple(CursorColumn(k, cursor_kind(types[k], as_timestamp=False)) for k in choice.primary_key)
+    condition = f"{quote_mysql(cursor)} IS NULL"
+    return replace(
+        plan,
+        keyset=keyset,
+        unique_keyset=True,
+        after=None,
+        lower_from=None,
+        ceiling=None,
+        bound_column=None,
+        index_hint="",
+        snapshot=False,
+        max_rows=None,
+        extra_where=f"({plan.extra_where}) AND {condition}" if plan.extra_where else condition,
+        watermark_columns=(),
+    )

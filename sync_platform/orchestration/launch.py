@@ -60,6 +60,9 @@ class TableOutcome:
     files: int = 0
     bytes: int = 0
     null_cursor_rows: int = 0
+    null_cursor_policy: str | None = None
+    null_cursor_loaded: int = 0
+    warnings: list[str] = field(default_factory=list)
     zero_dates: int = 0
     target_rows: int | None = None
     extract_watermark: str | None = None
@@ -261,6 +264,9 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
         outcome.files = _value(metadata, watermarks.FILES, 0)
         outcome.bytes = _value(metadata, watermarks.BYTES, 0)
         outcome.null_cursor_rows = _value(metadata, watermarks.NULL_CURSOR_ROWS, 0)
+        outcome.null_cursor_policy = _value(metadata, watermarks.NULL_CURSOR_POLICY)
+        outcome.null_cursor_loaded = _value(metadata, watermarks.NULL_CURSOR_LOADED, 0)
+        outcome.warnings = list(_value(metadata, watermarks.WARNINGS, []) or [])
         outcome.zero_dates = _value(metadata, watermarks.ZERO_DATE_COUNT, 0)
         outcome.extract_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
     elif materialization.asset_key == keys.warehouse:

@@ -7,15 +7,19 @@ the real MariaDB and the warehouse, and proves the fix by comparing the target w
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
+from sync_platform.engine.strategies import NullCursorRowsError
 from sync_platform.engine.typemap import quote_mysql_identifier
-from sync_platform_tests.engine.harness import Harness, assert_same
+from sync_platform_tests.cli.test_config_and_connections_cli import run
+from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 
 
 @pytest.fixture(params=["postgres"])
@@ -169,3 +173,92 @@ def test_every_literal_reads_back_as_exactly_its_value(mysql_db, sql_mode: str) 
     with pytest.raises(ValueError, match="NUL"):
         quote_mysql("a\0b")
     assert quote_mysql_identifier is quote_mysql  # the type map quotes names with the same rule
+
+
+# --------------------------------------------------------------------------- case 9: NULL cursors
+
+
+def _orders_with_null_cursors(h: Harness, table: str, *, indexed: bool = True) -> None:
+    h.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    index = ", KEY (updated_at)" if indexed else ""
+    h.mysql.execute(
+        f"CREATE TABLE `{table}` (id INT PRIMARY KEY, name VARCHAR(32), updated_at DATETIME(6) NULL{index})"
+    )
+    h.mysql.executemany(
+        f"INSERT INTO `{table}` VALUES (%s, %s, %s)",
+        [
+            (i, f"row {i}", None if i % 4 == 0 else dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i))
+            for i in range(1, 21)
+        ],
+    )
+
+
+def test_null_cursor_rows_load_by_default_and_are_merged_every_run(harness: Harness) -> None:
+    _orders_with_null_cursors(harness, "nullc")
+    harness.set_tables({f"{harness.mysql.name}.nullc": hybrid(lookback=0)}, processing={"batch_size": 2})
+    first = harness.sync("nullc")
+    assert first.extract.null_cursor_rows == 5 and first.extract.null_cursor_loaded == 5
+    assert first.extract.null_cursor_policy == "load" and not first.extract.warnings
+    assert assert_same(harness, "nullc", ["id", "name", "updated_at"], "id") == 20
+    # A change to a NULL-cursor row (its cursor still NULL) arrives on the next run, merged by key.
+    harness.mysql.execute("UPDATE nullc SET name = 'changed while NULL' WHERE id = 8")
+    harness.mysql.execute("INSERT INTO nullc VALUES (100, 'new, NULL cursor', NULL)")
+    second = harness.sync("nullc")
+    assert second.extract.null_cursor_loaded == 6
+    assert assert_same(harness, "nullc", ["id", "name", "updated_at"], "id") == 21
+
+
+def test_null_cursor_policies_report_and_fail_and_the_unindexed_warning(harness: Harness) -> None:
+    _orders_with_null_cursors(harness, "nullu", indexed=False)
+    harness.set_tables({f"{harness.mysql.name}.nullu": hybrid(lookback=0)})
+    loaded = harness.sync("nullu")
+    assert loaded.extract.null_cursor_loaded == 5
+    (warning,) = loaded.extract.warnings
+    assert "not indexed" in warning and "ADD INDEX (updated_at)" in warning
+
+    _orders_with_null_cursors(harness, "nullr")
+    harness.set_tables({f"{harness.mysql.name}.nullr": hybrid(lookback=0, null_cursor="report")})
+    reported = harness.sync("nullr")
+    assert reported.extract.null_cursor_rows == 5 and reported.extract.null_cursor_loaded == 0
+    assert harness.pg.query(f"SELECT count(*) FROM {harness.target('nullr')}")[0][0] == 15
+
+    harness.set_tables({f"{harness.mysql.name}.nullr": hybrid(lookback=0, null_cursor="fail")})
+    with pytest.raises(NullCursorRowsError, match=r"5 rows have a NULL updated_at.*null_cursor: fail"):
+        harness.sync("nullr")
+
+
+def test_null_cursor_rows_show_in_the_summary_the_json_a_check_and_validate_counts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    _orders_with_null_cursors(harness, "nullcli")
+    table = f"{harness.mysql.name}.nullcli"
+    harness.set_tables({table: hybrid(lookback=0)})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+
+    def cli(*args: str):
+        return run("--config-dir", str(harness.config.path), *args, env={"DAGSTER_HOME": str(home)})
+
+    report = tmp_path / "result.json"
+    synced = cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "NULL cursor" in synced.stdout and "5 (loaded 5)" in synced.stdout
+    assert "null_cursor_rows: ok" in synced.stdout
+    result = json.loads(report.read_text())["table_results"][table]
+    assert result["null_cursor_rows"] == 5 and result["null_cursor_rows_loaded"] == 5
+    assert result["null_cursor_policy"] == "load" and result["checks"]["null_cursor_rows"] is True
+    assert assert_same(harness, "nullcli", ["id", "name", "updated_at"], "id") == 20
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    assert "5 at the source, 5 in the target (null_cursor: load" in counted.stdout
+
+    # report: the rows stay out, and every place says so; validate-counts exits 4 (data).
+    harness.set_tables({table: hybrid(lookback=0, null_cursor="report")})
+    harness.mysql.execute("INSERT INTO nullcli VALUES (200, 'left out', NULL)")
+    reported = cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+    assert "6 (NOT loaded: report)" in reported.stdout, reported.stdout
+    assert "null_cursor_rows: FAILED" in reported.stdout
+    assert json.loads(report.read_text())["table_results"][table]["null_cursor_rows"] == 6
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 4, counted.stdout + counted.stderr
+    assert "6 rows with a NULL updated_at are not loaded (null_cursor: report)" in counted.stdout + counted.stderr
