@@ -292,6 +292,8 @@ def exit_code(outcome: RunOutcome) -> ExitCode:
         return ExitCode.PARTIAL
     if outcome.blocked:
         return ExitCode.CONNECTION
+    if all(t.check_errors for t in failed):  # the data is wrong, not the run: a check found it
+        return ExitCode.DATA
     return exit_code_for_names(failed[0].error_classes)
 
 
@@ -321,9 +323,20 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
         for warning in t.warnings:
             click.echo(f"warning: {t.spec.identity}: {warning}", err=True)
     for t in outcome.failed:
-        output.fail(f"{t.spec.identity}: {t.error}")
+        output.fail(f"{t.spec.identity}: {_failure_text(t)}")
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def _failure_text(t: TableOutcome) -> str:
+    """Why a table failed; a failed check says what it found and what to run."""
+    if not t.check_errors:
+        return t.error or "not run"
+    found = "; ".join(f"check {name} failed: {text}" for name, text in sorted(t.check_errors.items()))
+    return (
+        f"{found}. The rows were loaded, but the target does not match the source; "
+        f"`watermark-count validate-counts -t {t.spec.name}` shows the counts"
+    )
 
 
 def _null_cursor_text(t: TableOutcome) -> str:
@@ -368,7 +381,8 @@ def json_document(
         else:
             results[t.spec.name] = {
                 "status": "failed",
-                "error_message": t.error or "not run",
+                "error_message": _failure_text(t),
+                "checks": dict(t.checks),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }
     failures = len(outcome.failed)

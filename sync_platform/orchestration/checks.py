@@ -38,11 +38,13 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
                 "cursor is at or below the load watermark); the whole table for full syncs. Fewer rows in the "
                 "target is an error (rows missing); more is a warning (deletes are not propagated)."
             ),
+            blocking=True,  # an ERROR fails the run (exit 4 from the CLI)
         ),
         dg.AssetCheckSpec(
             UNIQUE_KEY_CHECK,
             asset=keys.warehouse,
             description="No primary-key value occurs twice in the target (Redshift does not enforce keys).",
+            blocking=True,
         ),
         dg.AssetCheckSpec(
             NULL_CURSOR_CHECK,
@@ -53,6 +55,7 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
                 "the target holds as many as the source; with report they are counted (a warning); with fail "
                 "any such row is an error."
             ),
+            blocking=True,
         ),
     ]
 
@@ -97,6 +100,7 @@ def unique_key_result(registry: ConnectionRegistry, keys: TableKeys, shape: Tabl
         asset_key=keys.warehouse,
         check_name=UNIQUE_KEY_CHECK,
         passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"({key}) is unique"
             if passed

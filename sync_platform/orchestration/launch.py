@@ -73,6 +73,7 @@ class TableOutcome:
     error_classes: tuple[str, ...] = ()  # the failure's exception classes, outermost first (for exit codes)
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
+    check_errors: dict[str, str] = field(default_factory=dict)  # failed ERROR checks: name → what they found
 
 
 @dataclass
@@ -240,6 +241,8 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             outcome.checks[evaluation.check_name] = evaluation.passed
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                outcome.check_errors[evaluation.check_name] = evaluation.description or "failed"
     outcome.seconds = step_seconds
     return outcome
 

@@ -262,3 +262,44 @@ def test_null_cursor_rows_show_in_the_summary_the_json_a_check_and_validate_coun
     counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
     assert counted.returncode == 4, counted.stdout + counted.stderr
     assert "6 rows with a NULL updated_at are not loaded (null_cursor: report)" in counted.stdout + counted.stderr
+
+
+# --------------------------------------------------------------------------- case 10: a failed check fails the run
+
+
+def test_a_failed_row_count_or_unique_key_check_fails_the_run_with_exit_4(harness: Harness, tmp_path: Path) -> None:
+    _keyed_table(harness, "checked", "INT", list(range(1, 31)), step=dt.timedelta(seconds=1))
+    table = f"{harness.mysql.name}.checked"
+    harness.set_tables({table: hybrid(lookback=0)})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    report = tmp_path / "result.json"
+
+    def sync():
+        return run(
+            "--config-dir", str(harness.config.path), "sync", "pipeline", "-p", PIPELINE, "-t", table,
+            "--json-output", str(report), env={"DAGSTER_HOME": str(home)},
+        )  # fmt: skip
+
+    assert sync().returncode == 0
+    # Rows vanish from the warehouse below the watermark: the next run reads nothing new, and its check sees it.
+    harness.pg.execute(f"DELETE FROM {harness.target('checked')} WHERE id <= 3")
+    missing = sync()
+    assert missing.returncode == 4, missing.stdout + missing.stderr
+    assert "check row_count_matches_source failed: 3 rows missing from the target" in missing.stderr
+    document = json.loads(report.read_text())
+    assert document["status"] == "failed" and document["table_results"][table]["status"] == "failed"
+    assert "row_count_matches_source" in document["table_results"][table]["error_message"]
+
+    # A key twice in the target (a table created without a declared key, as Redshift's are).
+    harness.pg.execute(f"DELETE FROM {harness.target('checked')}")
+    harness.pg.execute(f"ALTER TABLE {harness.target('checked')} DROP CONSTRAINT IF EXISTS checked_pkey")
+    harness.mysql.execute("UPDATE checked SET updated_at = '2026-01-01'")
+    assert sync().returncode == 0  # every row arrives again
+    harness.pg.execute(
+        f"INSERT INTO {harness.target('checked')} SELECT * FROM {harness.target('checked')} WHERE id = 7"
+    )
+    doubled = sync()
+    assert doubled.returncode == 4, doubled.stdout + doubled.stderr
+    assert "check primary_key_unique failed: 1 values of (id) occur more than once" in doubled.stderr
+    assert json.loads(report.read_text())["status"] == "failed"
