@@ -211,6 +211,15 @@ def plan_extract(
         else map_table(source_table)
     )
     page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
+    warnings: list[str] = []
+    if choice.write_mode == "replace" and cap is not None:
+        # A replace swaps the whole target for what the run read: a capped read would drop every other row.
+        warnings.append(
+            f"--limit/--max-chunks do not apply to a replace (full_sync_mode: replace): the whole table of "
+            f"{spec.name} is read, since a partial snapshot would replace the whole target; use "
+            "full_sync_mode: paginate to spread a full pass over capped runs"
+        )
+        page_rows, cap = spec.page_rows, None
     probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
     staged = list_batches(store, table_prefix(spec))
     resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
@@ -227,9 +236,10 @@ def plan_extract(
             (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
             nulls = int(count or 0)
     plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
-    null_plan, policy, warnings = None, spec.config.null_cursor, []
+    null_plan, policy = None, spec.config.null_cursor
     if nulls:
-        null_plan, policy, warnings = _null_cursor_handling(conn, spec, source_table, choice, plan, nulls)
+        null_plan, policy, null_warnings = _null_cursor_handling(conn, spec, source_table, choice, plan, nulls)
+        warnings += null_warnings
     plan = snapshot_plan(plan, choice, source_table) or plan
     return ExtractPlan(
         source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings)

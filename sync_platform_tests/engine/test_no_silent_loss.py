@@ -303,3 +303,16 @@ def test_a_failed_row_count_or_unique_key_check_fails_the_run_with_exit_4(harnes
     assert doubled.returncode == 4, doubled.stdout + doubled.stderr
     assert "check primary_key_unique failed: 1 values of (id) occur more than once" in doubled.stderr
     assert json.loads(report.read_text())["status"] == "failed"
+
+
+# --------------------------------------------------------------------------- case 7: replace never swaps in a part
+
+
+def test_a_capped_full_sync_replace_still_replaces_with_the_whole_table(harness: Harness) -> None:
+    _keyed_table(harness, "snap", "INT", list(range(1, 11)))
+    harness.set_tables({f"{harness.mysql.name}.snap": {"cdc_strategy": "full_sync"}}, processing={"batch_size": 2})
+    assert harness.sync("snap").extract.rows == 10
+    capped = harness.sync("snap", limit=3)
+    assert capped.extract.rows == 10 and not capped.extract.capped
+    assert any("do not apply to a replace" in w for w in capped.extract.warnings)
+    assert assert_same(harness, "snap", ["id", "name", "updated_at"], "id") == 10
