@@ -34,7 +34,7 @@ from sync_platform.engine.sync import RunOptions
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.instance import cli_instance
-from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, run_tables, with_pipeline
+from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, TableOutcome, run_tables, with_pipeline
 
 
 @dataclass(frozen=True)
@@ -383,6 +383,8 @@ def exit_code(outcome: RunOutcome) -> ExitCode:
         return ExitCode.PARTIAL
     if outcome.blocked:
         return ExitCode.CONNECTION
+    if all(t.check_errors for t in failed):  # the data is wrong, not the run: a check found it
+        return ExitCode.DATA
     return exit_code_for_names(failed[0].error_classes)
 
 
@@ -398,19 +400,43 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
                 f"{t.rows_loaded:,}" if request.load else "-",
                 t.files if request.stage else "-",
                 "" if t.target_rows is None else f"{t.target_rows:,}",
+                _null_cursor_text(t),
                 f"{t.seconds:.1f}",
                 checks,
             )
         )
     output.table(
         f"Run {outcome.run_id} ({outcome.seconds:.1f} s)",
-        ["table", "status", "read", "loaded", "files", "rows in target", "seconds", "checks"],
+        ["table", "status", "read", "loaded", "files", "rows in target", "NULL cursor", "seconds", "checks"],
         rows,
     )
+    for t in outcome.tables:
+        for warning in t.warnings:
+            click.echo(f"warning: {t.spec.identity}: {warning}", err=True)
     for t in outcome.failed:
-        output.fail(f"{t.spec.identity}: {t.error}")
+        output.fail(f"{t.spec.identity}: {_failure_text(t)}")
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def _failure_text(t: TableOutcome) -> str:
+    """Why a table failed; a failed check says what it found and what to run."""
+    if not t.check_errors:
+        return t.error or "not run"
+    found = "; ".join(f"check {name} failed: {text}" for name, text in sorted(t.check_errors.items()))
+    return (
+        f"{found}. The rows were loaded, but the target does not match the source; "
+        f"`watermark-count validate-counts -t {t.spec.name}` shows the counts"
+    )
+
+
+def _null_cursor_text(t: TableOutcome) -> str:
+    """The NULL-cursor rows of a table and what the run did with them ("" when the run staged nothing)."""
+    if t.null_cursor_policy is None:
+        return ""
+    if t.null_cursor_policy == "load":
+        return f"{t.null_cursor_rows:,} (loaded {t.null_cursor_loaded:,})"
+    return f"{t.null_cursor_rows:,} ({'NOT loaded: ' if t.null_cursor_rows else ''}{t.null_cursor_policy})"
 
 
 def json_document(
@@ -441,11 +467,17 @@ def json_document(
                 "completed_at": (t.finished_at or ended).isoformat(),
                 "extract_watermark": t.extract_watermark,
                 "load_watermark": t.load_watermark,
+                "null_cursor_rows": t.null_cursor_rows,
+                "null_cursor_policy": t.null_cursor_policy,
+                "null_cursor_rows_loaded": t.null_cursor_loaded,
+                "checks": dict(t.checks),
+                "warnings": list(t.warnings),
             }
         else:
             results[t.spec.name] = {
                 "status": "failed",
-                "error_message": t.error or "not run",
+                "error_message": _failure_text(t),
+                "checks": dict(t.checks),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }
     failures = len(outcome.failed)

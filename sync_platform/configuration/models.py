@@ -249,6 +249,8 @@ class TableConfig(Strict):
     lookback: str | float | None = None  # default 60s for keyed tables, 0 for append-only
     safety_lag: str | float | None = None  # default 5s
     oversize_text: Literal["fail", "truncate"] = "fail"
+    # Rows whose cursor is NULL: read by key every run and merged (load), only counted (report), or refused (fail).
+    null_cursor: Literal["load", "report", "fail"] = "load"
     processing: TableProcessing = Field(default_factory=TableProcessing)
     redshift: RedshiftTableLayout | None = None
     freshness: FreshnessConfig | None = None
