@@ -358,11 +358,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
         raise _config_error(exc, ctx) from None
     summary(outcome, request)
     code = exit_code(outcome)
-    run = instance.get_run_by_id(outcome.run_id)
-    interrupted = (
-        run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
-    ) or any(_INTERRUPTED in text for t in outcome.failed for text in (*t.error_classes, t.error or ""))
-    if interrupted:  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
+    if _interrupted(instance, outcome):  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
         code = ExitCode.INTERRUPTED
         for table in outcome.failed:
             table.error = table.error or "interrupted before it finished"
@@ -372,7 +368,24 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
     raise SystemExit(code)
 
 
-_INTERRUPTED = DagsterExecutionInterruptedError.__name__
+_INTERRUPTED = (DagsterExecutionInterruptedError.__name__, KeyboardInterrupt.__name__)
+
+
+def _interrupted(instance: dg.DagsterInstance, outcome: RunOutcome) -> bool:
+    """Whether Ctrl-C / SIGINT ended the run: in a step, or before any step started (then every
+    table is "not run" and only the run's own failure or cancellation event says why)."""
+    if any(name in text for t in outcome.failed for text in (*t.error_classes, t.error or "") for name in _INTERRUPTED):
+        return True
+    run = instance.get_run_by_id(outcome.run_id)
+    if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+        return True
+    if not outcome.failed:
+        return False
+    kinds = {dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+    for record in instance.all_logs(outcome.run_id, of_type=kinds):
+        if any(name in repr(record.dagster_event) for name in _INTERRUPTED):
+            return True
+    return False
 
 
 def exit_code(outcome: RunOutcome) -> ExitCode:
