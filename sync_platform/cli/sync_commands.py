@@ -374,6 +374,8 @@ _INTERRUPTED = (DagsterExecutionInterruptedError.__name__, KeyboardInterrupt.__n
 def _interrupted(instance: dg.DagsterInstance, outcome: RunOutcome) -> bool:
     """Whether Ctrl-C / SIGINT ended the run: in a step, or before any step started (then every
     table is "not run" and only the run's own failure or cancellation event says why)."""
+    if outcome.blocked:  # the watchdog ended a run no step of which could start: not the user's Ctrl-C
+        return False
     if any(name in text for t in outcome.failed for text in (*t.error_classes, t.error or "") for name in _INTERRUPTED):
         return True
     run = instance.get_run_by_id(outcome.run_id)
