@@ -27,7 +27,7 @@ from typing import Any
 from bench import seed
 from bench.common import BenchSettings
 
-STEPS = ("seed", "raw_pipe", "read_path", "sync_full_and_incremental")
+STEPS = ("seed", "raw_pipe", "read_path", "sync_full_and_incremental", "reconcile")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from sync_platform.cli.context import CliContext
 from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.cli.info_commands import features, version
+from sync_platform.cli.reconcile_command import reconcile
 from sync_platform.cli.s3clean_commands import s3clean_group
 from sync_platform.cli.status_commands import info, status
 from sync_platform.cli.sync_commands import backup, sync_group
@@ -94,6 +95,7 @@ cli.add_command(status)
 cli.add_command(info)
 cli.add_command(version)
 cli.add_command(features)
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -364,9 +364,7 @@ def _stream_to_stage(
             sequence=sequence,
             table_identity=spec.identity,
             schema=mapping.arrow_schema,
-            columns=[
-                {"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns
-            ],
+            columns=staged_columns(mapping),
             max_rows=spec.file_max_rows,
             max_mb=spec.file_max_mb,
             compression=spec.compression,
@@ -407,6 +405,11 @@ def _stream_to_stage(
     result.capped = reader.capped
     result.zero_dates = counts
     result.truncated_values = truncated
+
+
+def staged_columns(mapping: TableMapping) -> list[dict]:
+    """The column descriptions a batch's manifest carries (the loader creates the table from them)."""
+    return [{"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns]
 
 
 def _logical_dict(logical: LogicalType) -> dict:
