@@ -12,7 +12,9 @@ import datetime as dt
 import pytest
 
 from sync_platform.engine.reconcile import ReconcileOptions, ReconcileResult, reconcile_table
+from sync_platform.engine.typemap import quote_mysql_identifier
 from sync_platform_tests.engine.harness import Harness, assert_same
+from sync_platform_tests.engine.test_typemap import ALL_TYPES_DDL, EXPECTED_TYPES, ROWS
 
 # Small ranges so that a few hundred rows already exercise the bisection.
 SMALL = {"range_rows": 40, "factor": 4, "leaf_rows": 8}
@@ -189,3 +191,56 @@ def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(har
     assert result.differing_ranges == 2 and not result.exact
     assert result.rows_merged == 0
     assert harness.pg.query(f"SELECT COUNT(*) FROM {harness.target(table)}") == [(199,)]
+
+
+def _all_types_table(h: Harness) -> None:
+    with h.mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute(ALL_TYPES_DDL)
+        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ALLOW_INVALID_DATES'")  # zero dates as they are
+        for row in ROWS:
+            names = list(row)
+            values = [
+                "ST_GeomFromText(%s)"
+                if n in ("g", "geo")
+                else "CAST(%s AS UNSIGNED)"
+                if n.startswith("b") and n[1:].isdigit()
+                else "%s"
+                for n in names
+            ]
+            cur.execute(
+                f"INSERT INTO `all_types` ({', '.join(quote_mysql_identifier(n) for n in names)}) "
+                f"VALUES ({', '.join(values)})",
+                [row[n] for n in names],
+            )
+        cur.execute("CREATE TABLE `all_types_original` AS SELECT * FROM `all_types`")
+    h.set_tables({f"{h.mysql.name}.all_types": {"cdc_strategy": "full_sync", "repair": True}})
+    h.sync("all_types")
+
+
+def test_every_type_of_the_type_map_compares_equal_after_a_sync_and_a_change_to_any_column_is_found(
+    harness: Harness,
+) -> None:
+    """Same canonical text on both servers for every type; a change in any one column is a changed row.
+
+    Row 5 is mostly NULL: giving one of its columns row 1's value changes exactly that column (JSON
+    compares by presence, so NULL → a value is the change it can see).
+    """
+    _all_types_table(harness)
+    same = reconcile(harness, "all_types")
+    assert same.differences == 0, same.samples
+    columns = [n for n in EXPECTED_TYPES if n != "id"]
+    with harness.mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+        for column in columns:
+            q = quote_mysql_identifier(column)
+            cur.execute(f"UPDATE `all_types` a JOIN `all_types` b ON b.id = 1 SET a.{q} = b.{q} WHERE a.id = 5")
+            found = reconcile(harness, "all_types", repair=False)
+            cur.execute(
+                f"UPDATE `all_types` a JOIN `all_types_original` o ON o.id = a.id SET a.{q} = o.{q} WHERE a.id = 5"
+            )
+            assert (found.changed, found.missing, found.extra) == (1, 0, 0), f"a change to `{column}` went unseen"
+    # Repair brings every type back exactly (row 2 holds the minima and awkward values).
+    harness.pg.execute(f"DELETE FROM {harness.target('all_types')} WHERE id IN (1, 2)")
+    repaired = reconcile(harness, "all_types")
+    assert repaired.missing == 2 and repaired.rows_merged == 2
+    assert reconcile(harness, "all_types").differences == 0
