@@ -57,5 +57,5 @@ def test_the_pipeline_reconcile_schedule_comes_from_config_and_a_bad_cron_names_
     assert schedule.cron_schedule == "0 3 * * *" and schedule.execution_timezone == "Europe/Paris"
     assert schedule.job_name == reconcile_job_name("p")
     platform.set_tables({"scheduled": hybrid()}, reconcile={"schedule": "every night"})
-    with pytest.raises(ConfigError, match="pipeline.reconcile.schedule"):
+    with pytest.raises(ConfigError, match=r"pipeline\.reconcile\.schedule"):
         platform.definitions()
