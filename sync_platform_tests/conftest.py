@@ -14,6 +14,10 @@ Available fixtures:
 - ``sshd`` (function, server lives for the session): a running OpenSSH bastion ``SSHServer``
   (``host``, ``port``, ``username``, ``private_key_path``, ``log_path``, ``stop()``, ``start()``,
   ``forwards()``).
+- ``redshift_standin`` (session): the Redshift stand-in (``sync_platform_tests.redshift_standin``) on a
+  free loopback port, in front of the local PostgreSQL, COPYing from ``s3_server``.
+- ``warehouse`` (function, parametrized ``postgres`` / ``redshift``): the target a test runs against;
+  ``make_config_dir`` follows it.
 - ``make_config_dir`` (function): factory writing a ``connections.yml`` for the above.
 """
 
@@ -26,6 +30,8 @@ from typing import Any, Literal
 
 import pytest
 
+from sync_platform_tests.redshift_standin import RedshiftStandin
+from sync_platform_tests.redshift_standin.fixtures import WAREHOUSES, redshift_target, start_standin
 from sync_platform_tests.stack import (
     AWS_ENV_TO_CLEAR,
     DUMMY_AWS_ENV,
@@ -141,6 +147,25 @@ def s3_bucket(_moto: MotoS3, request: pytest.FixtureRequest) -> Iterator[str]:
         _moto.delete_bucket(name)
 
 
+# --------------------------------------------------------------------------- Redshift stand-in
+
+
+@pytest.fixture(scope="session")
+def redshift_standin(s3_server: str, postgres_server: None) -> Iterator[RedshiftStandin]:
+    """The Redshift stand-in for the session (``.host``, ``.port``), reading S3 from ``s3_server``."""
+    standin = start_standin(s3_server)
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(params=WAREHOUSES, ids=list(WAREHOUSES))
+def warehouse(request: pytest.FixtureRequest) -> str:
+    """The warehouse a test runs against: ``postgres``, or ``redshift`` (the stand-in, staging on S3)."""
+    return str(request.param)
+
+
 # --------------------------------------------------------------------------- SSH bastion
 
 
@@ -191,6 +216,9 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
     - ``target_schema``: default ``public``.
     - ``connection_settings``: default ``{"retry_delay": 0.1}`` so failing tests fail fast.
     - ``pipelines``: ``{name: dict}`` written as ``pipelines/<name>.yml``.
+    - ``warehouse``: ``"postgres"`` or ``"redshift"``; default: the test's ``warehouse`` parameter when it
+      uses that fixture, else ``"postgres"``. ``"redshift"`` writes a ``type: redshift`` target pointing at
+      the ``redshift_standin`` (database = the ``pg_db``, an ``iam_role``) and forces S3 staging.
 
     Add more files with ``ConfigDir.write("pipelines/x.yml", {...})``.
     """
@@ -208,7 +236,12 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
         target_schema: str = "public",
         connection_settings: dict[str, Any] | None = None,
         pipelines: dict[str, dict[str, Any]] | None = None,
+        warehouse: Literal["postgres", "redshift"] | None = None,
     ) -> ConfigDir:
+        if warehouse is None:
+            warehouse = request.getfixturevalue("warehouse") if "warehouse" in request.fixturenames else "postgres"
+        if warehouse == "redshift":
+            staging = "s3"  # Redshift COPYs from S3 only
         root = tmp_path / f"project{next(counter) or ''}"
         config_path = root / "config"
         config_path.mkdir(parents=True)
@@ -228,6 +261,11 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             location = str(root / "staging")
             staging_block = {"local_path": location}
         bastion = request.getfixturevalue("sshd") if tunnel else None
+        override = None
+        if warehouse == "redshift" and target_db is not None:
+            override = redshift_target(
+                request.getfixturevalue("redshift_standin"), database=target_db.name, schema=target_schema
+            )
         document = connections_document(
             mysql=source_db,
             postgres=target_db,
@@ -239,6 +277,7 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             source_tunnel=bastion if tunnel in (True, "source") else None,
             target_tunnel=bastion if tunnel in (True, "target") else None,
             connection_settings={"retry_delay": 0.1} if connection_settings is None else connection_settings,
+            target_override=override,
         )
         config = ConfigDir(
             path=config_path,
@@ -247,6 +286,7 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             staging=staging_name,
             target_schema=target_schema,
             staging_location=location,
+            warehouse=warehouse,
         )
         config.write("connections.yml", document)
         for name, content in (pipelines or {}).items():
