@@ -244,3 +244,24 @@ def test_every_type_of_the_type_map_compares_equal_after_a_sync_and_a_change_to_
     repaired = reconcile(harness, "all_types")
     assert repaired.missing == 2 and repaired.rows_merged == 2
     assert reconcile(harness, "all_types").differences == 0
+
+
+def test_the_redshift_checksums_agree_with_mysql_through_the_redshift_standin(
+    harness: Harness, make_config_dir
+) -> None:
+    """The Redshift dialect's checksum SQL (STRTOL, MD5, TO_HEX, no bit casts) run by the stand-in.
+
+    The tables are loaded by the PostgreSQL path into the database the stand-in fronts, then compared
+    through a ``type: redshift`` connection (report mode: nothing is loaded through Redshift's COPY).
+    """
+    _all_types_table(harness)
+    int_table(harness, "via_redshift")
+    redshift = Harness(make_config_dir(warehouse="redshift"), harness.mysql, harness.pg)
+    redshift.set_tables(
+        {f"{harness.mysql.name}.{t}": {"cdc_strategy": "full_sync"} for t in ("all_types", "via_redshift")}
+    )
+    assert reconcile(redshift, "all_types").differences == 0
+    assert reconcile(redshift, "via_redshift").differences == 0
+    break_table(harness, "via_redshift")
+    found = reconcile(redshift, "via_redshift")
+    assert (found.missing, found.extra, found.changed) == (3, 3, 3)
