@@ -83,7 +83,7 @@ def _lock_name(spec: TableSpec) -> str:
 
 
 @contextmanager
-def _table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
+def table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
     """One extract of a table at a time, held on the source server (visible to every process)."""
     name = _lock_name(spec)
     with conn.cursor() as cursor:
@@ -253,7 +253,7 @@ def extract_table(
         watermark=previous,
         started_at=wall,
     )
-    with source.connect() as conn, _table_lock(conn, spec, options.lock_wait_seconds):
+    with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
         planned = plan_extract(registry, spec, conn, previous, options)
         choice, plan, mapping = planned.choice, planned.plan, planned.mapping
         resume, ceiling = planned.resume, planned.ceiling

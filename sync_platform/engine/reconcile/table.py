@@ -39,7 +39,7 @@ from sync_platform.engine.reconcile.sides import (
 from sync_platform.engine.source_schema import read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import choose_strategy, keyset_of
-from sync_platform.engine.sync import READ_BATCH_ROWS, _table_lock, load_spec_for, staged_columns, table_prefix
+from sync_platform.engine.sync import READ_BATCH_ROWS, load_spec_for, staged_columns, table_lock, table_prefix
 from sync_platform.engine.typemap import TableMapping, map_table
 from sync_platform.warehouse import TableRef, dialect_for
 from sync_platform.warehouse.dialect import SOFT_DELETE_COLUMN
@@ -233,7 +233,7 @@ def reconcile_table(
             wconn.rollback()
         _record(result, found)
         if keyed and (result.repair or result.deletes != "report") and found.total:
-            with _table_lock(conn, spec, options.lock_wait_seconds):
+            with table_lock(conn, spec, options.lock_wait_seconds):
                 _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
     result.seconds = time.monotonic() - started
     say(result.summary())
