@@ -150,12 +150,16 @@ class MySQLSide:
         self.row_hash_sql = row_hash_sql.replace("%", "%%")  # queries always carry parameters
         self.pacer = pacer
         self.queries = 0
+        self.seconds = 0.0  # spent in queries (pacing aside)
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         self.queries += 1
+        started = time.monotonic()
         with self.conn.cursor() as cursor:
             cursor.execute(sql, tuple(params))
-            return list(cursor.fetchall())
+            rows = list(cursor.fetchall())
+        self.seconds += time.monotonic() - started
+        return rows
 
     def checksum(self, key_range: KeyRange) -> Checksum:
         where, params = range_condition(self.columns, key_range)
@@ -268,6 +272,7 @@ class WarehouseSide:
         self.row_hash_sql = row_hash_sql.replace("%", "%%")
         self.live_filter = live_filter  # e.g. soft-deleted rows are not rows of the source
         self.queries = 0
+        self.seconds = 0.0
 
     def _where(self, key_range: KeyRange) -> tuple[str, list[Any]]:
         where, params = _warehouse_condition(self, key_range)
@@ -277,9 +282,12 @@ class WarehouseSide:
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         self.queries += 1
+        started = time.monotonic()
         with self.conn.cursor() as cursor:
             cursor.execute(sql, tuple(params))
-            return list(cursor.fetchall())
+            rows = list(cursor.fetchall())
+        self.seconds += time.monotonic() - started
+        return rows
 
     def checksum(self, key_range: KeyRange) -> Checksum:
         where, params = self._where(key_range)

@@ -85,6 +85,10 @@ class ReconcileResult:
     ranges_scanned: int = 0
     rows_transferred: int = 0  # boundary keys, (key, hash) pairs and rows re-read for repair
     seconds: float = 0.0
+    source_seconds: float = 0.0  # in source queries (the comparison; pacing aside)
+    target_seconds: float = 0.0  # in target queries
+    source_queries: int = 0
+    target_queries: int = 0
     rows_merged: int = 0
     rows_deleted: int = 0
     rows_soft_deleted: int = 0
@@ -232,6 +236,8 @@ def reconcile_table(
                 conn.commit()
             wconn.rollback()
         _record(result, found)
+        result.source_seconds, result.target_seconds = mine.seconds, theirs.seconds
+        result.source_queries, result.target_queries = mine.queries, theirs.queries
         if keyed and (result.repair or result.deletes != "report") and found.total:
             with table_lock(conn, spec, options.lock_wait_seconds):
                 _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
