@@ -673,10 +673,13 @@ class WarehouseDialect:
     # ------------------------------------------------------------------ reconcile: checksums and repairs
     # Each value is rendered as one canonical text, identical to what the MySQL side renders for the
     # same logical type (sync_platform/engine/reconcile/canonical.py); rows hash to 60-bit integers
-    # that are summed per key range. NULL renders as ''; VARCHAR as '<length>:<text>', unbounded text
-    # and binary as their MD5, so a '|' inside a value cannot be mistaken for a column boundary.
+    # that are summed per key range. NULL renders as ''; text as '<length>:<text>' (unbounded text as
+    # its MD5 where ``hashes_unbounded_text``), binary as its MD5.
 
     text_type = "TEXT"
+    # Unbounded text enters a row's canonical text as its MD5 (a fixed width) where text values are
+    # limited (Redshift's VARCHAR ends at 65535 bytes); elsewhere as itself, which costs less.
+    hashes_unbounded_text = False
 
     def canonical_text(self, column_sql: str, logical: LogicalType) -> str:
         """The canonical text of one column value (NULL when the value is NULL)."""
@@ -697,10 +700,10 @@ class WarehouseDialect:
             return f"CASE WHEN {column_sql} IS NULL THEN NULL ELSE 'j' END"
         if kind is Kind.BINARY:
             return f"MD5({self.binary_hex(column_sql)})"
-        if kind is Kind.VARCHAR:  # bounded text as itself after its length: a '|' inside cannot shift a column
-            return f"CAST(LENGTH({column_sql}) AS {text}) || ':' || {column_sql}"
-        # Unbounded text as its MD5: a row's text stays short (Redshift's VARCHAR ends at 65535 bytes)
-        return f"MD5({column_sql})"
+        if kind is Kind.TEXT and self.hashes_unbounded_text:
+            return f"MD5({column_sql})"
+        # Text as itself after its length: a '|' inside cannot be taken for a column boundary.
+        return f"CAST(LENGTH({column_sql}) AS {text}) || ':' || {column_sql}"
 
     def binary_hex(self, column_sql: str) -> str:
         return f"ENCODE({column_sql}, 'hex')"

@@ -262,6 +262,7 @@ class RedshiftDialect(WarehouseDialect):
     # ------------------------------------------------------------------ reconcile
 
     text_type = "VARCHAR(65535)"
+    hashes_unbounded_text = True  # a row's canonical text must stay within VARCHAR(65535)
 
     def binary_hex(self, column_sql: str) -> str:
         return f"TO_HEX({column_sql})"

@@ -195,6 +195,7 @@ def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(har
 
 def _all_types_table(h: Harness) -> None:
     with h.mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS `all_types`, `all_types_original`")
         cur.execute(ALL_TYPES_DDL)
         cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ALLOW_INVALID_DATES'")  # zero dates as they are
         for row in ROWS:

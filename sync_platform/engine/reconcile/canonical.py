@@ -5,8 +5,8 @@ render a value by its warehouse *logical* type from the type map, so what is com
 sync would have loaded: decimals at their scale, DATETIME as ``YYYY-MM-DD HH:MM:SS.ffffff``,
 TIMESTAMP as microseconds since the epoch (the instant), zero dates as NULL (the type map's
 ``DATE_ADD(c, INTERVAL 0 DAY)`` read expression), floats at 6 / 15 significant digits,
-binary and unbounded text as their MD5, VARCHAR as ``<length>:<text>``, JSON by presence
-only (each side normalizes JSON text its own way).
+binary as its MD5, text as ``<length>:<text>`` (unbounded text as its MD5 for Redshift, whose
+VARCHAR ends at 65535 bytes), JSON by presence only (each side normalizes JSON text its own way).
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ def float_text(value_sql: str, digits: int) -> str:
     )
 
 
-def canonical_text(column: ColumnMapping) -> str:
-    """The MySQL expression of one column's canonical text (NULL when the value is NULL or a zero date)."""
+def canonical_text(column: ColumnMapping, *, hash_text: bool = False) -> str:
+    """The MySQL expression of one column's canonical text (NULL when the value is NULL or a zero date).
+
+    ``hash_text``: unbounded text as its MD5, as the warehouse renders it (``hashes_unbounded_text``).
+    """
     kind, value = column.logical.kind, column.select_sql
     if kind in (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT):
         # YEAR prints as four digits; + 0 makes it a number (0 stays 0).
         return f"CAST(({value}) + 0 AS CHAR)" if column.source.data_type.lower() == "year" else f"CAST({value} AS CHAR)"
-    if kind is Kind.DECIMAL:
-        return f"CAST({value} AS CHAR)"
+    if kind is Kind.DECIMAL:  # the type map reads decimals as text already (CAST AS CHAR)
+        return value if value.endswith(" AS CHAR)") else f"CAST({value} AS CHAR)"
     if kind is Kind.REAL:
         return float_text(value, FLOAT_DIGITS)
     if kind is Kind.DOUBLE:
@@ -52,16 +55,17 @@ def canonical_text(column: ColumnMapping) -> str:
     if kind is Kind.BINARY:
         return f"MD5(LOWER(HEX({value})))"
     text = value if (column.source.character_set or "utf8mb4") == "utf8mb4" else f"CONVERT({value} USING utf8mb4)"
-    if kind is Kind.VARCHAR:  # bounded text as itself, after its length: '|' inside cannot shift a column
-        return f"CONCAT(CHAR_LENGTH({text}), ':', {text})"
-    return f"MD5({text})"
+    if kind is Kind.TEXT and hash_text:
+        return f"MD5({text})"
+    return f"CONCAT(CHAR_LENGTH({text}), ':', {text})"  # after its length: a '|' inside cannot shift a column
 
 
-def row_text(columns: Sequence[ColumnMapping]) -> str:
+def row_text(columns: Sequence[ColumnMapping], *, hash_text: bool = False) -> str:
     """One text per row: canonical texts joined by '|' (NULL as '')."""
-    return "CONCAT(" + ", '|', ".join(f"COALESCE({canonical_text(c)}, '')" for c in columns) + ")"
+    parts = [f"COALESCE({canonical_text(c, hash_text=hash_text)}, '')" for c in columns]
+    return "CONCAT(" + ", '|', ".join(parts) + ")"
 
 
-def row_hash(columns: Sequence[ColumnMapping]) -> str:
+def row_hash(columns: Sequence[ColumnMapping], *, hash_text: bool = False) -> str:
     """60 bits of the row text's MD5 as an unsigned integer (the warehouse takes the same 15 hex digits)."""
-    return f"CAST(CONV(SUBSTRING(MD5({row_text(columns)}), 18), 16, 10) AS UNSIGNED)"
+    return f"CAST(CONV(SUBSTRING(MD5({row_text(columns, hash_text=hash_text)}), 18), 16, 10) AS UNSIGNED)"

@@ -208,7 +208,7 @@ def reconcile_table(
                 f"{spec.name}: the target {target} lacks the source columns {', '.join(missing_columns)}; "
                 "run a sync first (it adds them)"
             )
-        source_hash = row_hash(mapping.columns)
+        source_hash = row_hash(mapping.columns, hash_text=dialect.hashes_unbounded_text)
         target_hash = dialect.row_hash(dialect.row_text([(dialect.quote(c.name), c.logical) for c in mapping.columns]))
         pacer = Pacer(options.rows_per_second or None, options.sleep_seconds)
         keyed = bool(choice.primary_key) and choice.write_mode != "append"
