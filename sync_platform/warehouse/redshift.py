@@ -257,8 +257,6 @@ class RedshiftDialect(WarehouseDialect):
             "DROP COLUMN, RENAME COLUMN) and rerun."
         )
 
-    # ------------------------------------------------------------------ locking
-
     # ------------------------------------------------------------------ reconcile
 
     text_type = "VARCHAR(65535)"
@@ -270,6 +268,8 @@ class RedshiftDialect(WarehouseDialect):
     def row_hash(self, text_sql: str) -> str:
         """Redshift has no bit casts: STRTOL reads the 15 hex digits; DECIMAL keeps the sum exact."""
         return f"CAST(STRTOL(SUBSTRING(MD5({text_sql}), 18), 16) AS DECIMAL(38,0))"
+
+    # ------------------------------------------------------------------ locking
 
     def lock_statement(self, table: TableRef) -> str:
         return f"LOCK {self.table_sql(table)}"
