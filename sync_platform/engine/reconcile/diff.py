@@ -1,8 +1,8 @@
 """Find the rows that differ between two sides by bisecting checksummed key ranges.
 
-1. Walk the source's primary key once, taking every ``range_rows``-th key: the top-level ranges.
-2. Checksum (row count, sum of 60-bit row hashes) every range on both sides; the source and the
-   target are read at the same time, each on its own connection.
+1. Walk the source's primary key, taking every ``range_rows``-th key: the top-level ranges.
+2. Checksum (row count, sum of 60-bit row hashes) every range on both sides; the target checksums
+   each range as soon as the source has cut it, each side on its own connection.
 3. Split each range whose checksums differ into ``factor`` sub-ranges (boundaries taken from the
    side with more rows there) and checksum those; repeat until a range holds at most ``leaf_rows``
    rows on each side, then fetch the (key, row hash) pairs of that range from both sides.
@@ -16,6 +16,7 @@ What crosses the network is O(ranges + differing rows × leaf_rows): never the t
 from __future__ import annotations
 
 import math
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,13 +82,29 @@ def _ranges(bounds: list[KeyValues], outer: KeyRange) -> list[KeyRange]:
 def diff_ranges(source: Side, target: Side, settings: DiffSettings = DiffSettings()) -> Differences:
     """Every differing row between ``source`` and ``target`` (see the module docstring)."""
     found = Differences()
-    bounds = source.boundaries(KeyRange(), settings.range_rows)
-    found.rows_transferred += len(bounds)
-    top = _ranges(bounds, KeyRange())
-    sums, target_sums = _both(lambda: [source.checksum(r) for r in top], lambda: [target.checksum(r) for r in top])
-    found.ranges_scanned += len(top)
+    ranges: queue.Queue[KeyRange | None] = queue.Queue()
+
+    def walk_source() -> list[tuple[KeyRange, Checksum]]:
+        """Cut the next range and checksum it; the target checksums each range as soon as it is cut."""
+        done: list[tuple[KeyRange, Checksum]] = []
+        lower: KeyValues | None = None
+        try:
+            while True:
+                upper = source.next_boundary(KeyRange(lower, None), settings.range_rows)
+                key_range = KeyRange(lower, upper)
+                ranges.put(key_range)
+                done.append((key_range, source.checksum(key_range)))
+                if upper is None:
+                    return done
+                lower = upper
+        finally:
+            ranges.put(None)
+
+    sums, target_sums = _both(walk_source, lambda: [target.checksum(r) for r in iter(ranges.get, None)])
+    found.rows_transferred += len(sums) - 1  # type: ignore[arg-type]
+    found.ranges_scanned += len(sums)  # type: ignore[arg-type]
     pending: list[tuple[KeyRange, Checksum, Checksum]] = []
-    for key_range, mine, theirs in zip(top, sums, target_sums, strict=True):  # type: ignore[call-overload]
+    for (key_range, mine), theirs in zip(sums, target_sums, strict=True):  # type: ignore[call-overload]
         found.source_rows += mine.rows
         found.target_rows += theirs.rows
         if mine != theirs:

@@ -73,6 +73,8 @@ class Side(Protocol):
 
     def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]: ...
 
+    def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None: ...
+
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]: ...
 
     def checksums(self, key_range: KeyRange, bounds: Sequence[KeyValues]) -> list[Checksum]: ...
@@ -169,21 +171,24 @@ class MySQLSide:
         self.pacer.read(int(rows))
         return Checksum(int(rows), int(total))
 
+    def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
+        """The ``step``-th key of the range, walking the primary key (touches ``step`` index entries)."""
+        where, params = range_condition(self.columns, key_range)
+        rows = self._run(
+            f"SELECT {self.key_list} FROM {self.table_sql} WHERE {where} ORDER BY {self.key_list} "
+            f"LIMIT 1 OFFSET {step - 1}",
+            params,
+        )
+        return tuple(rows[0]) if rows else None
+
     def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
-        """Every ``step``-th key of the range, walking the primary key (each query touches ``step`` entries)."""
+        """Every ``step``-th key of the range."""
         found: list[KeyValues] = []
         lower = key_range.lower
-        while True:
-            where, params = range_condition(self.columns, KeyRange(lower, key_range.upper))
-            rows = self._run(
-                f"SELECT {self.key_list} FROM {self.table_sql} WHERE {where} ORDER BY {self.key_list} "
-                f"LIMIT 1 OFFSET {step - 1}",
-                params,
-            )
-            if not rows:
-                return found
-            lower = tuple(rows[0])
-            found.append(lower)
+        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
+            found.append(bound)
+            lower = bound
+        return found
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
         """Every ``step``-th key of a (small) range in one query."""
@@ -296,21 +301,22 @@ class WarehouseSide:
         )
         return Checksum(int(rows), int(total))
 
+    def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
+        where, params = self._where(key_range)
+        rows = self._run(
+            f"SELECT {self.key_list} FROM {self.table_sql} WHERE {where} ORDER BY {', '.join(self.order)} "
+            f"LIMIT 1 OFFSET {step - 1}",
+            params,
+        )
+        return comparable_key(rows[0]) if rows else None
+
     def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
         found: list[KeyValues] = []
         lower = key_range.lower
-        order = ", ".join(self.order)
-        while True:
-            where, params = self._where(KeyRange(lower, key_range.upper))
-            rows = self._run(
-                f"SELECT {self.key_list} FROM {self.table_sql} WHERE {where} ORDER BY {order} "
-                f"LIMIT 1 OFFSET {step - 1}",
-                params,
-            )
-            if not rows:
-                return found
-            lower = comparable_key(rows[0])
-            found.append(lower)
+        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
+            found.append(bound)
+            lower = bound
+        return found
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
         where, params = self._where(key_range)
