@@ -191,15 +191,8 @@ class MySQLSide:
         return found
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
-        """Every ``step``-th key of a (small) range in one query."""
-        where, params = range_condition(self.columns, key_range)
-        rows = self._run(
-            f"SELECT {self.key_list} FROM (SELECT {self.key_list}, ROW_NUMBER() OVER (ORDER BY {self.key_list}) "
-            f"AS sp_rn FROM {self.table_sql} WHERE {where}) AS numbered WHERE MOD(sp_rn, {step}) = 0 "
-            f"ORDER BY {self.key_list}",
-            params,
-        )
-        return [tuple(r) for r in rows]
+        """Every ``step``-th key of a (small) range: a few short index walks, cheaper in MySQL than a window."""
+        return self.boundaries(key_range, step)
 
     def checksums(self, key_range: KeyRange, bounds: Sequence[KeyValues]) -> list[Checksum]:
         """The checksum of each sub-range ``bounds`` cut ``key_range`` into, hashing each row once."""
