@@ -26,7 +26,7 @@ from sync_platform.engine.reconcile import ReconcileError, ReconcileOptions, rec
 @click.option(
     "--repair/--no-repair",
     default=None,
-    help="Re-load lost and changed rows, and apply the table's `deletes` setting (default: the table's `repair`).",
+    help="Re-load lost and changed rows (default: the table's `repair`). Deleted rows follow `deletes` / --deletes.",
 )
 @click.option(
     "--deletes",
