@@ -266,3 +266,11 @@ def test_the_redshift_checksums_agree_with_mysql_through_the_redshift_standin(
     break_table(harness, "via_redshift")
     found = reconcile(redshift, "via_redshift")
     assert (found.missing, found.extra, found.changed) == (3, 3, 3)
+
+
+def test_source_reads_are_paced_by_rows_per_second_and_sleep_between_ranges(harness: Harness) -> None:
+    int_table(harness, "paced")
+    by_rate = reconcile(harness, "paced", rows_per_second=400)  # 300 rows: at least 0.75 s
+    assert by_rate.differences == 0 and by_rate.seconds >= 0.75
+    by_sleep = reconcile(harness, "paced", sleep_seconds=0.1)  # 300 rows / 40 per range: 8 ranges
+    assert by_sleep.ranges_scanned == 8 and by_sleep.seconds >= 0.8
