@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, load_project
+from sync_platform.engine.reconcile import reconcilable
 from sync_platform.orchestration import automation, checks, reconciliation
 from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY, table_assets
 from sync_platform.orchestration.keys import TableKeys
@@ -88,7 +89,7 @@ def build_definitions(
         sensors.append(checks.freshness_sensor(freshness))
     reconciled: list[dg.AssetChecksDefinition] = []
     for name, keys_of_pipeline in by_pipeline.items():
-        comparable = [k for k in keys_of_pipeline if k.spec.config.cdc_strategy != "custom_sql"]
+        comparable = [k for k in keys_of_pipeline if reconcilable(k.spec)]
         if not comparable:
             continue
         reconciled += [reconciliation.source_equals_target_check(project, k) for k in comparable]

@@ -12,6 +12,7 @@ from sync_platform.engine.reconcile.table import (
     ReconcileError,
     ReconcileOptions,
     ReconcileResult,
+    reconcilable,
     reconcile_table,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "ReconcileOptions",
     "ReconcileResult",
     "diff_ranges",
+    "reconcilable",
     "reconcile_table",
 ]

@@ -168,6 +168,14 @@ def _target_columns(cursor: Any, registry: ConnectionRegistry, spec: TableSpec) 
     return names or None
 
 
+def reconcilable(spec: TableSpec) -> bool:
+    """Whether the target can equal the source: not for custom queries, nor for appended full passes."""
+    config = spec.config
+    return config.cdc_strategy != "custom_sql" and not (
+        config.cdc_strategy == "full_sync" and config.full_sync_mode == "append"
+    )
+
+
 def reconcile_table(
     registry: ConnectionRegistry,
     spec: TableSpec,
@@ -185,6 +193,11 @@ def reconcile_table(
         raise ReconcileError(
             f"{spec.name}: a custom_sql table's rows are defined by a query, not the table; reconcile compares "
             "tables (remove the table from the reconcile run)"
+        )
+    if not reconcilable(spec):
+        raise ReconcileError(
+            f"{spec.name}: full_sync in append mode keeps every pass in the target, so it never equals the "
+            "source by design; reconcile tables that merge or replace"
         )
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
