@@ -83,6 +83,8 @@ def check_result(keys: TableKeys, result: ReconcileResult) -> dg.AssetCheckResul
         "ranges_scanned": result.ranges_scanned,
         "rows_transferred": result.rows_transferred,
         "seconds": round(result.seconds, 3),
+        "source_seconds": round(result.source_seconds, 3),
+        "target_seconds": round(result.target_seconds, 3),
         "source_rows": result.source_rows,
         "target_rows": result.target_rows,
         "rows_repaired": result.rows_merged,
