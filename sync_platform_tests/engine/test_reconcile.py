@@ -266,6 +266,13 @@ def test_the_redshift_checksums_agree_with_mysql_through_the_redshift_standin(
     break_table(harness, "via_redshift")
     found = reconcile(redshift, "via_redshift")
     assert (found.missing, found.extra, found.changed) == (3, 3, 3)
+    # Deletes need no COPY: marking them runs the Redshift statements (ALTER … ADD COLUMN, LOCK, UPDATE).
+    redshift.set_tables({f"{harness.mysql.name}.via_redshift": {"cdc_strategy": "full_sync", "deletes": "soft"}})
+    marked = reconcile(redshift, "via_redshift")
+    assert marked.rows_soft_deleted == 3
+    gone = harness.pg.query(f'SELECT id FROM {harness.target("via_redshift")} WHERE "_deleted_at" IS NOT NULL')
+    assert sorted(gone) == [(5,), (150,), (299,)]
+    assert reconcile(redshift, "via_redshift").extra == 0
 
 
 def test_source_reads_are_paced_by_rows_per_second_and_sleep_between_ranges(harness: Harness) -> None:
