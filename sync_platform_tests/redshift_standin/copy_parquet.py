@@ -20,8 +20,10 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sync_platform_tests.redshift_standin.rules import Refusal, refused
 from sync_platform_tests.redshift_standin.sql import Token, matching_paren, name_sql, qualified_name_at, significant
 
 MAX_ROW_BYTES = 4 * 1024 * 1024
@@ -43,14 +45,7 @@ PARQUET_PARAMETERS = {
 }
 
 
-class CopyRefused(Exception):
-    """COPY refused the way Redshift refuses it."""
-
-    def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.detail = detail
+CopyRefused = Refusal  # COPY refused the way Redshift refuses it
 
 
 @dataclass
@@ -81,7 +76,9 @@ def parse_copy(tokens: list[Token]) -> CopyCommand:
         column_list = [t.name for t in sig[i + 1 : end] if t.name]
         i = end + 1
     if i >= len(sig) or sig[i].upper not in ("FROM", "TO"):
-        raise CopyRefused("42601", f'syntax error at or near "{sig[i].text if i < len(sig) else ""}"')
+        if i >= len(sig):
+            raise Refusal("42601", "syntax error at end of input")
+        raise Refusal("42601", f'syntax error at or near "{sig[i].text}"', position=sig[i].offset + 1)
     direction = sig[i].upper
     i += 1
     source_token = sig[i]
@@ -91,7 +88,7 @@ def parse_copy(tokens: list[Token]) -> CopyCommand:
     while i < len(sig):
         word = sig[i].upper
         if not word:
-            raise CopyRefused("42601", f'syntax error at or near "{sig[i].text}"')
+            raise Refusal("42601", f'syntax error at or near "{sig[i].text}"', position=sig[i].offset + 1)
         i += 1
         if word == "FORMAT":
             if i < len(sig) and sig[i].upper == "AS":
@@ -131,18 +128,14 @@ def check_parquet_copy(command: CopyCommand) -> None:
         raise CopyRefused("XX000", f"Invalid S3 URL '{command.source}': COPY FROM needs s3://bucket/key")
     for name in ("REGION", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN"):
         if name in options:
-            raise CopyRefused("0A000", f"{name} argument is not supported for PARQUET based COPY")
+            raise refused("copy_parquet_parameters", name=name)
     if command.column_list is not None:
-        raise CopyRefused("0A000", "Column mapping option argument is not supported for PARQUET based COPY")
+        raise refused("copy_parquet_column_list")
     unsupported = sorted(set(options) - PARQUET_PARAMETERS)
     if unsupported:
-        raise CopyRefused("0A000", f"{unsupported[0]} argument is not supported for PARQUET based COPY")
+        raise refused("copy_parquet_parameters", name=unsupported[0])
     if "IAM_ROLE" not in options and "CREDENTIALS" not in options:
-        raise CopyRefused(
-            "XX000",
-            "Invalid credentials. Must be of the format: credentials 'aws_iam_role=...' or "
-            "'aws_access_key_id=...;aws_secret_access_key=...[;token=...]'",
-        )
+        raise refused("copy_authorization")
     credentials = options.get("CREDENTIALS")
     if isinstance(credentials, str) and not (
         "aws_iam_role=" in credentials
@@ -198,11 +191,7 @@ def source_files(s3: Any, command: CopyCommand) -> list[tuple[str, int]]:
                 raise CopyRefused("XX000", f"Manifest file is not in correct json format: {command.source}")
             length = (entry.get("meta") or {}).get("content_length")
             if not isinstance(length, int):
-                raise CopyRefused(
-                    "XX000",
-                    f"The manifest entry for '{url}' has no meta.content_length; it is required for a "
-                    "manifest that lists PARQUET files",
-                )
+                raise refused("copy_manifest_content_length", url=url)
             entry_bucket, entry_key = _split_s3(url)
             try:
                 size = int(s3.head_object(Bucket=entry_bucket, Key=entry_key)["ContentLength"])
@@ -273,18 +262,16 @@ def _compatible(arrow_type: pa.DataType, column: TargetColumn) -> bool:
 
 def check_schema(schema: pa.Schema, columns: list[TargetColumn], url: str) -> None:
     if len(schema) != len(columns):
-        raise CopyRefused(
-            "XX000",
-            "Spectrum Scan Error: Unmatched number of columns between table and file. "
-            f"Table columns: {len(columns)}, Data columns: {len(schema)}, File: {url}",
-        )
+        raise refused("copy_parquet_column_count", table=len(columns), data=len(schema), url=url)
     for position, (parquet_field, column) in enumerate(zip(schema, columns, strict=True), start=1):
         if not _compatible(parquet_field.type, column):
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: File '{url}' has an incompatible Parquet schema for column "
-                f"'{url}.{parquet_field.name}' (position {position}). "
-                f"Column type: {column.redshift_type.upper()}, Parquet schema: {parquet_field.type}",
+            raise refused(
+                "copy_parquet_types",
+                url=url,
+                column=parquet_field.name,
+                position=position,
+                column_type=column.redshift_type.upper(),
+                parquet_type=parquet_field.type,
             )
 
 
@@ -302,11 +289,7 @@ def _text(value: Any, column: TargetColumn, arrow_type: pa.DataType) -> str:
     if isinstance(value, int):
         limit = _INT_RANGE.get(column.base)
         if limit is not None and not -limit <= value < limit:
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: Overflow in column {column.name}: value {value} does not fit "
-                f"{column.redshift_type.upper()}",
-            )
+            raise refused("copy_value_overflow", column=column.name, value=value, type=column.redshift_type.upper())
         return str(value)
     if isinstance(value, float):
         if math.isnan(value):
@@ -324,45 +307,109 @@ def _text(value: Any, column: TargetColumn, arrow_type: pa.DataType) -> str:
         return value.isoformat()
     if isinstance(value, bytes):
         if column.byte_limit is not None and len(value) > column.byte_limit:
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: The length of the data column {column.name} is longer than the length "
-                f"defined in the table. Table: {column.byte_limit}, Data: {len(value)}",
-            )
+            raise refused("copy_value_length", column=column.name, limit=column.byte_limit, size=len(value))
         return "\\\\x" + value.hex()
     if isinstance(value, str):
         if column.is_super:
             return _escape(json.dumps(value, ensure_ascii=False))
         size = len(value.encode("utf-8"))
         if column.byte_limit is not None and size > column.byte_limit:
-            raise CopyRefused(
-                "XX000",
-                f"Spectrum Scan Error: The length of the data column {column.name} is longer than the length "
-                f"defined in the table. Table: {column.byte_limit}, Data: {size}",
-            )
+            raise refused("copy_value_length", column=column.name, limit=column.byte_limit, size=size)
         return _escape(value)
     raise CopyRefused("XX000", f"Spectrum Scan Error: unsupported parquet value for column {column.name}: {arrow_type}")
+
+
+def _input_size(value: Any) -> int:
+    """A value's size as input (bytes of text or binary; the printed size of anything else)."""
+    if value is None:
+        return 0
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    return len(str(value))
+
+
+def _first(mask: pa.Array) -> int | None:
+    """Index of the first true value of a boolean array (None when there is none)."""
+    if not pc.any(mask).as_py():
+        return None
+    return int(pc.index(mask, True).as_py())
+
+
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _column_text(array: pa.Array, column: TargetColumn, first_row: int) -> tuple[pa.Array, pa.Array]:
+    """(COPY text of each value, NULL as \\N; input size of each value in bytes), checking Redshift's limits.
+
+    Vectorized with Arrow compute for the common types; SUPER and binary go value by value.
+    """
+    kind = array.type
+    if pa.types.is_null(kind):
+        return pa.array(["\\N"] * len(array), pa.string()), pa.array([0] * len(array), pa.int64())
+    if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and not column.is_super:
+        sizes = pc.binary_length(array)
+        if column.byte_limit is not None:
+            over = _first(pc.fill_null(pc.greater(sizes, column.byte_limit), False))
+            if over is not None:
+                size = sizes[over].as_py()
+                raise refused("copy_value_length", column=column.name, limit=column.byte_limit, size=size)
+        if _first(pc.fill_null(pc.match_substring(array, "\0"), False)) is not None:
+            raise Refusal("22021", 'invalid byte sequence for encoding "UTF8": 0x00')
+        text = array.cast(pa.string())
+        for old, new in _ESCAPES:
+            text = pc.replace_substring(text, old, new)
+    elif (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_timestamp(kind)
+    ):
+        if pa.types.is_integer(kind) and column.base in _INT_RANGE and len(array) and array.null_count < len(array):
+            limit = _INT_RANGE[column.base]
+            low, high = pc.min_max(array).values()
+            for value in (low.as_py(), high.as_py()):
+                if not -limit <= value < limit:
+                    raise refused(
+                        "copy_value_overflow", column=column.name, value=value, type=column.redshift_type.upper()
+                    )
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            array = array.cast(pa.timestamp(kind.unit))  # the UTC instant, as Redshift stores TIMESTAMP
+        text = array.cast(pa.string())
+        sizes = pc.binary_length(text)
+    else:
+        values = array.to_pylist()
+        return (
+            pa.array([_text(v, column, kind) for v in values], pa.string()),
+            pa.array([_input_size(v) for v in values], pa.int64()),
+        )
+    return pc.fill_null(text, "\\N"), pc.fill_null(sizes.cast(pa.int64()), 0)
 
 
 def copy_text_chunks(
     parquet: pq.ParquetFile, columns: list[TargetColumn], url: str, table: str, first_row: int
 ) -> Iterator[tuple[bytes, int]]:
-    """(COPY text, rows) per record batch; raises CopyRefused on a value Redshift would reject."""
+    """(COPY text, rows) per record batch; raises a Refusal on a value Redshift would reject."""
     row_number = first_row
-    types = [f.type for f in parquet.schema_arrow]
-    for batch in parquet.iter_batches(batch_size=4096):
-        values = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-        lines: list[str] = []
-        for row in zip(*values, strict=True):
-            row_number += 1
-            line = "\t".join(_text(v, c, t) for v, c, t in zip(row, columns, types, strict=True))
-            size = len(line.encode("utf-8"))
-            if size > MAX_ROW_BYTES:
-                raise CopyRefused(
-                    "XX000",
-                    f"Load into table '{table}' failed. Row {row_number} of '{url}' is {size} bytes; "
-                    f"the maximum size of a single input row is 4 MB ({MAX_ROW_BYTES} bytes)",
-                )
-            lines.append(line)
-        if lines:
-            yield ("\n".join(lines) + "\n").encode("utf-8"), len(lines)
+    for batch in parquet.iter_batches(batch_size=16384):
+        if batch.num_rows == 0:
+            continue
+        texts, sizes = [], []
+        for index, column in enumerate(columns):
+            text, size = _column_text(batch.column(index), column, row_number)
+            texts.append(text)
+            sizes.append(size)
+        total = sizes[0]
+        for size in sizes[1:]:
+            total = pc.add(total, size)
+        over = _first(pc.greater(total, MAX_ROW_BYTES))
+        if over is not None:
+            raise refused("copy_row_4mb", table=table, row=row_number + over + 1, url=url, size=total[over].as_py())
+        lines = pc.binary_join_element_wise(*texts, pa.array([""] * batch.num_rows, pa.string()), "\t")
+        # Each line ends in the tab joined before the empty last field; turn it into the row's newline.
+        body = "\n".join(line[:-1] for line in lines.to_pylist()) + "\n"
+        row_number += batch.num_rows
+        yield body.encode("utf-8"), batch.num_rows

@@ -17,6 +17,7 @@ from sync_platform_tests.redshift_standin.catalog import (
     MAX_VARCHAR_BYTES,
     SCHEMA,
 )
+from sync_platform_tests.redshift_standin.rules import UNSUPPORTED_COLUMN_TYPES, Refusal, refused
 from sync_platform_tests.redshift_standin.sql import (
     Token,
     matching_paren,
@@ -52,14 +53,6 @@ _CHAR_NAMES = {"char", "character", "nchar", "bpchar"}
 _NUMERIC_NAMES = {"numeric", "decimal"}
 
 
-class DdlRefused(Exception):
-    def __init__(self, sqlstate: str, message: str, rule: str = "") -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.rule = rule
-
-
 @dataclass
 class MappedType:
     sql: str  # PostgreSQL type text
@@ -67,7 +60,7 @@ class MappedType:
     domain: tuple[str, int] | None = None  # (kind, length) the stand-in domain to create first
 
 
-def map_type(type_tokens: list[Token]) -> MappedType:
+def map_type(type_tokens: list[Token], column: str = "") -> MappedType:
     """A Redshift column type as the PostgreSQL type (or stand-in domain) that behaves like it."""
     sig = significant(type_tokens)
     words: list[str] = []
@@ -83,6 +76,8 @@ def map_type(type_tokens: list[Token]) -> MappedType:
     name = " ".join(words)
     rest = render(sig[i:])
     original = render(sig)
+    if name in UNSUPPORTED_COLUMN_TYPES or rest.startswith("["):
+        raise refused("unsupported_column_types", column=column, type=name + ("[]" if rest.startswith("[") else ""))
     if name in _VARCHAR_NAMES:
         if name == "text" or not args:
             length = DEFAULT_VARCHAR_BYTES
@@ -91,18 +86,16 @@ def map_type(type_tokens: list[Token]) -> MappedType:
         else:
             length = int(args[0])
         if length > MAX_VARCHAR_BYTES:
-            raise DdlRefused(
-                "22023", f"length for type varchar cannot exceed {MAX_VARCHAR_BYTES}", "varchar_max_length"
-            )
+            raise refused("varchar_max_length")
         if length < 1:
-            raise DdlRefused("22023", "length for type varchar must be at least 1", "varchar_max_length")
+            raise Refusal("22023", "length for type varchar must be at least 1")
         return MappedType(f"{SCHEMA}.varchar_{length}", f"character varying({length})", ("varchar", length))
     if name in _VARBYTE_NAMES:
         length = int(args[0]) if args and args[0] != "MAX" else DEFAULT_VARBYTE_BYTES
         if args and args[0] == "MAX":
             length = MAX_VARBYTE_BYTES
         if length > MAX_VARBYTE_BYTES:
-            raise DdlRefused("22023", f"length for type varbyte cannot exceed {MAX_VARBYTE_BYTES}", "varbyte_length")
+            raise refused("varbyte_max_length")
         return MappedType(f"{SCHEMA}.varbyte_{length}", f"varbyte({length})", ("varbyte", length))
     if name == "super":
         return MappedType(f"{SCHEMA}.super", "super")
@@ -110,12 +103,12 @@ def map_type(type_tokens: list[Token]) -> MappedType:
         precision = int(args[0]) if args else 18
         scale = int(args[1]) if len(args) > 1 else 0
         if not 1 <= precision <= 38:
-            raise DdlRefused("22023", f"NUMERIC precision {precision} must be between 1 and 38", "numeric_precision")
+            raise refused("numeric_precision", precision=precision)
         return MappedType(f"numeric({precision},{scale})", f"numeric({precision},{scale})")
     if name in _CHAR_NAMES:
         length = int(args[0]) if args else 1
         if length > 4096:
-            raise DdlRefused("22023", "length for type char cannot exceed 4096", "char_length")
+            raise Refusal("22023", "length for type char cannot exceed 4096")
         return MappedType(f"char({length})", f"character({length})")
     if name in ("timestamp with time zone", "timestamptz"):
         return MappedType("timestamptz", "timestamp with time zone")
@@ -172,7 +165,7 @@ def _column_definition(element: list[Token]) -> ColumnDef:
             i = matching_paren(sig, i) + 1
             continue
         i += 1
-    mapped = map_type(sig[1:i])
+    mapped = map_type(sig[1:i], name)
     column = ColumnDef(name, mapped)
     kept: list[str] = []
     while i < len(sig):
@@ -322,50 +315,30 @@ def parse_create_table(tokens: list[Token]) -> CreateTable:
     return create
 
 
-_KEYLESS_TYPES = ("super", "varbyte")
-
-
 def check_layout(create: CreateTable) -> None:
     """Redshift's checks of DISTSTYLE / DISTKEY / SORTKEY against the columns."""
     layout = create.layout
     by_name = {c.name: c for c in create.columns}
-    known = bool(by_name) and create.like is None
     if layout.diststyle and layout.diststyle not in ("AUTO", "EVEN", "ALL", "KEY"):
-        raise DdlRefused("42601", f'syntax error at or near "{layout.diststyle}"')
+        raise Refusal("42601", f'syntax error at or near "{layout.diststyle}"')
     if layout.distkey and layout.diststyle not in (None, "KEY"):
-        raise DdlRefused(
-            "42601", f"DISTSTYLE {layout.diststyle} cannot be used with a DISTKEY", "diststyle_distkey_conflict"
-        )
+        raise refused("distkey_with_diststyle", problem=f"DISTSTYLE {layout.diststyle} cannot be used with a DISTKEY")
     if layout.diststyle == "KEY" and not layout.distkey:
-        raise DdlRefused("42601", "DISTSTYLE KEY requires a DISTKEY column", "diststyle_distkey_conflict")
-    distkeys = [c.name for c in create.columns if c.distkey]
-    if len(distkeys) > 1:
-        raise DdlRefused("42601", "Only one column can be defined as the distribution key", "one_distkey")
+        raise refused("distkey_with_diststyle", problem="DISTSTYLE KEY requires a DISTKEY column")
+    if len([c for c in create.columns if c.distkey]) > 1:
+        raise refused("distkey_with_diststyle", problem="Only one column can be defined as the distribution key")
     if layout.sortstyle == "INTERLEAVED" and len(layout.sortkey) > MAX_INTERLEAVED_COLUMNS:
-        raise DdlRefused(
-            "42601",
-            f"An INTERLEAVED SORTKEY can have at most {MAX_INTERLEAVED_COLUMNS} columns",
-            "interleaved_sortkey_columns",
-        )
-    if not known:
-        return
-    if layout.distkey:
-        column = by_name.get(layout.distkey)
+        raise refused("interleaved_sortkey_columns")
+    if not by_name or create.like is not None:
+        return  # CTAS / LIKE: the columns are PostgreSQL's to report
+    keys = [(layout.distkey, "distribution key")] if layout.distkey else []
+    keys += [(name, "sort key") for name in layout.sortkey]
+    for name, key in keys:
+        column = by_name.get(name or "")
         if column is None:
-            raise DdlRefused("42703", f'column "{layout.distkey}" named in DISTKEY does not exist', "key_column_exists")
-        if column.type.redshift.split("(")[0] in _KEYLESS_TYPES:
-            raise DdlRefused(
-                "0A000",
-                f'column "{column.name}" of type {column.type.redshift.upper()} cannot be a distribution key',
-                "keyless_types",
-            )
-    for name in layout.sortkey:
-        column = by_name.get(name)
-        if column is None:
-            raise DdlRefused("42703", f'column "{name}" named in SORTKEY does not exist', "key_column_exists")
-        if column.type.redshift.split("(")[0] in _KEYLESS_TYPES:
-            raise DdlRefused(
-                "0A000",
-                f'column "{column.name}" of type {column.type.redshift.upper()} cannot be a sort key',
-                "keyless_types",
-            )
+            raise refused("key_column_exists", column=name, key="DISTKEY" if key == "distribution key" else "SORTKEY")
+        kind = column.type.redshift.split("(")[0]
+        if kind == "super":
+            raise refused("super_key", column=column.name, key=key)
+        if kind == "varbyte":
+            raise refused("varbyte_key", column=column.name, key=key)

@@ -46,14 +46,29 @@ class Rule:
 
 
 class Refusal(Exception):
-    def __init__(self, rule: Rule, values: dict[str, Any] | None = None) -> None:
-        self.rule = rule
-        self.message = rule.message.format(**(values or {}))
-        super().__init__(self.message)
+    """A statement refused: the SQLSTATE and text the client receives (``rule_id`` when a rule says so)."""
 
-    @property
-    def sqlstate(self) -> str:
-        return self.rule.sqlstate
+    def __init__(
+        self,
+        sqlstate: str,
+        message: str,
+        rule_id: str = "",
+        detail: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.rule_id = rule_id
+        self.detail = detail
+        self.position = position  # 1-based character in the Query string, as PostgreSQL reports syntax errors
+
+
+def refused(rule_id: str, *, at: Token | None = None, **values: Any) -> Refusal:
+    """The refusal a rule prescribes, its message filled with ``values``; ``at`` is the token to point at."""
+    rule = RULES_BY_ID[rule_id]
+    position = at.offset + 1 if at is not None and at.offset >= 0 else None
+    return Refusal(rule.sqlstate, rule.message.format(**values), rule_id, position=position)
 
 
 # ------------------------------------------------------------------------- checks
@@ -124,7 +139,36 @@ ABSENT_FUNCTIONS = {
     "format",
     "xmlagg",
     "generate_subscripts",
-    "lateral",
+    # listed by name on the page
+    "every",
+    "xml_agg",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_count",
+    "regr_intercept",
+    "regr_r2",
+    "regr_slope",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "clock_timestamp",
+    "justify_days",
+    "justify_hours",
+    "justify_interval",
+    "transaction_timestamp",
+    "div",
+    "setseed",
+    "width_bucket",
+    "bit_length",
+    "overlay",
+    "convert_from",
+    "convert_to",
+    "nextval",
+    "currval",
+    "setval",
 }
 
 
@@ -165,14 +209,16 @@ def _on_conflict(stmt: Statement) -> dict[str, Any] | None:
         return None
     for i, t in enumerate(sig[:-1]):
         if t.upper == "ON" and sig[i + 1].upper == "CONFLICT":
-            return {}
+            return {"at": t}
     return None
 
 
 def _returning(stmt: Statement) -> dict[str, Any] | None:
     sig = stmt.sig
-    if sig and sig[0].upper in ("INSERT", "UPDATE", "DELETE") and any(t.upper == "RETURNING" for t in sig):
-        return {}
+    if sig and sig[0].upper in ("INSERT", "UPDATE", "DELETE"):
+        for t in sig:
+            if t.upper == "RETURNING":
+                return {"at": t}
     return None
 
 
@@ -218,8 +264,8 @@ def _oid_types(stmt: Statement) -> dict[str, Any] | None:
 def _lock_mode(stmt: Statement) -> dict[str, Any] | None:
     sig = stmt.sig
     if sig and sig[0].upper == "LOCK" and any(t.upper in ("IN", "NOWAIT") for t in sig):
-        word = next(t.text for t in sig if t.upper in ("IN", "NOWAIT"))
-        return {"word": word}
+        token = next(t for t in sig if t.upper in ("IN", "NOWAIT"))
+        return {"word": token.text, "at": token}
     return None
 
 
@@ -332,6 +378,49 @@ def _drop_key_column(stmt: Statement) -> dict[str, Any] | None:
     return None
 
 
+def _add_column_parts(stmt: Statement) -> list[Token] | None:
+    sig = stmt.sig
+    if stmt.head(2) != ["ALTER", "TABLE"]:
+        return None
+    _, i = qualified_name_at(sig, 2)
+    if (
+        i < len(sig)
+        and sig[i].upper == "ADD"
+        and i + 1 < len(sig)
+        and sig[i + 1].upper
+        not in (
+            "CONSTRAINT",
+            "PRIMARY",
+            "UNIQUE",
+            "FOREIGN",
+        )
+    ):
+        return sig[i + 1 :]
+    return None
+
+
+def _add_key_column(stmt: Statement) -> dict[str, Any] | None:
+    rest = _add_column_parts(stmt)
+    if rest and any(t.upper in ("DISTKEY", "SORTKEY") for t in rest):
+        return {}
+    return None
+
+
+def _add_several_columns(stmt: Statement) -> dict[str, Any] | None:
+    rest = _add_column_parts(stmt)
+    if not rest:
+        return None
+    depth = 0
+    for t in rest:
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            return {"at": t}
+    return None
+
+
 def _identifier_too_long(stmt: Statement) -> dict[str, Any] | None:
     for t in stmt.sig:
         name = t.name
@@ -366,34 +455,30 @@ UNSUPPORTED_COLUMN_TYPES = {
 }
 
 
-def _unsupported_column_type(stmt: Statement) -> dict[str, Any] | None:
+def _is_distinct_from(stmt: Statement) -> dict[str, Any] | None:
     sig = stmt.sig
-    words = stmt.head(4)
-    if not sig or sig[0].upper not in ("CREATE", "ALTER"):
-        return None
-    if not ("TABLE" in words or "TABLE" in [w for w in words]):
-        return None
-    depth = 0
-    for i, t in enumerate(sig):
-        if t.text == "(":
-            depth += 1
-        elif t.text == ")":
-            depth -= 1
-        if i == 0 or t.kind != "word":
-            continue
-        prev = sig[i - 1]
-        column_start = prev.text in ("(", ",") or prev.upper in ("COLUMN", "TYPE")
-        # "name TYPE" inside a column list, or ALTER … ADD COLUMN name TYPE / ALTER COLUMN … TYPE x
-        if (
-            prev.name and i > 1 and (sig[i - 2].text in ("(", ",") or sig[i - 2].upper == "COLUMN")
-        ) or prev.upper == "TYPE":
-            candidate = t.text.lower()
-        else:
-            continue
-        del column_start
-        array = i + 1 < len(sig) and sig[i + 1].text == "["
-        if candidate in UNSUPPORTED_COLUMN_TYPES or array:
-            return {"column": prev.name if prev.upper != "TYPE" else "", "type": candidate + ("[]" if array else "")}
+    for i, t in enumerate(sig[:-2]):
+        if t.upper == "IS" and (
+            sig[i + 1].upper == "DISTINCT" or (sig[i + 1].upper == "NOT" and sig[i + 2].upper == "DISTINCT")
+        ):
+            return {"at": next(s for s in sig[i:] if s.upper == "DISTINCT")}
+    return None
+
+
+def _array_constructor(stmt: Statement) -> dict[str, Any] | None:
+    sig = stmt.sig
+    for i, t in enumerate(sig[:-1]):
+        if t.upper == "ARRAY" and sig[i + 1].text in ("[", "("):
+            return {}
+    return None
+
+
+def _values_as_table(stmt: Statement) -> dict[str, Any] | None:
+    """``FROM (VALUES …)``: a VALUES list used as a constant table (INSERT … VALUES is fine)."""
+    sig = stmt.sig
+    for i, t in enumerate(sig[:-2]):
+        if t.text == "(" and sig[i + 1].upper == "VALUES" and i > 0 and sig[i - 1].upper in ("FROM", "JOIN", ","):
+            return {}
     return None
 
 
@@ -474,7 +559,7 @@ RULES: tuple[Rule, ...] = (
         "COPY … FROM STDIN / TO STDOUT (Redshift COPY reads only from S3, EMR, DynamoDB or SSH hosts)",
         "0A000",
         "COPY {direction} {stream} is not supported",
-        DG + "r_COPY.html",
+        DG + "copy-parameters-data-source.html",
         _copy_stdio,
     ),
     Rule(
@@ -490,7 +575,7 @@ RULES: tuple[Rule, ...] = (
         "SAVEPOINT, RELEASE SAVEPOINT, ROLLBACK TO SAVEPOINT",
         "0A000",
         "{command} is not supported",
-        DG + "c_unsupported-postgresql-features.html",
+        DG + "c_unsupported-postgresql-functions.html",
         _savepoint,
     ),
     Rule(
@@ -502,12 +587,28 @@ RULES: tuple[Rule, ...] = (
         _oid_types,
     ),
     Rule(
-        "unsupported_column_types",
-        "PostgreSQL column types Redshift lacks (JSON/JSONB, UUID, BYTEA, SERIAL, arrays, INTERVAL, …)",
+        "is_distinct_from",
+        "IS [NOT] DISTINCT FROM",
+        "42601",
+        'syntax error at or near "DISTINCT"',
+        DG + "c_unsupported-postgresql-functions.html",
+        _is_distinct_from,
+    ),
+    Rule(
+        "array_constructor",
+        "ARRAY[…] / ARRAY(…) constructors (value expressions Redshift lacks)",
         "0A000",
-        'Column "{column}" has unsupported type "{type}".',
-        DG + "c_unsupported-postgresql-datatypes.html",
-        _unsupported_column_type,
+        "array constructors are not supported",
+        DG + "c_unsupported-postgresql-features.html",
+        _array_constructor,
+    ),
+    Rule(
+        "values_as_table",
+        "a VALUES list used as a constant table (FROM (VALUES …))",
+        "0A000",
+        "VALUES lists used as constant tables are not supported",
+        DG + "c_unsupported-postgresql-features.html",
+        _values_as_table,
     ),
     Rule(
         "create_table_clauses",
@@ -559,6 +660,22 @@ RULES: tuple[Rule, ...] = (
         _drop_key_column,
     ),
     Rule(
+        "add_key_column",
+        "ALTER TABLE … ADD COLUMN of a DISTKEY or SORTKEY column",
+        "0A000",
+        "ALTER TABLE ADD COLUMN cannot add a DISTKEY or SORTKEY column",
+        DG + "r_ALTER_TABLE.html",
+        _add_key_column,
+    ),
+    Rule(
+        "add_one_column",
+        "several columns in one ALTER TABLE … ADD COLUMN",
+        "42601",
+        'syntax error at or near ","',
+        DG + "r_ALTER_TABLE.html",
+        _add_several_columns,
+    ),
+    Rule(
         "identifier_length",
         "identifiers longer than 127 bytes",
         "42622",
@@ -568,11 +685,51 @@ RULES: tuple[Rule, ...] = (
     ),
     # ---- enforced while the statement runs (DDL rewriting, COPY, value checks)
     Rule(
-        "keyless_types",
-        "VARBYTE or SUPER column as DISTKEY or SORTKEY",
+        "unsupported_column_types",
+        "PostgreSQL column types Redshift lacks (JSON/JSONB, UUID, BYTEA, SERIAL, arrays, INTERVAL, MONEY, …)",
         "0A000",
-        'column "{column}" of type {type} cannot be a {key}',
-        DG + "r_SUPER_type.html",
+        'Column "{column}" has unsupported type "{type}".',
+        DG + "c_unsupported-postgresql-datatypes.html",
+        enforced_by="ddl.map_type",
+    ),
+    Rule(
+        "super_key",
+        "a SUPER column as DISTKEY or SORTKEY",
+        "0A000",
+        'column "{column}" has type SUPER, which cannot be a {key}',
+        DG + "limitations-super.html",
+        enforced_by="ddl.check_layout",
+    ),
+    Rule(
+        "varbyte_key",
+        "a VARBYTE column as DISTKEY or SORTKEY",
+        "0A000",
+        'column "{column}" has type VARBYTE, which cannot be a {key}',
+        DG + "r_VARBYTE_type.html",
+        enforced_by="ddl.check_layout",
+    ),
+    Rule(
+        "key_column_exists",
+        "DISTKEY / SORTKEY naming a column the table does not have",
+        "42703",
+        'column "{column}" named in {key} does not exist',
+        DG + "r_CREATE_TABLE_NEW.html",
+        enforced_by="ddl.check_layout",
+    ),
+    Rule(
+        "distkey_with_diststyle",
+        "DISTKEY with DISTSTYLE EVEN/ALL/AUTO, or DISTSTYLE KEY without a DISTKEY",
+        "42601",
+        "{problem}",
+        DG + "r_CREATE_TABLE_NEW.html",
+        enforced_by="ddl.check_layout",
+    ),
+    Rule(
+        "interleaved_sortkey_columns",
+        "an INTERLEAVED SORTKEY of more than 8 columns",
+        "42601",
+        "An INTERLEAVED SORTKEY can have at most 8 columns",
+        DG + "r_CREATE_TABLE_NEW.html",
         enforced_by="ddl.check_layout",
     ),
     Rule(
@@ -581,6 +738,22 @@ RULES: tuple[Rule, ...] = (
         "22023",
         "length for type varchar cannot exceed 65535",
         DG + "r_Character_types.html",
+        enforced_by="ddl.map_type",
+    ),
+    Rule(
+        "varbyte_max_length",
+        "VARBYTE longer than 16,777,216 bytes",
+        "22023",
+        "length for type varbyte cannot exceed 16777216",
+        DG + "r_VARBYTE_type.html",
+        enforced_by="ddl.map_type",
+    ),
+    Rule(
+        "numeric_precision",
+        "DECIMAL/NUMERIC precision over 38",
+        "22023",
+        "NUMERIC precision {precision} must be between 1 and 38",
+        DG + "r_Numeric_types201.html",
         enforced_by="ddl.map_type",
     ),
     Rule(
@@ -605,12 +778,12 @@ RULES: tuple[Rule, ...] = (
         "XX000",
         "Load into table '{table}' failed. Row {row} of '{url}' is {size} bytes; the maximum size of a single "
         "input row is 4 MB (4194304 bytes)",
-        DG + "r_COPY.html",
+        DG + "copy-parameters-data-source.html",
         enforced_by="copy_parquet.copy_text_chunks",
     ),
     Rule(
         "copy_parquet_parameters",
-        "REGION, ACCESS_KEY_ID/SECRET_ACCESS_KEY/SESSION_TOKEN and other parameters with FORMAT AS PARQUET",
+        "REGION, ACCESS_KEY_ID/SECRET_ACCESS_KEY/SESSION_TOKEN and other parameters not listed for FORMAT AS PARQUET",
         "0A000",
         "{name} argument is not supported for PARQUET based COPY",
         DG + "copy-usage_notes-copy-from-columnar.html",
@@ -638,7 +811,7 @@ RULES: tuple[Rule, ...] = (
         "parquet files whose column count differs from the table's",
         "XX000",
         "Spectrum Scan Error: Unmatched number of columns between table and file. Table columns: {table}, "
-        "Data columns: {data}",
+        "Data columns: {data}, File: {url}",
         DG + "copy-usage_notes-copy-from-columnar.html",
         enforced_by="copy_parquet.check_schema",
     ),
@@ -647,15 +820,34 @@ RULES: tuple[Rule, ...] = (
         "a parquet column type that cannot go into the table column's type (e.g. int64 into VARCHAR, "
         "timestamp into TIMESTAMPTZ)",
         "XX000",
-        "Spectrum Scan Error: File '{url}' has an incompatible Parquet schema for column '{column}'",
+        "Spectrum Scan Error: File '{url}' has an incompatible Parquet schema for column '{url}.{column}' "
+        "(position {position}). Column type: {column_type}, Parquet schema: {parquet_type}",
         DG + "copy-usage_notes-copy-from-columnar.html",
         enforced_by="copy_parquet.check_schema",
     ),
     Rule(
-        "copy_manifest_content_length",
-        "a manifest for parquet files without meta.content_length (or with a wrong one)",
+        "copy_value_overflow",
+        "a parquet integer that does not fit the column's integer type",
         "XX000",
-        "The manifest entry for '{url}' has no meta.content_length",
+        "Spectrum Scan Error: Overflow in column {column}: value {value} does not fit {type}",
+        DG + "copy-usage_notes-copy-from-columnar.html",
+        enforced_by="copy_parquet.copy_text_chunks",
+    ),
+    Rule(
+        "copy_value_length",
+        "a parquet value longer than its VARCHAR(n) / VARBYTE(n) column (bytes)",
+        "XX000",
+        "Spectrum Scan Error: The length of the data column {column} is longer than the length defined in the "
+        "table. Table: {limit}, Data: {size}",
+        DG + "t_preparing-input-data.html",
+        enforced_by="copy_parquet.copy_text_chunks",
+    ),
+    Rule(
+        "copy_manifest_content_length",
+        "a manifest for parquet files without meta.content_length",
+        "XX000",
+        "The manifest entry for '{url}' has no meta.content_length; it is required for a manifest that lists "
+        "PARQUET files",
         DG + "loading-data-files-using-manifest.html",
         enforced_by="copy_parquet.source_files",
     ),
@@ -669,5 +861,5 @@ def first_violation(stmt: Statement) -> Refusal | None:
     for rule in STATEMENT_RULES:
         values = rule.check(stmt)  # type: ignore[misc]
         if values is not None:
-            return Refusal(rule, values)
+            return refused(rule.id, **values)
     return None

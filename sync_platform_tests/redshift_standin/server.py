@@ -25,7 +25,7 @@ import psycopg2.extensions
 from sync_platform_tests.redshift_standin import copy_parquet, ddl
 from sync_platform_tests.redshift_standin.catalog import SCHEMA, CatalogInstaller
 from sync_platform_tests.redshift_standin.rewrite import rewrite_expressions
-from sync_platform_tests.redshift_standin.rules import Statement, first_violation
+from sync_platform_tests.redshift_standin.rules import Refusal, Statement, first_violation
 from sync_platform_tests.redshift_standin.sql import (
     SqlLexError,
     Token,
@@ -75,10 +75,14 @@ def _fields_payload(fields: dict[str, str]) -> bytes:
     return b"".join(k.encode() + v.encode("utf-8") + b"\0" for k, v in fields.items()) + b"\0"
 
 
-def error_fields(sqlstate: str, message: str, detail: str | None = None, severity: str = "ERROR") -> dict[str, str]:
+def error_fields(
+    sqlstate: str, message: str, detail: str | None = None, position: int | None = None, severity: str = "ERROR"
+) -> dict[str, str]:
     fields = {"S": severity, "V": severity, "C": sqlstate, "M": message}
     if detail:
         fields["D"] = detail
+    if position is not None:
+        fields["P"] = str(position)
     return fields
 
 
@@ -86,9 +90,9 @@ _DOMAIN_CHECK = re.compile(r'value for domain (?:\S+\.)?"?(varchar|varbyte)_(\d+
 _PG_TOO_LONG = re.compile(r"value too long for type character varying\((\d+)\)")
 
 
-def translate_error(fields: dict[str, str]) -> dict[str, str]:
-    """PostgreSQL's error as Redshift words it (and without positions into the rewritten SQL)."""
-    kept = {k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS}
+def translate_error(fields: dict[str, str], *, keep_position: bool = False) -> dict[str, str]:
+    """PostgreSQL's error as Redshift words it (positions kept only when they point into the client's text)."""
+    kept = {k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS or (keep_position and k == "P")}
     message = kept.get("M", "")
     match = _DOMAIN_CHECK.search(message)
     if match:
@@ -137,6 +141,15 @@ class _Stream:
         self.write(data)
         self.flush()
 
+    def close(self) -> None:
+        # The makefile() reader holds the descriptor open until it is closed too.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.reader.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
 
 @dataclass
 class Result:
@@ -154,6 +167,7 @@ class Session:
         self.up: _Stream | None = None
         self.status = "I"
         self.database = ""
+        self.query_text = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,10 +180,11 @@ class Session:
         except Exception:  # a stand-in bug must not kill the server; the client sees the connection drop
             log.exception("redshift stand-in session failed")
         finally:
+            # Close both ends at once: the upstream backend must end (and release its locks) the moment
+            # the client is gone, as it would if the client had been connected to PostgreSQL directly.
             for stream in (self.client, self.up):
                 if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.sock.close()
+                    stream.close()
 
     def startup(self) -> bool:
         while True:
@@ -250,7 +265,7 @@ class Session:
 
     # ------------------------------------------------------------------ upstream
 
-    def run_upstream(self, sql: str, *, forward: bool) -> Result:
+    def run_upstream(self, sql: str, *, forward: bool, keep_position: bool = False) -> Result:
         assert self.up is not None
         self.up.send_now(_message(b"Q", sql.encode("utf-8") + b"\0"))
         result = Result()
@@ -260,7 +275,7 @@ class Session:
                 result.status = self.status = data.decode()
                 return result
             if kind == b"E":
-                result.error = translate_error(_fields(data))
+                result.error = translate_error(_fields(data), keep_position=keep_position)
                 if forward:
                     self.client.write(_message(b"E", _fields_payload(result.error)))
                 continue
@@ -285,17 +300,17 @@ class Session:
 
     # ------------------------------------------------------------------ client replies
 
-    def send_error(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        self.client.write(_message(b"E", _fields_payload(error_fields(sqlstate, message, detail))))
+    def send_error(self, sqlstate: str, message: str, detail: str | None = None, position: int | None = None) -> None:
+        self.client.write(_message(b"E", _fields_payload(error_fields(sqlstate, message, detail, position))))
 
-    def refuse(self, sqlstate: str, message: str, detail: str | None = None) -> None:
+    def refuse(self, sqlstate: str, message: str, detail: str | None = None, position: int | None = None) -> None:
         """Refuse a statement; inside a transaction block the transaction fails, as on Redshift."""
         if self.status == "T":
             self.run_upstream(
                 "DO $standin$BEGIN RAISE EXCEPTION 'statement refused by the Redshift stand-in'; END$standin$",
                 forward=False,
             )
-        self.send_error(sqlstate, message, detail)
+        self.send_error(sqlstate, message, detail, position)
 
     def complete(self, tag: str) -> None:
         self.client.write(_message(b"C", tag.encode() + b"\0"))
@@ -307,6 +322,7 @@ class Session:
     # ------------------------------------------------------------------ statements
 
     def on_query(self, sql: str) -> None:
+        self.query_text = sql
         try:
             statements = split_statements(sql)
         except SqlLexError as exc:
@@ -315,9 +331,17 @@ class Session:
             return
         if not statements:
             self.client.write(_message(b"I", b""))
+        # Several statements in one Query run as one implicit transaction, as PostgreSQL and Redshift run them.
+        implicit = self.status == "I" and len(statements) > 1 and not any(_controls_transaction(t) for t in statements)
+        if implicit:
+            self.run_upstream("BEGIN", forward=False)
+        ok = True
         for tokens in statements:
-            if not self.execute(fold_quoted_identifiers(tokens)):
+            ok = self.execute(fold_quoted_identifiers(tokens))
+            if not ok:
                 break
+        if implicit and self.status != "I":
+            self.run_upstream("COMMIT" if ok else "ROLLBACK", forward=False)
         self.client.write(_message(b"Z", self.status.encode()))
 
     def execute(self, tokens: list[Token]) -> bool:
@@ -327,9 +351,9 @@ class Session:
             if head[0] in ("ROLLBACK", "COMMIT", "END", "ABORT"):
                 return self.forward(render(tokens))
             return self.forward("SELECT 1")  # PostgreSQL answers: current transaction is aborted
-        refusal = first_violation(Statement(tokens, self.status, self.lookup))
+        refusal = first_violation(Statement(tokens, self.status, self.lookup)) or _beyond_postgres(sig)
         if refusal is not None:
-            self.refuse(refusal.sqlstate, refusal.message)
+            self.refuse(refusal.sqlstate, refusal.message, refusal.detail, refusal.position)
             return False
         try:
             if head[0] == "COPY":
@@ -340,13 +364,14 @@ class Session:
                 return self.alter_table(tokens)
             if head[0] == "TRUNCATE":
                 return self.truncate(tokens)
-        except ddl.DdlRefused as exc:
-            self.refuse(exc.sqlstate, exc.message)
+        except Refusal as exc:
+            self.refuse(exc.sqlstate, exc.message, exc.detail, exc.position)
             return False
         return self.forward(render(rewrite_expressions(tokens)))
 
     def forward(self, sql: str) -> bool:
-        return self.run_upstream(sql, forward=True).error is None
+        # PostgreSQL's error position points into what it ran: keep it when that is the client's own text.
+        return self.run_upstream(sql, forward=True, keep_position=sql == self.query_text).error is None
 
     # ------------------------------------------------------------------ TRUNCATE
 
@@ -596,14 +621,14 @@ class Session:
             if result.error:
                 self.client.write(_message(b"E", _fields_payload(result.error)))
                 return False
-        except copy_parquet.CopyRefused as exc:
+        except Refusal as exc:
             if started:
                 assert self.up is not None
                 self.up.send_now(_message(b"f", exc.message.encode("utf-8") + b"\0"))
                 self._finish_upstream()
                 self.send_error(exc.sqlstate, exc.message, exc.detail)
             else:
-                self.refuse(exc.sqlstate, exc.message, exc.detail)
+                self.refuse(exc.sqlstate, exc.message, exc.detail, exc.position)
             return False
         self.notice("INFO", f"Load into table '{command.table[-1]}' completed, {rows} record(s) loaded successfully.")
         self.complete(f"COPY {rows}")
@@ -630,6 +655,24 @@ class Session:
             assert self.up is not None
             kind, data = self.up.read_message()
         self.status = data.decode()
+
+
+def _controls_transaction(tokens: list[Token]) -> bool:
+    sig = significant(tokens)
+    return bool(sig) and sig[0].upper in ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT")
+
+
+def _beyond_postgres(sig: list[Token]) -> Refusal | None:
+    """Names Redshift takes (64–127 bytes) but PostgreSQL would silently truncate: fail loudly instead."""
+    for token in sig:
+        size = len(token.name.encode("utf-8"))
+        if size > 63:
+            return Refusal(
+                "0A000",
+                f'the Redshift stand-in cannot hold identifier "{token.name[:40]}…" ({size} bytes): PostgreSQL '
+                "behind it truncates names over 63 bytes, although Redshift allows up to 127",
+            )
+    return None
 
 
 def _data_row(data: bytes) -> tuple[str | None, ...]:
