@@ -878,10 +878,13 @@ class WarehouseDialect:
         return f"DELETE FROM {self.table_sql(table)} WHERE {self._keys_match(key, count)}"
 
     def soft_delete_keys(self, table: TableRef, key: Sequence[str], count: int) -> str:
-        """Mark ``count`` rows deleted (``_deleted_at``) by key, keeping an earlier mark."""
+        """Mark ``count`` rows deleted (``_deleted_at``) by key, keeping an earlier mark.
+
+        Parameters: the time of the mark, then the key values row after row.
+        """
         column = self.quote(SOFT_DELETE_COLUMN)
         return (
-            f"UPDATE {self.table_sql(table)} SET {column} = {self.current_timestamp_sql} "
+            f"UPDATE {self.table_sql(table)} SET {column} = %s "
             f"WHERE {column} IS NULL AND ({self._keys_match(key, count)})"
         )
 

@@ -10,6 +10,7 @@ the source confirms they are still gone.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -414,6 +415,7 @@ def _apply_deletes(
     target = TableRef(spec.target_schema, spec.target_table)
     names = [k.warehouse_name for k in keys]
     soft = result.deletes == "soft"
+    marked_at = dt.datetime.now(dt.UTC)  # the client's clock, as the ledger's loaded_at
     with wconn.cursor() as cursor:
         if soft:
             existing = _target_columns(cursor, registry, spec) or set()
@@ -424,8 +426,11 @@ def _apply_deletes(
         changed = 0
         for start in range(0, len(gone), KEYS_PER_STATEMENT):
             chunk = gone[start : start + KEYS_PER_STATEMENT]
-            statement = (dialect.soft_delete_keys if soft else dialect.delete_keys)(target, names, len(chunk))
-            cursor.execute(statement, [v for key in chunk for v in warehouse_values(keys, key)])
+            values = [v for key in chunk for v in warehouse_values(keys, key)]
+            if soft:
+                cursor.execute(dialect.soft_delete_keys(target, names, len(chunk)), [marked_at, *values])
+            else:
+                cursor.execute(dialect.delete_keys(target, names, len(chunk)), values)
             changed += cursor.rowcount
         wconn.commit()
     if soft:
