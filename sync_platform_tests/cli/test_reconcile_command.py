@@ -14,7 +14,7 @@ from sync_platform_tests.reliability.support import run_cli
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
+def harness(mysql_db, pg_db, make_config_dir, warehouse) -> Harness:
     return Harness(make_config_dir(), mysql_db, pg_db)
 
 

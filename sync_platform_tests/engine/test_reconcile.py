@@ -14,14 +14,14 @@ import pytest
 from sync_platform.engine.reconcile import ReconcileOptions, ReconcileResult, reconcile_table
 from sync_platform.engine.typemap import quote_mysql_identifier
 from sync_platform_tests.engine.harness import Harness, assert_same
-from sync_platform_tests.engine.test_typemap import ALL_TYPES_DDL, EXPECTED_TYPES, ROWS
+from sync_platform_tests.engine.test_typemap import ALL_TYPES_DDL, BIG_JSON, EXPECTED_TYPES, ROWS
 
 # Small ranges so that a few hundred rows already exercise the bisection.
 SMALL = {"range_rows": 40, "factor": 4, "leaf_rows": 8}
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
+def harness(mysql_db, pg_db, make_config_dir, warehouse) -> Harness:
     return Harness(make_config_dir(), mysql_db, pg_db)
 
 
@@ -30,7 +30,17 @@ def reconcile(h: Harness, table: str, **options) -> ReconcileResult:
         return reconcile_table(registry, h.spec(table), ReconcileOptions(**{**SMALL, **options}))
 
 
+def fresh(h: Harness, table: str) -> None:
+    """No table of that name on either side (the databases are shared by the warehouse variants)."""
+    h.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    h.pg.execute(f"DROP TABLE IF EXISTS {h.target(table)}")
+    ledger = f'"{h.config.target_schema}"._sync_load_ledger'
+    if h.pg.query("SELECT to_regclass(%s)", (ledger,)) != [(None,)]:
+        h.pg.execute(f"DELETE FROM {ledger} WHERE table_name LIKE %s", (f"%.{table}",))
+
+
 def int_table(h: Harness, table: str, rows: int = 300, **config) -> None:
+    fresh(h, table)
     h.mysql.execute(
         f"CREATE TABLE `{table}` (id INT PRIMARY KEY, name VARCHAR(40), amount DECIMAL(12,2), "
         "updated_at DATETIME(6) NOT NULL, KEY (updated_at))"
@@ -112,6 +122,7 @@ def test_soft_deletes_mark_rows_and_later_syncs_and_reconciles_see_them_as_gone(
 
 def test_case_insensitive_string_keys_are_ranged_and_repaired_correctly(harness: Harness) -> None:
     table = "ci_keys"
+    fresh(harness, table)
     harness.mysql.execute(
         f"CREATE TABLE `{table}` (code VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, qty INT, "
         "updated_at DATETIME(6) NOT NULL, KEY (updated_at))"
@@ -147,6 +158,7 @@ def test_case_insensitive_string_keys_are_ranged_and_repaired_correctly(harness:
 
 def test_composite_keys_are_ranged_and_repaired_correctly(harness: Harness) -> None:
     table = "composite"
+    fresh(harness, table)
     harness.mysql.execute(
         f"CREATE TABLE `{table}` (region VARCHAR(8) NOT NULL, id INT NOT NULL, note VARCHAR(30), "
         "updated_at DATETIME(6) NOT NULL, PRIMARY KEY (region, id), KEY (updated_at))"
@@ -179,6 +191,7 @@ def test_composite_keys_are_ranged_and_repaired_correctly(harness: Harness) -> N
 
 def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(harness: Harness) -> None:
     table = "events"
+    fresh(harness, table)
     harness.mysql.execute(f"CREATE TABLE `{table}` (seq INT NOT NULL, payload VARCHAR(20), KEY (seq))")
     harness.mysql.executemany(f"INSERT INTO `{table}` VALUES (%s, %s)", [(i, f"p{i}") for i in range(1, 201)])
     harness.set_tables({f"{harness.mysql.name}.{table}": {"cdc_strategy": "id_only", "cdc_id_column": "seq"}})
@@ -194,11 +207,14 @@ def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(har
 
 
 def _all_types_table(h: Harness) -> None:
+    h.pg.execute(f"DROP TABLE IF EXISTS {h.target('all_types')}")
     with h.mysql.connect() as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS `all_types`, `all_types_original`")
         cur.execute(ALL_TYPES_DDL)
         cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ALLOW_INVALID_DATES'")  # zero dates as they are
         for row in ROWS:
+            if h.warehouse == "redshift" and row.get("js") == BIG_JSON:  # SUPER holds at most 65535 bytes
+                row = {**row, "js": '{"big": false}'}
             names = list(row)
             values = [
                 "ST_GeomFromText(%s)"
