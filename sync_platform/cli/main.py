@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from sync_platform import __version__
+from sync_platform.cli import timings
 from sync_platform.cli.cdc_commands import cdc_group, column_mappings_group
 from sync_platform.cli.config_commands import config_group
 from sync_platform.cli.connections_commands import connections_group
@@ -99,6 +100,7 @@ cli.add_command(features)
 def main() -> None:
     """Run the CLI; a usage error exits 1 like a configuration error (click's own default is 2,
     which here means a connection failure)."""
+    timings.mark("main")
     try:
         code = cli.main(prog_name=Path(sys.argv[0]).name or "sync-platform", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -109,6 +111,8 @@ def main() -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         code = ExitCode.INTERRUPTED
+    finally:
+        timings.write()
     sys.exit(code or 0)
 
 

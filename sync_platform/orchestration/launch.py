@@ -78,6 +78,7 @@ class RunOutcome:
     tables: list[TableOutcome]
     seconds: float
     blocked: str | None = None  # why the run was interrupted by the watchdog
+    marks: dict[str, float] = field(default_factory=dict)  # phase → when it ended (epoch seconds)
 
     @property
     def failed(self) -> list[TableOutcome]:
@@ -132,6 +133,7 @@ def run_tables(
         )
     definitions = build_definitions(project, retry_policy=policy)
     job = definitions.resolve_job_def(TABLES_JOB)
+    marks = {"definitions": time.time()}
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
     op_config = {"limit": limit, "max_chunks": max_chunks}
@@ -148,6 +150,7 @@ def run_tables(
         HOST_TAG: socket.gethostname(),
     }
     end_runs_of_dead_processes(instance)
+    marks["stale_runs"] = time.time()
     run_id = str(uuid.uuid4())
     watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
     started = time.monotonic()
@@ -168,12 +171,13 @@ def run_tables(
     finally:
         watchdog.stop()
     seconds = time.monotonic() - started
+    marks["run"] = time.time()
     outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
                 outcome.status, outcome.error = "failed", watchdog.blocked
-    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked, marks=marks)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
