@@ -29,7 +29,7 @@ from sync_platform.configuration.project import Pipeline, Project, TableSpec
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
-from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.factory import build_definitions, project_tables
 from sync_platform.orchestration.keys import TableKeys, group_name
 
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
@@ -96,6 +96,17 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
     return replace(project, pipelines=pipelines)
 
 
+def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
+    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
+    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    wanted: dict[str, dict[str, TableSpec]] = {}
+    for spec in specs:
+        wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+    return replace(
+        project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
+    )
+
+
 def with_pipeline(project: Project, pipeline: Pipeline) -> Project:
     """The project with one more (ad-hoc) pipeline."""
     return replace(project, pipelines={**project.pipelines, pipeline.name: pipeline})
@@ -131,7 +142,8 @@ def run_tables(
             if retries > 0
             else None
         )
-    definitions = build_definitions(project, retry_policy=policy)
+    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    definitions = build_definitions(only_tables(project, specs), retry_policy=policy)
     job = definitions.resolve_job_def(TABLES_JOB)
     marks = {"definitions": time.time()}
     keys = [TableKeys.of(spec) for spec in specs]
