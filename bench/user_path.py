@@ -115,6 +115,8 @@ def run_measured(command: list[str], env: dict[str, str], log: Path) -> dict[str
         "spawned_at": spawned_at,
         "exited_at": exited_at,
         "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: KiB; includes waited-for descendants
+        # CPU the process and its children used: on a shared machine, what the run costs whatever the wait
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "exit_code": process.returncode,
         "output": log.read_text(errors="replace")[-4000:],
     }
@@ -155,7 +157,12 @@ def run_engine(settings: BenchSettings, config: Path, table: str, work: Path) ->
     if done["exit_code"] != 0:
         raise RuntimeError(f"engine run of {table} failed ({done['exit_code']}):\n{done['output']}")
     figures = json.loads([line for line in done["output"].splitlines() if line.startswith("{")][-1])
-    return {**figures, "process_seconds": done["seconds"], "process_peak_rss_mb": done["peak_rss_mb"]}
+    return {
+        **figures,
+        "process_seconds": done["seconds"],
+        "process_peak_rss_mb": done["peak_rss_mb"],
+        "cpu_seconds": done["cpu_seconds"],
+    }
 
 
 def sync_platform_executable() -> str:
@@ -196,6 +203,7 @@ def run_cli(settings: BenchSettings, config: Path, home: Path, table: str, work:
     return {
         "seconds": done["seconds"],
         "peak_rss_mb": done["peak_rss_mb"],
+        "cpu_seconds": done["cpu_seconds"],
         "rows_extracted": outcome["rows_extracted"],
         "rows_loaded": outcome["rows_loaded"],
         "phases": phases,
@@ -402,7 +410,7 @@ def measure_full(
     say(
         f"{shape.name}: engine alone (sync_table)       {engine['seconds']:7.2f} s  "
         f"{rate(settings.rows, engine['seconds'])}"
-        f"  {engine_ratio:.2f}x raw  peak RSS {engine['peak_rss_mb']:.0f} MB"
+        f"  {engine_ratio:.2f}x raw  peak RSS {engine['peak_rss_mb']:.0f} MB  CPU {engine['cpu_seconds']:.1f} s"
         f"  (extract {engine['extract_seconds']:.2f} s, load {engine['load_seconds']:.2f} s, overlapped)"
     )
     drop_schemas(settings, ENGINE_SCHEMA)  # frees its space before the CLI writes its copy
@@ -415,7 +423,7 @@ def measure_full(
     cli_ratio = raw / cli["seconds"]
     say(
         f"{shape.name}: CLI sync, end to end            {cli['seconds']:7.2f} s  {rate(settings.rows, cli['seconds'])}"
-        f"  {cli_ratio:.2f}x raw  peak RSS {cli['peak_rss_mb']:.0f} MB"
+        f"  {cli_ratio:.2f}x raw  peak RSS {cli['peak_rss_mb']:.0f} MB  CPU {cli['cpu_seconds']:.1f} s"
     )
     say(f"{shape.name}:   phases (s): {format_phases(cli['phases'])}")
     figures = {
@@ -440,7 +448,8 @@ def nothing_new(
     assert_same(settings, shape, CLI_SCHEMA, f"{shape.name} CLI run with nothing new")
     say(
         f"{shape.name}: CLI sync, nothing new           {run['seconds']:7.2f} s  "
-        f"({run['rows_extracted']:,} rows re-read in the lookback)  peak RSS {run['peak_rss_mb']:.0f} MB"
+        f"({run['rows_extracted']:,} rows re-read in the lookback)  peak RSS {run['peak_rss_mb']:.0f} MB  "
+        f"CPU {run['cpu_seconds']:.1f} s"
     )
     say(f"{shape.name}:   phases (s): {format_phases(run['phases'])}")
     return run
@@ -462,7 +471,8 @@ def one_percent_round(
     budget = hand + fixed_startup
     factor = cli["seconds"] / budget
     say(
-        f"orders: 1 % round ({changed:,} changed rows): CLI {cli['seconds']:.2f} s; hand-written SELECT | COPY "
+        f"orders: 1 % round ({changed:,} changed rows): CLI {cli['seconds']:.2f} s (CPU {cli['cpu_seconds']:.1f} s); "
+        "hand-written SELECT | COPY "
         f"+ DELETE/INSERT {hand:.2f} s + fixed start-up {fixed_startup:.2f} s = {budget:.2f} s  → {factor:.2f}x"
     )
     say(f"orders:   phases (s): {format_phases(cli['phases'])}")
