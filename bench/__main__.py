@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="after user_path, the full load again at N rows (e.g. 20000000): time and peak RSS against 2 M",
     )
+    parser.add_argument(
+        "--base-json",
+        metavar="FILE",
+        help="with --scale-rows and without user_path: compare with the user_path figures of an earlier run",
+    )
     args = parser.parse_args(argv)
     settings = BenchSettings.from_env(args.rows)
     if args.repeat:
@@ -61,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         "rows": settings.rows,
         "machine": {"cpus": _cpus(), "python": platform.python_version(), "platform": platform.platform()},
     }
+    if args.base_json:
+        with open(args.base_json) as handle:
+            results["user_path"] = json.load(handle)["user_path"]
     started = time.perf_counter()
     print(f"bench: {settings.rows:,} rows in {settings.database}.{settings.table}, {_cpus()} CPUs")
     for step in STEPS:

@@ -72,7 +72,9 @@ def _mariadb_command(settings: BenchSettings, sql: str | None = None) -> list[st
         "--skip-column-names",
         "--default-character-set=utf8mb4",
         "-e",
-        sql,
+        # psql may stall for a while (a checkpoint, a loaded machine): the server must keep waiting
+        # for its client rather than drop the connection after its default 60 s.
+        f"SET SESSION net_write_timeout = 3600; {sql}",
     ]
 
 
