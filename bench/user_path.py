@@ -41,7 +41,7 @@ import yaml
 from bench.common import BenchSettings, peak_rss_mb, rate
 from bench.raw_pipe import TARGET_SCHEMA as RAW_SCHEMA
 from bench.raw_pipe import ensure_pg_database, pg_cursor, pipe, time_pipe
-from bench.seed import ORDERS, SHAPES, Shape, connect, seed
+from bench.seed import ORDERS, SHAPES, Shape, connect, seed, time_spread
 
 PIPELINE = "bench"
 CLI_SCHEMA = "bench_cli"
@@ -336,12 +336,13 @@ def drop_schemas(settings: BenchSettings, *schemas: str) -> None:
 # --------------------------------------------------------------------------- the 1 % round
 
 
-# The seed's formulas (bench/seed.py) for the columns change_source() touches.
-SEEDED_CHANGED_COLUMNS = (
-    "amount = ROUND(((id * 37) % 10000000) / 100, 2), "
-    "updated_at = TIMESTAMP('2024-01-01') + INTERVAL (id * 13 + id % 86400) SECOND"
-    " + INTERVAL (id % 1000000) MICROSECOND"
-)
+def seeded_changed_columns(rows: int) -> str:
+    """The seed's formulas (bench/seed.py) for the columns change_source() touches."""
+    return (
+        "amount = ROUND(((id * 37) % 10000000) / 100, 2), "
+        f"updated_at = TIMESTAMP('2024-01-01') + INTERVAL (id * 13 DIV {time_spread(rows)} + id % 86400) SECOND"
+        " + INTERVAL (id % 1000000) MICROSECOND"
+    )
 
 
 def change_source(settings: BenchSettings) -> int:
@@ -370,7 +371,7 @@ def restore_source(settings: BenchSettings) -> None:
     table = ORDERS.table(settings)
     with connect(settings, settings.database) as conn, conn.cursor() as cursor:
         cursor.execute(f"DELETE FROM `{table}` WHERE id > {settings.rows}")
-        cursor.execute(f"UPDATE `{table}` SET {SEEDED_CHANGED_COLUMNS} WHERE id % {CHANGE_EVERY} = 0")
+        cursor.execute(f"UPDATE `{table}` SET {seeded_changed_columns(settings.rows)} WHERE id % {CHANGE_EVERY} = 0")
         conn.commit()
 
 
