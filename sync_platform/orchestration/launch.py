@@ -29,7 +29,7 @@ from sync_platform.configuration.project import Pipeline, Project, TableSpec
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
-from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.factory import build_definitions, project_tables
 from sync_platform.orchestration.keys import TableKeys, group_name
 
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
@@ -82,6 +82,7 @@ class RunOutcome:
     tables: list[TableOutcome]
     seconds: float
     blocked: str | None = None  # why the run was interrupted by the watchdog
+    marks: dict[str, float] = field(default_factory=dict)  # phase → when it ended (epoch seconds)
 
     @property
     def failed(self) -> list[TableOutcome]:
@@ -97,6 +98,17 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
         if pipeline.tables.get(spec.name) != spec:
             pipelines[spec.pipeline] = replace(pipeline, tables={**pipeline.tables, spec.name: spec})
     return replace(project, pipelines=pipelines)
+
+
+def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
+    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
+    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    wanted: dict[str, dict[str, TableSpec]] = {}
+    for spec in specs:
+        wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+    return replace(
+        project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
+    )
 
 
 def with_pipeline(project: Project, pipeline: Pipeline) -> Project:
@@ -134,8 +146,10 @@ def run_tables(
             if retries > 0
             else None
         )
-    definitions = build_definitions(project, retry_policy=policy)
+    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    definitions = build_definitions(only_tables(project, specs), retry_policy=policy)
     job = definitions.resolve_job_def(TABLES_JOB)
+    marks = {"definitions": time.time()}
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
     op_config = {"limit": limit, "max_chunks": max_chunks}
@@ -152,6 +166,7 @@ def run_tables(
         HOST_TAG: socket.gethostname(),
     }
     end_runs_of_dead_processes(instance)
+    marks["stale_runs"] = time.time()
     run_id = str(uuid.uuid4())
     watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
     started = time.monotonic()
@@ -172,12 +187,13 @@ def run_tables(
     finally:
         watchdog.stop()
     seconds = time.monotonic() - started
+    marks["run"] = time.time()
     outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
                 outcome.status, outcome.error = "failed", watchdog.blocked
-    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked, marks=marks)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
