@@ -365,13 +365,17 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
         raise _config_error(exc, ctx) from None
     summary(outcome, request)
     code = exit_code(outcome)
-    if _interrupted(instance, outcome):  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
+    interrupted = _interrupted(instance, outcome)
+    if interrupted:  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
         code = ExitCode.INTERRUPTED
         for table in outcome.failed:
             table.error = table.error or "interrupted before it finished"
         output.fail("interrupted: the run was canceled")
     if request.json_output is not None:
-        write_json(request.json_output, json_document(outcome, request, specs, started, code))
+        document = json_document(outcome, request, specs, started, code)
+        if interrupted:  # the run as a whole failed, whatever tables finished before the interrupt
+            document.update(status="failed", success=False, error=f"interrupted: {document['error']}")
+        write_json(request.json_output, document)
     raise SystemExit(code)
 
 

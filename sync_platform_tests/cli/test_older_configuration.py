@@ -421,20 +421,25 @@ def test_json_output_is_written_when_the_run_is_interrupted(site, mysql_db, tmp_
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait until the run is under way
         if (Path(home) / "history").exists():
-            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(home))
-            if any(r.status == dg.DagsterRunStatus.STARTED for r in instance.get_runs()):
+            try:  # the child may still be creating the instance's storage
+                instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(home))
+                started = any(r.status == dg.DagsterRunStatus.STARTED for r in instance.get_runs())
+            except Exception:
+                started = False
+            if started:
                 break
         assert child.poll() is None, child.communicate()
         time.sleep(0.2)
     stderr = ""
-    for _ in range(5):  # Ctrl-C; again if a signal that arrived inside a driver call went unnoticed
+    for _ in range(80):  # Ctrl-C, repeated: one that lands inside the native MySQL reader can go unnoticed
         child.send_signal(signal.SIGINT)
         try:
-            _, stderr = child.communicate(timeout=45)
+            _, stderr = child.communicate(timeout=3)
             break
         except subprocess.TimeoutExpired:
             continue
-    assert child.returncode == 130, stderr
+    # 130, or killed by a later Ctrl-C while the interpreter was already shutting down (after the JSON).
+    assert child.returncode in (130, -signal.SIGINT), stderr
     document = json.loads(out.read_text())
     assert document["status"] == "failed" and document["exit_code"] == 130
     assert "interrupt" in document["error"]
