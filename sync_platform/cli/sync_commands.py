@@ -20,7 +20,7 @@ import click
 
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
-from sync_platform.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_names
+from sync_platform.cli.exit_codes import ExitCode, exit_code_for
 from sync_platform.cli.run_progress import RunProgress
 from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, TableSpec, table_spec
@@ -30,6 +30,7 @@ from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.sync import RunOptions
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, run_tables, with_pipeline
 
@@ -73,8 +74,9 @@ def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--retries",
             type=click.IntRange(min=0),
-            help="Attempts after a transient error (lost connection, table busy); default 3, backing off "
-            "30/60/120 s. 0 fails at once (e.g. when Airflow retries the task itself).",
+            help=f"Attempts after a transient error (lost connection, table busy); default "
+            f"{DEFAULT_RETRY_SCHEDULE.retries}, backing off {DEFAULT_RETRY_SCHEDULE.describe()}. 0 fails at once "
+            "(e.g. when Airflow retries the task itself). An endpoint down at the start is never retried.",
         ),
         click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility; tables run in turn."),
         click.option("--parallel", is_flag=True, hidden=True, help="Accepted for compatibility."),
@@ -228,7 +230,12 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @click.option("--dry-run", is_flag=True, help="Show strategy, columns and SQL; change nothing.")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON.")
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
-@click.option("--retries", type=click.IntRange(min=0), help="Attempts after a transient error (default 3).")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help=f"Attempts after a transient error (default {DEFAULT_RETRY_SCHEDULE.retries}, backing off "
+    f"{DEFAULT_RETRY_SCHEDULE.describe()}).",
+)
 @click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
 @click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
 @click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
@@ -290,9 +297,8 @@ def exit_code(outcome: RunOutcome) -> ExitCode:
         return ExitCode.OK
     if len(failed) < len(outcome.tables):
         return ExitCode.PARTIAL
-    if outcome.blocked:
-        return ExitCode.CONNECTION
-    return exit_code_for_names(failed[0].error_classes)
+    kind = failed[0].error_kind
+    return kind.exit_code if kind is not None else ExitCode.PARTIAL
 
 
 def summary(outcome: RunOutcome, request: SyncRequest) -> None:
@@ -317,9 +323,18 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
         rows,
     )
     for t in outcome.failed:
-        output.fail(f"{t.spec.identity}: {t.error}")
+        output.fail(failure_line(t.spec, t.error or "failed"))
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def failure_line(spec: TableSpec, error: str) -> str:
+    """``<table>: <what failed>``, naming the table once even when the engine's message starts with it."""
+    for name in (spec.identity, spec.name):
+        if error.startswith(f"{name}: "):
+            error = error[len(name) + 2 :]
+            break
+    return f"{spec.identity}: {error}"
 
 
 def json_document(
@@ -351,6 +366,9 @@ def json_document(
             results[t.spec.name] = {
                 "status": "failed",
                 "error_message": t.error or "not run",
+                "error_kind": t.error_kind.kind if t.error_kind else "error",
+                "exit_code": int(t.error_kind.exit_code if t.error_kind else ExitCode.PARTIAL),
+                "transient": bool(t.error_kind and t.error_kind.transient),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }
     failures = len(outcome.failed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync_platform.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -19,7 +21,7 @@ class ConfigProblem:
         return f"{text}\n    fix: {self.hint}" if self.hint else text
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     """Every problem found, reported at once."""
 
     def __init__(self, problems: list[ConfigProblem]):

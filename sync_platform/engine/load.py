@@ -30,6 +30,7 @@ from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
 from sync_platform.engine.typemap import Kind, LogicalType
 from sync_platform.engine.watermark import Watermark
+from sync_platform.errors import WarehouseError
 from sync_platform.warehouse import (
     IncompatibleSchemaChange,
     LedgerEntry,
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 COPY_READ_ROWS = 8_192
 
 
-class LoadError(RuntimeError):
+class LoadError(WarehouseError, RuntimeError):
     """The warehouse refused a batch (names table, batch and the statement that failed)."""
 
 

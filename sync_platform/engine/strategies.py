@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.errors import ConfigurationError
 
 CursorKind = Literal["datetime", "timestamp", "date", "integer", "unix", "decimal", "string"]
 TIMESTAMP_CANDIDATES = (
@@ -49,7 +50,7 @@ class SourceTableLike(Protocol):
     primary_key: tuple[str, ...]
 
 
-class PlanError(ValueError):
+class PlanError(ConfigurationError, ValueError):
     """The table's configuration cannot be read with its strategy (names table, column and the fix)."""
 
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
+from sync_platform.errors import DataError
 
 # Redshift limits (bytes). VARCHAR lengths on Redshift count bytes, not characters.
 REDSHIFT_MAX_VARCHAR_BYTES = 65535
@@ -97,15 +98,15 @@ class Conversion(StrEnum):
     UNIX_MICROS = "unix_micros"  # int64 µs since the epoch; 0 is MySQL's zero TIMESTAMP
 
 
-class UnsupportedColumnType(ValueError):
+class UnsupportedColumnType(DataError, ValueError):
     """A source column type the type map does not know; the message names table, column and type."""
 
 
-class ColumnNameCollision(ValueError):
+class ColumnNameCollision(DataError, ValueError):
     """Two source columns would get the same warehouse name."""
 
 
-class OversizeValueError(ValueError):
+class OversizeValueError(DataError, ValueError):
     """A value longer than the warehouse column can hold, with ``oversize_text: fail``."""
 
     def __init__(self, table: str, column: str, byte_length: int, limit: int, *, hint: str) -> None:

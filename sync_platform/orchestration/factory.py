@@ -14,7 +14,7 @@ import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, load_project
 from sync_platform.orchestration import automation, checks
-from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY, table_assets
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys
 from sync_platform.orchestration.resources import connection_resources
 from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
@@ -49,12 +49,13 @@ def project_tables(project: Project) -> list[TableKeys]:
 def build_definitions(
     project: Project,
     *,
-    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    retry_schedule: RetrySchedule | None = DEFAULT_RETRY_SCHEDULE,
     resources: Mapping[str, object] | None = None,
 ) -> dg.Definitions:
     """Dagster definitions for every pipeline of ``project`` (no I/O beyond reading the config files).
 
-    ``resources`` replaces the connection resources built from connections.yml (tests, deployments).
+    ``resources`` replaces the connection resources built from connections.yml (tests, deployments);
+    ``retry_schedule`` None: a transient error fails the step at once.
     """
     tables = project_tables(project)
     sources: dict[dg.AssetKey, dg.AssetSpec] = {}
@@ -65,7 +66,7 @@ def build_definitions(
         pipeline = project.pipelines[keys.spec.pipeline]
         if keys.source not in sources:  # a MySQL table synced by several pipelines is one asset
             sources[keys.source] = source_spec(project, keys)
-        assets.append(table_assets(project, keys, retry_policy=retry_policy))
+        assets.append(table_assets(project, keys, retry_schedule=retry_schedule or RetrySchedule(retries=0)))
         lag = freshness_lag_seconds(pipeline, keys.spec)
         if lag is not None:
             lags.append((keys, lag))

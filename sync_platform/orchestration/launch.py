@@ -26,13 +26,14 @@ import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
+from sync_platform.errors import Classification, RunBlocked, classify
 from sync_platform.orchestration import watermarks
-from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
 from sync_platform.orchestration.factory import build_definitions
 from sync_platform.orchestration.keys import TableKeys, group_name
 
-DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
+DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry schedule's longest back-off (120 s)
 _POLL_SECONDS = 0.5
 _STEP_STARTED = {"STEP_START", "STEP_RESTARTED"}
 # A step waiting for its retry is not blocked: it is still the run's (its retry policy bounds the wait).
@@ -45,7 +46,7 @@ _LIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.Dagst
 Progress = Callable[[TableSpec, str], None]
 
 
-class RunBlockedError(RuntimeError):
+class RunBlockedError(RunBlocked):
     """No step of the run could start within the wait timeout; the run was interrupted."""
 
 
@@ -67,7 +68,7 @@ class TableOutcome:
     schema_changes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
-    error_classes: tuple[str, ...] = ()  # the failure's exception classes, outermost first (for exit codes)
+    error_kind: Classification | None = None  # the failure's classification (sync_platform.errors), for exit codes
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
 
@@ -123,14 +124,8 @@ def run_tables(
     if not stage and not load:
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
-    policy = DEFAULT_RETRY_POLICY
-    if retries is not None:
-        policy = (
-            dg.RetryPolicy(max_retries=retries, delay=policy.delay, backoff=policy.backoff, jitter=policy.jitter)
-            if retries > 0
-            else None
-        )
-    definitions = build_definitions(project, retry_policy=policy)
+    schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
+    definitions = build_definitions(project, retry_schedule=schedule)
     job = definitions.resolve_job_def(TABLES_JOB)
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
@@ -173,6 +168,7 @@ def run_tables(
         for outcome in outcomes:
             if outcome.status == "skipped":
                 outcome.status, outcome.error = "failed", watchdog.blocked
+                outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
     return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
 
 
@@ -231,7 +227,8 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
             outcome.error = (user.description if user and user.description else None) or (
                 error.message.strip() if error else "failed"
             )
-            outcome.error_classes = _error_classes(error)
+            metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
+            outcome.error_kind = Classification.from_metadata(metadata)
         elif kind == "ASSET_MATERIALIZATION":
             _read_materialization(outcome, keys, event.event_specific_data.materialization)
         elif kind == "ASSET_CHECK_EVALUATION":
@@ -239,14 +236,6 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
             outcome.checks[evaluation.check_name] = evaluation.passed
     outcome.seconds = step_seconds
     return outcome
-
-
-def _error_classes(error: Any) -> tuple[str, ...]:
-    names: list[str] = []
-    while error is not None and len(names) < 10:
-        names.append(error.cls_name or "")
-        error = error.cause or error.context
-    return tuple(names)
 
 
 def _value(metadata: Mapping[str, Any], key: str, default: Any = None) -> Any:

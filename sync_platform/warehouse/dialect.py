@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import pyarrow as pa
 
 from sync_platform.engine.typemap import ColumnMapping, Kind, LogicalType, OversizePolicy
+from sync_platform.errors import DataError
 
 LEDGER_TABLE = "_sync_load_ledger"
 INTERNAL_SUFFIX = "__sp"  # marks tables/columns the platform creates next to a target
@@ -178,7 +179,7 @@ class EvolutionPlan:
         return not self.statements
 
 
-class IncompatibleSchemaChange(ValueError):
+class IncompatibleSchemaChange(DataError, ValueError):
     """A source column changed in a way the target column cannot follow by widening."""
 
     def __init__(self, table: str, column: str, old_type: str, new_type: str, fix: str) -> None:

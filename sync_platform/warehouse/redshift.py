@@ -32,6 +32,7 @@ from sync_platform.engine.typemap import (
     redshift_varbyte_bytes,
     redshift_varchar_bytes,
 )
+from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse.dialect import (
     INTERNAL_SUFFIX,
     PhysicalType,
@@ -46,7 +47,7 @@ MAX_INTERLEAVED_SORTKEY_COLUMNS = 8
 REDACTED = "***"
 
 
-class LayoutError(ValueError):
+class LayoutError(ConfigurationError, ValueError):
     """A DISTKEY/SORTKEY setting that Redshift would reject (names table and setting)."""
 
 
