@@ -10,9 +10,11 @@ import yaml
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
 from sync_platform.cli.exit_codes import ExitCode
-from sync_platform.configuration import read_project
+from sync_platform.configuration import ConfigProblem, read_project
+from sync_platform.configuration.errors import key_path
 from sync_platform.configuration.project import Pipeline, TableSpec
 from sync_platform.configuration.scaffold import write_skeleton
+from sync_platform.engine.strategies import PlanError, check_custom_query
 
 
 @click.group("config")
@@ -116,6 +118,8 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool) -> None:
         or p.file.parent.name in ("templates", "tables", "environments")
         or p.file.name.startswith("connections")
     ]
+    if project is not None and pipeline in project.pipelines:
+        relevant += _query_problems(project.pipelines[pipeline])
     if relevant:
         click.echo(f"pipeline {pipeline}: {len(relevant)} problem(s)", err=True)
         for problem in relevant:
@@ -136,6 +140,27 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool) -> None:
             ["table", "strategy", "cursor", "target", "write", "page rows"],
             [_table_row(t) for t in p.tables.values()],
         )
+
+
+def _query_problems(pipeline: Pipeline) -> list[ConfigProblem]:
+    """Each ``custom_query`` the engine would refuse (not one read-only SELECT), found without a connection."""
+    problems = []
+    for name, spec in pipeline.tables.items():
+        query = spec.config.custom_query
+        if query is None:
+            continue
+        try:
+            check_custom_query(query)
+        except PlanError as exc:
+            problems.append(
+                ConfigProblem(
+                    pipeline.file,
+                    key_path(("tables", name, "custom_query")),
+                    str(exc),
+                    "write one SELECT that only reads, with placeholders such as {table_name} and {last_id}",
+                )
+            )
+    return problems
 
 
 def _pipeline_file(config_dir: Path, name: str) -> Path | None:

@@ -151,13 +151,7 @@ def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **opt
     project = ctx.project()
     try:
         if tables:
-            specs = [table_spec(project, pipeline, name.rpartition(":")[2]) for name in tables]
-            for name, spec in zip(tables, specs, strict=True):
-                source = name.rpartition(":")[0]
-                if source and source != spec.source:
-                    raise ConfigError(
-                        [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
-                    )
+            specs = [resolve_table(project, name, pipeline) for name in tables]
         else:
             specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
     except ConfigError as exc:
@@ -323,18 +317,9 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
         rows,
     )
     for t in outcome.failed:
-        output.fail(failure_line(t.spec, t.error or "failed"))
+        output.fail(output.failure_line(t.spec, t.error or "failed"))
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
-
-
-def failure_line(spec: TableSpec, error: str) -> str:
-    """``<table>: <what failed>``, naming the table once even when the engine's message starts with it."""
-    for name in (spec.identity, spec.name):
-        if error.startswith(f"{name}: "):
-            error = error[len(name) + 2 :]
-            break
-    return f"{spec.identity}: {error}"
 
 
 def json_document(

@@ -15,8 +15,13 @@ class ConfigProblem:
     message: str
     hint: str = ""
 
+    @property
+    def on_command_line(self) -> bool:
+        """A problem with a command-line argument (``-t x``, ``--pipeline``), not with a file or variable."""
+        return self.file is None and self.key.startswith("-")
+
     def __str__(self) -> str:
-        where = str(self.file) if self.file else "environment"
+        where = str(self.file) if self.file else "command line" if self.on_command_line else "environment"
         text = f"{where}: {self.key or '(top level)'}: {self.message}"
         return f"{text}\n    fix: {self.hint}" if self.hint else text
 
@@ -27,7 +32,8 @@ class ConfigError(ConfigurationError):
     def __init__(self, problems: list[ConfigProblem]):
         self.problems = list(problems)
         count = len(self.problems)
-        header = f"{count} configuration problem{'s' if count != 1 else ''}:"
+        what = "command-line" if self.problems and all(p.on_command_line for p in self.problems) else "configuration"
+        header = f"{count} {what} problem{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *(f"- {p}" for p in self.problems)]))
 
 

@@ -183,7 +183,7 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
     ended: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE, tags={HOST_TAG: host})):
         pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or process_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the process that ran it ({host}, pid {pid}) is gone; ended by a later run")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -191,7 +191,8 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
     return ended
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
