@@ -5,13 +5,14 @@ in this process against the instance under ``DAGSTER_HOME``. A CLI run is theref
 reads and moves the same watermarks as schedules and ``dagster asset materialize``, honours the
 source pools and the per-table lock, and its results are read back from the run's events.
 
-A run whose steps cannot start (a pool with no free slot, another run holding the table) would wait
-for ever; a watchdog interrupts it after ``wait_timeout`` seconds without a running step.
+The run executes in a child process (:mod:`run_worker`) so that it can be stopped cleanly: a run whose
+steps cannot start (a pool with no free slot) would wait for ever; a watchdog gives up after
+``wait_timeout`` seconds without a running step, ends the child and records the run as canceled with
+what it was waiting for.
 """
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import os
 import socket
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
 from sync_platform.errors import Classification, RunBlocked, classify
@@ -32,6 +32,7 @@ from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
 from sync_platform.orchestration.factory import build_definitions
 from sync_platform.orchestration.keys import TableKeys, group_name
+from sync_platform.orchestration.run_worker import RunWorker, die_like
 
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry schedule's longest back-off (120 s)
 _POLL_SECONDS = 0.5
@@ -144,11 +145,9 @@ def run_tables(
     }
     end_runs_of_dead_processes(instance)
     run_id = str(uuid.uuid4())
-    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
-    started = time.monotonic()
-    watchdog.start()
-    try:
-        job.execute_in_process(  # results are read back from the run's events, as the UI shows them
+
+    def execute() -> None:  # in the run worker; results are read back from the run's events, as the UI shows them
+        job.execute_in_process(
             run_config=run_config,
             instance=instance,
             asset_selection=selection,
@@ -156,12 +155,20 @@ def run_tables(
             tags=tags,
             raise_on_error=False,
         )
-        watchdog.finished()
-    except DagsterExecutionInterruptedError:
-        if watchdog.blocked is None:
-            raise
+
+    worker = RunWorker(execute)
+    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress, on_blocked=worker.kill)
+    started = time.monotonic()
+    worker.start()
+    watchdog.start()  # after the fork: the child inherits no thread
+    try:
+        exit_code = worker.wait()
     finally:
         watchdog.stop()
+    if watchdog.blocked is not None:
+        _cancel_blocked_run(instance, run_id, watchdog.blocked)
+    elif exit_code < 0:
+        die_like(exit_code)
     seconds = time.monotonic() - started
     outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
@@ -170,6 +177,14 @@ def run_tables(
                 outcome.status, outcome.error = "failed", watchdog.blocked
                 outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
     return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+
+
+def _cancel_blocked_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
+    """Record the run the watchdog stopped as canceled, with what it was waiting for, and free its pool claims."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, f"sync-platform {reason}")
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
@@ -261,11 +276,11 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
 
 
 class _Watchdog(threading.Thread):
-    """Relays the run's progress messages and interrupts a run that cannot start any step.
+    """Relays the run's progress messages and gives up on a run that cannot start any step.
 
-    The in-process executor waits for a pool slot in a loop that never looks at signals (Dagster
-    defers SIGINT while a run executes), so the interruption is raised in the executing thread as
-    ``DagsterExecutionInterruptedError``: Dagster then ends the run as canceled and frees its claims.
+    The in-process executor waits for a pool slot in a loop that never looks at signals, so giving up
+    means ``on_blocked``: the run worker (the child process executing the run) is killed, and the run
+    is recorded as canceled with what it was waiting for (see :mod:`run_worker`).
     """
 
     def __init__(
@@ -275,6 +290,8 @@ class _Watchdog(threading.Thread):
         keys: Sequence[TableKeys],
         wait_timeout: float,
         progress: Progress | None,
+        *,
+        on_blocked: Callable[[], None],
     ):
         super().__init__(name="sync-platform-watchdog", daemon=True)
         self.instance, self.run_id, self.wait_timeout, self.progress = instance, run_id, wait_timeout, progress
@@ -284,16 +301,9 @@ class _Watchdog(threading.Thread):
         self._running: set[str] = set()
         self._waiting_since = time.monotonic()
         self._last_wait_reason = ""
-        self._executing_thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._finished = False
+        self._on_blocked = on_blocked
         self._cursor: str | None = None
         self.records: list[Any] = []  # every event of the run, in order, once stopped
-
-    def finished(self) -> None:
-        """The run returned: interrupting it from now on would hit the caller instead."""
-        with self._lock:
-            self._finished = True
 
     def stop(self) -> None:
         self._halt.set()
@@ -307,21 +317,16 @@ class _Watchdog(threading.Thread):
                 self._poll()
             except Exception:  # the storage may be mid-write; the next poll reads it
                 continue
-            if self._running:
+            if self._running or not self.records:  # a step runs, or the worker has not started the run yet
                 self._waiting_since = time.monotonic()
             elif time.monotonic() - self._waiting_since > self.wait_timeout:
                 reason = self._last_wait_reason or "no step started"
-                with self._lock:
-                    if self._finished:
-                        return
-                    self.blocked = (
-                        f"gave up after {self.wait_timeout:g} s without a running step ({reason}); "
-                        "other runs hold the source pool's slots or the table — see the Dagster UI "
-                        "(Deployment → Concurrency) or raise --wait-timeout"
-                    )
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(self._executing_thread), ctypes.py_object(DagsterExecutionInterruptedError)
-                    )
+                self.blocked = (
+                    f"gave up after {self.wait_timeout:g} s without a running step ({reason}); "
+                    "other runs hold the source pool's slots or the table — see the Dagster UI "
+                    "(Deployment → Concurrency) or raise --wait-timeout"
+                )
+                self._on_blocked()
                 return
 
     def _poll(self) -> bool:
