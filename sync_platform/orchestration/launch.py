@@ -37,6 +37,7 @@ from sync_platform.orchestration.run_worker import RunWorker, die_like
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry schedule's longest back-off (120 s)
 _POLL_SECONDS = 0.5
 _STEP_STARTED = {"STEP_START", "STEP_RESTARTED"}
+_RUN_ENDED = {"PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED"}  # event type values of RUN_SUCCESS, …
 # A step waiting for its retry is not blocked: it is still the run's (its retry policy bounds the wait).
 _STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
 _DURATION_ENDS = _STEP_ENDED | {"STEP_UP_FOR_RETRY"}
@@ -302,6 +303,7 @@ class _Watchdog(threading.Thread):
         self._waiting_since = time.monotonic()
         self._last_wait_reason = ""
         self._on_blocked = on_blocked
+        self._run_ended = False  # the run reached its end: nothing to give up on
         self._cursor: str | None = None
         self.records: list[Any] = []  # every event of the run, in order, once stopped
 
@@ -317,6 +319,8 @@ class _Watchdog(threading.Thread):
                 self._poll()
             except Exception:  # the storage may be mid-write; the next poll reads it
                 continue
+            if self._run_ended:
+                return
             if self._running or not self.records:  # a step runs, or the worker has not started the run yet
                 self._waiting_since = time.monotonic()
             elif time.monotonic() - self._waiting_since > self.wait_timeout:
@@ -340,6 +344,8 @@ class _Watchdog(threading.Thread):
             step = entry.step_key
             if event is not None:
                 kind = event.event_type_value
+                if kind in _RUN_ENDED:
+                    self._run_ended = True
                 if kind in _STEP_STARTED:
                     self._running.add(step)
                 elif kind in _STEP_ENDED:
