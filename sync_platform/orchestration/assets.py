@@ -104,7 +104,14 @@ def run_table(
     registry = build_registry(project, resources)
     try:
         if context.retry_number == 0:  # a retry resumes a run that already reached every endpoint
-            preflight(registry, [keys.spec], stage=keys.staging in context.selected_asset_keys)
+            selected, checking = context.selected_asset_keys, bool(context.selected_asset_check_keys)
+            # The checks compare the source with the target, so they need both.
+            preflight(
+                registry,
+                [keys.spec],
+                stage=keys.staging in selected or checking,
+                load=keys.warehouse in selected or checking,
+            )
         yield from _run(context, registry, keys, config)
     except dg.Failure:
         raise
