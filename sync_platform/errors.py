@@ -154,3 +154,7 @@ def classify(error: BaseException) -> Classification:
     from sync_platform.connections.retry import classify_driver_error
 
     return classify_driver_error(error)
+
+
+# A run stopped by Ctrl-C or SIGTERM (Dagster cancels it at its next checkpoint).
+INTERRUPTED = Classification("interrupted", ExitCode.INTERRUPTED, False)

@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
-from sync_platform.errors import Classification, RunBlocked, classify
+from sync_platform.errors import INTERRUPTED, Classification, RunBlocked, classify
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
@@ -37,6 +37,7 @@ from sync_platform.orchestration.run_worker import RunWorker, die_like
 DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry schedule's longest back-off (120 s)
 _POLL_SECONDS = 0.5
 _STEP_STARTED = {"STEP_START", "STEP_RESTARTED"}
+_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}  # how Dagster reports a step it interrupted
 _RUN_ENDED = {"PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED"}  # event type values of RUN_SUCCESS, …
 # A step waiting for its retry is not blocked: it is still the run's (its retry policy bounds the wait).
 _STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
@@ -63,6 +64,9 @@ class TableOutcome:
     files: int = 0
     bytes: int = 0
     null_cursor_rows: int = 0
+    null_cursor_policy: str | None = None
+    null_cursor_loaded: int = 0
+    warnings: list[str] = field(default_factory=list)
     zero_dates: int = 0
     target_rows: int | None = None
     extract_watermark: str | None = None
@@ -73,6 +77,7 @@ class TableOutcome:
     error_kind: Classification | None = None  # the failure's classification (sync_platform.errors), for exit codes
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
+    check_errors: dict[str, str] = field(default_factory=dict)  # failed ERROR checks: name → what they found
 
 
 @dataclass
@@ -246,11 +251,15 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
             )
             metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
             outcome.error_kind = Classification.from_metadata(metadata)
+            if outcome.error_kind is None and error is not None and error.cls_name in _INTERRUPTS:
+                outcome.error_kind = INTERRUPTED
         elif kind == "ASSET_MATERIALIZATION":
             _read_materialization(outcome, keys, event.event_specific_data.materialization)
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             outcome.checks[evaluation.check_name] = evaluation.passed
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                outcome.check_errors[evaluation.check_name] = evaluation.description or "failed"
     outcome.seconds = step_seconds
     return outcome
 
@@ -267,6 +276,9 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
         outcome.files = _value(metadata, watermarks.FILES, 0)
         outcome.bytes = _value(metadata, watermarks.BYTES, 0)
         outcome.null_cursor_rows = _value(metadata, watermarks.NULL_CURSOR_ROWS, 0)
+        outcome.null_cursor_policy = _value(metadata, watermarks.NULL_CURSOR_POLICY)
+        outcome.null_cursor_loaded = _value(metadata, watermarks.NULL_CURSOR_LOADED, 0)
+        outcome.warnings = list(_value(metadata, watermarks.WARNINGS, []) or [])
         outcome.zero_dates = _value(metadata, watermarks.ZERO_DATE_COUNT, 0)
         outcome.extract_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
     elif materialization.asset_key == keys.warehouse:

@@ -49,15 +49,17 @@ class RunWorker:
         assert self._process is not None
         forward = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, self._interrupt_child) if forward else None
+        interrupted = False
         try:
             while True:
                 try:
                     self._process.join()
                     break
-                except KeyboardInterrupt:  # Ctrl-C reached the child too (same process group): let it cancel
+                except KeyboardInterrupt:  # Ctrl-C: the child cancels the run, as Dagster cancels runs
+                    if interrupted:  # a second Ctrl-C: stop waiting
+                        raise
+                    interrupted = True
                     self._interrupt_child()
-                    self._process.join(timeout=60)
-                    raise
         finally:
             if forward:
                 signal.signal(signal.SIGTERM, previous)
