@@ -33,7 +33,7 @@ from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
 from sync_platform.engine.watermark import Watermark
-from sync_platform.errors import WarehouseError
+from sync_platform.errors import WarehouseError, classify
 from sync_platform.warehouse import (
     BatchLoad,
     LedgerEntry,
@@ -344,6 +344,7 @@ class TableLoader:
                 _rollback_quietly(conn)
                 if attempt == CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     failure = LoadError(self._failure_text(f"{doing} {self.spec.target}", exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     failure = None
             if failure is not None:
@@ -376,6 +377,7 @@ class TableLoader:
                 if attempt >= CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     what = f"loading batch {manifest.batch_id} into {spec.target}"
                     failure = LoadError(self._failure_text(what, exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     log.warning(
                         "%s: batch %s met a concurrent writer (%s); retrying", spec.table, manifest.batch_id, exc.pgcode

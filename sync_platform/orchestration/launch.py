@@ -162,6 +162,10 @@ def run_tables(
             raise_on_error=False,
         )
 
+    # Create the run's event storage before the fork: the worker writes it while the watchdog reads it,
+    # and two processes creating one SQLite file at once can each stamp its schema (a broken run log).
+    instance.get_records_for_run(run_id, limit=1)
+    instance.event_log_storage.get_concurrency_keys()
     worker = RunWorker(execute)
     watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress, on_blocked=worker.kill)
     started = time.monotonic()

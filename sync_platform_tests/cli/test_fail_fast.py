@@ -82,7 +82,7 @@ def _assert_failed_fast(result: Any, seconds: float, *named: str) -> None:
     for fragment in named:
         assert fragment in result.stderr, text
     assert "read nothing" in result.stderr and "connections health" in result.stderr, text  # the fix
-    assert "retry" not in result.stderr.lower().replace("no retries", ""), text
+    assert "transient: retry" not in result.stderr, text  # an endpoint down at the start is not retried
 
 
 def test_warehouse_port_closed_exits_2_at_once_naming_the_warehouse(
