@@ -20,7 +20,7 @@ from typing import Any
 import click
 import dagster as dg
 
-from sync_platform.cli import output
+from sync_platform.cli import output, timings
 from sync_platform.cli.context import CliContext, pass_cli
 from sync_platform.cli.exit_codes import ExitCode, exit_code_for
 from sync_platform.cli.run_progress import RunProgress
@@ -131,6 +131,7 @@ def sync_group(
     click_ctx: click.Context, ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any
 ) -> None:
     """Sync tables: `sync -t schema.table` (v1.0.0), `sync pipeline -p P`, `sync connections -s S -r T -t T`."""
+    timings.mark("command")
     if click_ctx.invoked_subcommand is not None:
         given = [name for name, value in options.items() if value not in (None, False, DEFAULT_WAIT_TIMEOUT)]
         if tables or pipeline or given:
@@ -155,6 +156,7 @@ def sync_group(
 def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **options: Any) -> None:
     """Sync the tables of pipeline P (its pipeline.name or file name; all enabled tables when -t is not given)."""
     request = _request(options, pipeline_label=pipeline)
+    timings.mark("command")
     with json_on_every_exit(ctx, request, tables):
         project = ctx.project(pipeline=pipeline)
         try:
@@ -254,6 +256,7 @@ def sync_connections(
     ctx: CliContext, source: str, target: str, tables: tuple[str, ...], s3_config: str | None, **options: Any
 ) -> None:
     """Sync tables between two connections without a pipeline file (pipeline `adhoc_<source>_<target>`)."""
+    timings.mark("command")
     request = _request(options, pipeline_label=f"adhoc_{source}_{target}")
     with json_on_every_exit(ctx, request, tables):
         project = ctx.project()
@@ -311,6 +314,7 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @pass_cli
 def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any) -> None:
     """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
+    timings.mark("command")
     request = _request(options, backup_only=True)
     with json_on_every_exit(ctx, request, tables):
         _sync_named(ctx, tables, pipeline, request)
@@ -330,6 +334,7 @@ def _sync_named(ctx: CliContext, tables: Sequence[str], pipeline: str | None, re
 
 
 def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], request: SyncRequest) -> None:
+    timings.mark("configuration")
     if request.batch_size:
         specs = [dataclasses.replace(s, page_rows=request.batch_size) for s in specs]
     if request.dry_run:
@@ -337,6 +342,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
         return
     started = dt.datetime.now(dt.UTC)
     instance = cli_instance()
+    timings.mark("instance")
     try:
         with RunProgress(specs, quiet=ctx.quiet) as progress:
             outcome = run_tables(
@@ -352,6 +358,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
                 progress=progress.update,
             )
             progress.finish(outcome)
+        timings.record(outcome.marks)
     except ConfigError as exc:  # e.g. an ad-hoc table that a pipeline already writes
         raise _config_error(exc, ctx) from None
     summary(outcome, request)

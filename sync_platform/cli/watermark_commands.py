@@ -21,6 +21,7 @@ from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, TableSpec
 from sync_platform.connections.registry import ConnectionRegistry, UnknownConnection
 from sync_platform.engine.cleanup import inventory
+from sync_platform.engine.reconcile.counts import NotComparable, compare_row_counts, duplicate_keys
 from sync_platform.engine.recovery import TableShape, null_cursor_counts, read_table_shape
 from sync_platform.engine.watermark import (
     TIMESTAMP_FORMAT,
@@ -33,7 +34,6 @@ from sync_platform.engine.watermark import (
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.keys import staging_key, warehouse_key
-from sync_platform.orchestration.reconcile import NotComparable, compare_row_counts, duplicate_keys
 
 
 def _fail(message: str, code: ExitCode = ExitCode.CONFIG) -> NoReturn:

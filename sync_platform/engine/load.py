@@ -151,6 +151,15 @@ def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview
                 del group
 
 
+def _ledger_watermark(manifest: Manifest) -> str:
+    """The ledger's watermark text; a reconcile repair batch has no position, so it records none
+    (the ledger's latest "end" must stay the last sync's, see ``recovery.ledger_watermark``)."""
+    load = manifest.extra.get("load", {})
+    if load.get("strategy") == "reconcile":
+        return json.dumps({"reconcile": {"rows": manifest.rows}})
+    return json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end})
+
+
 def _rollback_quietly(conn: psycopg2.extensions.connection) -> None:
     """Roll back; a connection that is already gone (terminated backend) has nothing to roll back."""
     with contextlib.suppress(psycopg2.Error):
@@ -245,7 +254,7 @@ class TableLoader:
             manifest.rows,
             len(manifest.files),
             manifest.bytes,
-            json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end}),
+            _ledger_watermark(manifest),
             loaded_at=dt.datetime.now(dt.UTC),
         )
         from_s3 = self.dialect.capabilities.stage_fill == "copy_from_s3"

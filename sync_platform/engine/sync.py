@@ -86,7 +86,7 @@ def _lock_name(spec: TableSpec) -> str:
 
 
 @contextmanager
-def _table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
+def table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
     """One extract of a table at a time, held on the source server (visible to every process)."""
     name = _lock_name(spec)
     with conn.cursor() as cursor:
@@ -315,7 +315,7 @@ def extract_table(
         watermark=previous,
         started_at=wall,
     )
-    with source.connect() as conn, _table_lock(conn, spec, options.lock_wait_seconds):
+    with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
         planned = plan_extract(registry, spec, conn, previous, options)
         choice, plan, mapping = planned.choice, planned.plan, planned.mapping
         resume, ceiling = planned.resume, planned.ceiling
@@ -432,9 +432,7 @@ def _stream_to_stage(
             sequence=sequence,
             table_identity=spec.identity,
             schema=mapping.arrow_schema,
-            columns=[
-                {"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns
-            ],
+            columns=staged_columns(mapping),
             max_rows=spec.file_max_rows,
             max_mb=spec.file_max_mb,
             compression=spec.compression,
@@ -492,6 +490,11 @@ def _stream_to_stage(
     result.capped = reader.capped
     result.zero_dates = counts
     result.truncated_values = truncated
+
+
+def staged_columns(mapping: TableMapping) -> list[dict]:
+    """The column descriptions a batch's manifest carries (the loader creates the table from them)."""
+    return [{"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns]
 
 
 def _logical_dict(logical: LogicalType) -> dict:

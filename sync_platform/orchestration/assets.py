@@ -20,13 +20,13 @@ from pydantic import Field
 from sync_platform.configuration.project import Project
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.reconcile.counts import target_columns
 from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
 from sync_platform.errors import classify
 from sync_platform.orchestration import checks, watermarks
 from sync_platform.orchestration.keys import TableKeys
-from sync_platform.orchestration.reconcile import target_columns
 from sync_platform.orchestration.resources import build_registry
 from sync_platform.orchestration.translator import staging_spec, warehouse_spec
 

@@ -2,7 +2,8 @@
 
 Per table: the MySQL table (external asset) → the staged batches → the warehouse table, in one
 group per pipeline, with the reconciliation and freshness checks. Per pipeline: a schedule (all
-runs use one job). Per connection: a resource. Nothing here opens a connection.
+sync runs use one job), and a reconcile job (``source_equals_target`` checks) with its optional
+schedule. Per connection: a resource. Nothing here opens a connection.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
-from sync_platform.orchestration import automation, checks
+from sync_platform.engine.reconcile import reconcilable
+from sync_platform.orchestration import automation, checks, reconciliation
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
@@ -105,11 +107,22 @@ def build_definitions(
     freshness = checks.freshness_checks(lags)
     if freshness:
         sensors.append(checks.freshness_sensor(freshness))
+    reconciled: list[dg.AssetChecksDefinition] = []
+    for name, keys_of_pipeline in by_pipeline.items():
+        comparable = [k for k in keys_of_pipeline if reconcilable(k.spec)]
+        if not comparable:
+            continue
+        reconciled += [reconciliation.source_equals_target_check(project, k) for k in comparable]
+        reconcile_job = reconciliation.reconcile_job(project.pipelines[name], comparable)
+        jobs.append(reconcile_job)
+        reconcile_schedule = reconciliation.reconcile_schedule(project.pipelines[name], reconcile_job)
+        if reconcile_schedule is not None:
+            schedules.append(reconcile_schedule)
 
     problem_specs, problem_checks = _broken_pipeline_markers(project) if not strict else ([], [])
     return dg.Definitions(
         assets=[*sources.values(), *assets, *problem_specs],
-        asset_checks=[*freshness, *problem_checks],
+        asset_checks=[*freshness, *reconciled, *problem_checks],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

@@ -30,7 +30,7 @@ from sync_platform.errors import INTERRUPTED, Classification, RunBlocked, classi
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
-from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.factory import build_definitions, project_tables
 from sync_platform.orchestration.keys import TableKeys, group_name
 from sync_platform.orchestration.run_worker import RunWorker, die_like
 
@@ -86,6 +86,7 @@ class RunOutcome:
     tables: list[TableOutcome]
     seconds: float
     blocked: str | None = None  # why the run was interrupted by the watchdog
+    marks: dict[str, float] = field(default_factory=dict)  # phase → when it ended (epoch seconds)
 
     @property
     def failed(self) -> list[TableOutcome]:
@@ -101,6 +102,17 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
         if pipeline.tables.get(spec.name) != spec:
             pipelines[spec.pipeline] = replace(pipeline, tables={**pipeline.tables, spec.name: spec})
     return replace(project, pipelines=pipelines)
+
+
+def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
+    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
+    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    wanted: dict[str, dict[str, TableSpec]] = {}
+    for spec in specs:
+        wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+    return replace(
+        project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
+    )
 
 
 def with_pipeline(project: Project, pipeline: Pipeline) -> Project:
@@ -132,8 +144,10 @@ def run_tables(
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
     schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
-    definitions = build_definitions(project, retry_schedule=schedule)
+    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    definitions = build_definitions(only_tables(project, specs), retry_schedule=schedule)
     job = definitions.resolve_job_def(TABLES_JOB)
+    marks = {"definitions": time.time()}
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
     op_config = {"limit": limit, "max_chunks": max_chunks}
@@ -150,6 +164,7 @@ def run_tables(
         HOST_TAG: socket.gethostname(),
     }
     end_runs_of_dead_processes(instance)
+    marks["stale_runs"] = time.time()
     run_id = str(uuid.uuid4())
 
     def execute() -> None:  # in the run worker; results are read back from the run's events, as the UI shows them
@@ -180,13 +195,14 @@ def run_tables(
     elif exit_code < 0:
         die_like(exit_code)
     seconds = time.monotonic() - started
+    marks["run"] = time.time()
     outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
                 outcome.status, outcome.error = "failed", watchdog.blocked
                 outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
-    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked, marks=marks)
 
 
 def _cancel_blocked_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:

@@ -306,6 +306,18 @@ class RedshiftDialect(WarehouseDialect):
             "DROP COLUMN, RENAME COLUMN) and rerun."
         )
 
+    # ------------------------------------------------------------------ reconcile
+
+    text_type = "VARCHAR(65535)"
+    hashes_unbounded_text = True  # a row's canonical text must stay within VARCHAR(65535)
+
+    def binary_hex(self, column_sql: str) -> str:
+        return f"TO_HEX({column_sql})"
+
+    def row_hash(self, text_sql: str) -> str:
+        """Redshift has no bit casts: STRTOL reads the 15 hex digits; DECIMAL keeps the sum exact."""
+        return f"CAST(STRTOL(SUBSTRING(MD5({text_sql}), 18), 16) AS DECIMAL(38,0))"
+
     # ------------------------------------------------------------------ locking
 
     def lock_statement(self, table: TableRef) -> str:
