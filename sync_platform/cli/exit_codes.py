@@ -55,7 +55,7 @@ def _classes() -> list[tuple[tuple[type[BaseException], ...], ExitCode]]:
     from sync_platform.engine.load import LoadError
     from sync_platform.engine.source_schema import SourceTableNotFound
     from sync_platform.engine.stage import StagingError
-    from sync_platform.engine.strategies import PlanError
+    from sync_platform.engine.strategies import NullCursorRowsError, PlanError
     from sync_platform.engine.typemap import OversizeValueError, UnsupportedColumnType
     from sync_platform.warehouse import IncompatibleSchemaChange
 
@@ -65,7 +65,7 @@ def _classes() -> list[tuple[tuple[type[BaseException], ...], ExitCode]]:
             (ConnectionFailure, TunnelError, ExtractError, pymysql.err.OperationalError, psycopg2.OperationalError),
             ExitCode.CONNECTION,
         ),
-        ((OversizeValueError, UnsupportedColumnType, IncompatibleSchemaChange), ExitCode.DATA),
+        ((OversizeValueError, UnsupportedColumnType, IncompatibleSchemaChange, NullCursorRowsError), ExitCode.DATA),
         ((StagingError, OSError), ExitCode.STAGING),
         ((LoadError,), ExitCode.WAREHOUSE),
     ]

@@ -25,7 +25,7 @@ from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, TableSpec
 from sync_platform.connections.registry import ConnectionRegistry, UnknownConnection
 from sync_platform.engine.cleanup import inventory
-from sync_platform.engine.recovery import TableShape, read_table_shape
+from sync_platform.engine.recovery import TableShape, null_cursor_counts, read_table_shape
 from sync_platform.engine.strategies import CursorColumn
 from sync_platform.engine.typemap import ColumnMapping
 from sync_platform.engine.watermark import CursorValue, Watermark
@@ -556,6 +556,7 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
         load = watermarks.resolve_load_watermark(instance, registry, spec)
         counts = compare_row_counts(registry, spec, shape, _ordered(load.watermark, spec))
         duplicates = duplicate_keys(registry, spec, shape)
+        nulls = null_cursor_counts(registry, spec, shape)
         extracted, extract_runs = _materialized_rows(instance, staging_key(spec))
         loaded, load_runs = _materialized_rows(instance, warehouse_key(spec))
     problems: list[str] = []
@@ -582,6 +583,17 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
         click.echo(f"duplicate keys    {duplicates.duplicated_keys:,} on ({key})")
         if duplicates.duplicated_keys:
             problems.append(f"{duplicates.duplicated_keys:,} values of ({key}) occur more than once")
+    if nulls is not None:
+        click.echo(
+            f"NULL {nulls.column:<12} {nulls.source_rows:,} at the source, {nulls.target_rows:,} in the target "
+            f"(null_cursor: {nulls.policy}; outside the window above)"
+        )
+        if nulls.policy == "load" and nulls.target_rows < nulls.source_rows:
+            problems.append(f"{nulls.source_rows - nulls.target_rows:,} rows with a NULL {nulls.column} are missing")
+        elif nulls.policy != "load" and nulls.source_rows:
+            problems.append(
+                f"{nulls.source_rows:,} rows with a NULL {nulls.column} are not loaded (null_cursor: {nulls.policy})"
+            )
     click.echo(f"rows extracted    {extracted:,} in {extract_runs} recorded run(s) (re-reads included)")
     click.echo(f"rows loaded       {loaded:,} in {load_runs} recorded run(s) (rows loaded again included)")
     if problems:

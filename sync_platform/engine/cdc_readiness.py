@@ -123,8 +123,9 @@ def _check_timestamp(
     if column.nullable:
         report.add(
             "warning",
-            f"`{ts}` is nullable: rows where it is NULL are never read incrementally (they are counted as "
-            "null_cursor_rows and loaded only by full syncs); make it NOT NULL if every row has one",
+            f"`{ts}` is nullable: rows where it is NULL lie outside every incremental window; with "
+            "null_cursor: load (the default) they are read by key on every run and merged, with report they "
+            "are only counted, with fail the run stops; make it NOT NULL if every row has one",
         )
     index = _leads_an_index(ts, indexes)
     if index is None:

@@ -22,9 +22,10 @@ from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.load import LoadSpec
 from sync_platform.engine.manifest import COPY_MANIFEST_NAME
+from sync_platform.engine.mysql_sql import literal, quote_mysql
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.source_schema import SourceColumn
-from sync_platform.engine.strategies import ReadPlan, build_plan, literal, quote_mysql, snapshot_plan
+from sync_platform.engine.strategies import ReadPlan, build_plan, snapshot_plan
 from sync_platform.engine.sync import (
     ExtractPlan,
     RunOptions,
@@ -93,6 +94,7 @@ class TableExplanation:
     ceiling: CursorValue
     ceiling_sql: str | None
     null_cursor_rows: int
+    null_cursor_policy: str
     first_run_sql: tuple[str, ...]  # the statements of a first run's first page
     first_run_next_page_sql: tuple[str, ...]
     incremental_from: str  # the watermark the incremental SQL starts from
@@ -126,7 +128,7 @@ class TableExplanation:
         if self.ceiling_sql is not None:
             out.append(f"  ceiling:       {_text(self.ceiling)}   (from: {self.ceiling_sql})")
         if self.null_cursor_rows:
-            out.append(f"  NULL cursor:   {self.null_cursor_rows:,} rows (reported; loaded only by full syncs)")
+            out.append(f"  NULL cursor:   {self.null_cursor_rows:,} rows (null_cursor: {self.null_cursor_policy})")
         out.append(f"  next run from: {self.starts_from}")
         out.append("  columns (MySQL -> warehouse):")
         width = max((len(c.source) for c in self.columns), default=0)
@@ -221,6 +223,7 @@ def explain_table(
         ceiling=planned.ceiling,
         ceiling_sql=planned.ceiling_sql,
         null_cursor_rows=planned.null_cursor_rows,
+        null_cursor_policy=planned.null_cursor_policy,
         first_run_sql=first_sql,
         first_run_next_page_sql=first_next,
         incremental_from=incremental_from,

@@ -15,12 +15,17 @@ from typing import Any
 import pyarrow as pa
 
 from sync_platform.engine.faults import checkpoint
-from sync_platform.engine.strategies import ReadPlan, keyset_after, literal, quote_mysql
+from sync_platform.engine.mysql_sql import keyset_after, literal, quote_mysql
+from sync_platform.engine.strategies import PlanError, ReadPlan
 from sync_platform.engine.watermark import CursorValue
 
 ReadSql = Callable[[str], Iterator[pa.RecordBatch]]
 Normalize = Callable[[pa.RecordBatch], pa.RecordBatch]
 QueryOne = Callable[[str], tuple[Any, ...] | None]
+
+
+class PageNotAdvancingError(PlanError):
+    """A page ended where the previous one did: reading on would return the same rows forever."""
 
 
 @dataclass
@@ -51,6 +56,7 @@ class PageReader:
                 self.capped = self._more_rows_exist()
                 return
             limit = plan.page_rows if remaining is None else min(plan.page_rows, remaining)
+            before = self.last
             if plan.unique_keyset or plan.custom_query is not None:
                 sql = plan.page_sql(self.select_list, self.last, limit)
                 page_rows = yield from self._consume(sql)
@@ -58,6 +64,24 @@ class PageReader:
                     return
             else:
                 yield from self._non_unique_page(limit)
+            if not self._done and self.last == before:
+                raise self._not_advancing(before)
+
+    def _not_advancing(self, position: tuple[CursorValue, ...] | None) -> PageNotAdvancingError:
+        plan = self.plan
+        where = ", ".join(f"{c.name}={v!r}" for c, v in zip(plan.keyset, position or (), strict=False))
+        if plan.custom_query is not None:
+            fix = (
+                "the custom_query must select only rows after its placeholders: "
+                "WHERE (ts, id) > ({last_timestamp}, {last_id}) AND ts <= {ceiling_timestamp} "
+                "ORDER BY ts, id LIMIT {limit}"
+            )
+        else:
+            fix = "the keyset columns' comparison does not follow their order; report this with the column types"
+        return PageNotAdvancingError(
+            f"{plan.table_sql}: a full page of {plan.page_rows} rows did not advance the read position past "
+            f"({where or 'the start'}); reading on would return the same rows forever, so the run stops. {fix}"
+        )
 
     def _unpaged(self) -> Iterator[pa.RecordBatch]:
         limit = self.plan.max_rows

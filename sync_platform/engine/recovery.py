@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql
 from sync_platform.engine.source_schema import SourceTable, read_source_table
 from sync_platform.engine.strategies import CursorColumn, StrategyChoice, choose_strategy, keyset_of
 from sync_platform.engine.typemap import TableMapping, map_table
@@ -66,6 +67,45 @@ def read_table_shape(registry: ConnectionRegistry, spec: TableSpec) -> TableShap
     choice = choose_strategy(spec, source)
     keyset, _unique = keyset_of(choice, source)
     return TableShape(source, choice, keyset, map_table(source))
+
+
+@dataclass(frozen=True)
+class NullCursorCounts:
+    """Rows whose cursor is NULL at the source and in the target, and the table's policy for them."""
+
+    column: str
+    policy: str  # load | report | fail, as in effect (load needs a key to merge by; report otherwise)
+    source_rows: int
+    target_rows: int
+
+
+def null_cursor_policy(spec: TableSpec, choice: StrategyChoice) -> str:
+    """The ``null_cursor`` policy in effect: ``load`` merges by key, so without one the rows are only reported."""
+    policy = spec.config.null_cursor
+    mergeable = choice.strategy in ("hybrid", "timestamp_only") and choice.write_mode == "merge" and choice.primary_key
+    return "report" if policy == "load" and not mergeable else policy
+
+
+def null_cursor_counts(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> NullCursorCounts | None:
+    """Count the NULL-cursor rows on both sides; None when the strategy has no cursor that can be NULL."""
+    column = shape.choice.timestamp_column
+    if not column or shape.choice.strategy in ("full_sync", "custom_sql"):
+        return None
+    extra = spec.config.additional_where
+    where = f"{quote_mysql(column)} IS NULL" + (f" AND ({extra})" if extra else "")
+    with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table_sql(spec.schema, spec.table)} WHERE {where}")
+        (source_rows,) = cursor.fetchone()
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    target_rows = 0
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if _exists(cursor, dialect, target):
+            name = dialect.quote(shape.mapping.warehouse_name(column))
+            cursor.execute(f"SELECT COUNT(*) FROM {dialect.table_sql(target)} WHERE {name} IS NULL")
+            (target_rows,) = cursor.fetchone()
+    return NullCursorCounts(column, null_cursor_policy(spec, shape.choice), int(source_rows), int(target_rows))
 
 
 def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark | None:

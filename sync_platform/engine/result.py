@@ -31,7 +31,11 @@ class ExtractResult:
     watermark_before: Watermark = field(default_factory=Watermark)
     watermark: Watermark = field(default_factory=Watermark)  # after the run (durable: manifests staged)
     ceiling: Any = None
-    null_cursor_rows: int = 0
+    null_cursor_rows: int = 0  # source rows whose cursor is NULL (never in a cursor window)
+    null_cursor_policy: str = "load"  # load | report | fail: what this run did with them
+    null_cursor_loaded: int = 0  # of those, rows this run read by key and staged (policy load)
+    null_cursor_seconds: float = 0.0  # what reading them cost
+    warnings: list[str] = field(default_factory=list)  # shown in the CLI summary and the run's metadata
     zero_dates: dict[str, int] = field(default_factory=dict)  # column -> values turned NULL
     truncated_values: dict[str, int] = field(default_factory=dict)
     capped: bool = False  # stopped at --limit/--max-chunks with rows left to read

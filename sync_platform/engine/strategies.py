@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from sync_platform.configuration.project import TableSpec
+from sync_platform.engine.mysql_sql import keyset_after, literal, quote_mysql, table_sql
 from sync_platform.engine.watermark import CursorValue, Watermark
 
 CursorKind = Literal["datetime", "timestamp", "date", "integer", "unix", "decimal", "string"]
@@ -142,57 +143,7 @@ class ReadPlan:
         return f"SELECT {select_list} FROM ({rendered}) AS custom_query"
 
 
-# --------------------------------------------------------------------------- SQL rendering
-
-
-def quote_mysql(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
-
-
-def table_sql(schema: str, table: str) -> str:
-    return f"{quote_mysql(schema)}.{quote_mysql(table)}"
-
-
-def _string_literal(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0")
-    return f"'{escaped}'"
-
-
-def literal(column: CursorColumn, value: CursorValue) -> str:
-    """A MySQL literal for a cursor value, exact and independent of the session time zone."""
-    if value is None:
-        return "NULL"
-    if column.kind == "timestamp":
-        # TIMESTAMP compares in the session zone; an epoch through FROM_UNIXTIME is zone-independent.
-        if not isinstance(value, dt.datetime):
-            raise TypeError(f"{column.name}: expected a datetime, got {value!r}")
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        epoch = aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        seconds = epoch.days * 86400 + epoch.seconds
-        return f"FROM_UNIXTIME({seconds}.{epoch.microseconds:06d})"
-    if isinstance(value, dt.datetime):
-        return _string_literal(value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"))
-    if isinstance(value, dt.date):
-        return _string_literal(value.isoformat())
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal | float):
-        return str(value)
-    return _string_literal(str(value))
-
-
-def keyset_after(keyset: tuple[CursorColumn, ...], values: tuple[CursorValue, ...]) -> str:
-    """``(c1, c2, …) > (v1, v2, …)`` written so MySQL can range-scan an index on c1."""
-    first, first_value = keyset[0], values[0]
-    column = quote_mysql(first.name)
-    if len(keyset) == 1:
-        return f"{column} > {literal(first, first_value)}"
-    rest = keyset_after(keyset[1:], values[1:])
-    lit = literal(first, first_value)
-    return f"{column} >= {lit} AND ({column} > {lit} OR ({rest}))"
-
+# --------------------------------------------------------------------------- custom queries
 
 _PLACEHOLDER = re.compile(r"\{(table_name|last_timestamp|last_id|limit|ceiling_timestamp)\}")
 CUSTOM_PLACEHOLDERS = ("{table_name}", "{last_timestamp}", "{last_id}", "{limit}", "{ceiling_timestamp}")
@@ -518,3 +469,37 @@ def ceiling_from(first: CursorColumn, maximum: Any, clock: Any) -> CursorValue:
 def null_cursor_query(first: CursorColumn, table: str, extra_where: str | None) -> str:
     where = f" AND ({extra_where})" if extra_where else ""
     return f"SELECT COUNT(*) FROM {table} WHERE {quote_mysql(first.name)} IS NULL{where}"
+
+
+class NullCursorRowsError(RuntimeError):
+    """``null_cursor: fail`` and the source holds rows whose cursor is NULL (a data problem: exit 4)."""
+
+
+def null_cursor_plan(plan: ReadPlan, choice: StrategyChoice, source: SourceTableLike) -> ReadPlan | None:
+    """The read of every row whose cursor is NULL, by primary key (``null_cursor: load``).
+
+    Such rows lie outside every cursor window, so they are read whole each run and merged by key
+    (idempotent). None when the table cannot merge them (no key, or loads that append).
+    """
+    cursor = choice.timestamp_column
+    if choice.strategy not in ("hybrid", "timestamp_only") or not cursor:
+        return None  # a custom query chooses its own rows; full syncs read NULL cursors anyway
+    if choice.write_mode != "merge" or not choice.primary_key:
+        return None
+    types = {c.name: c.data_type for c in source.columns}
+    keyset = tuple(CursorColumn(k, cursor_kind(types[k], as_timestamp=False)) for k in choice.primary_key)
+    condition = f"{quote_mysql(cursor)} IS NULL"
+    return replace(
+        plan,
+        keyset=keyset,
+        unique_keyset=True,
+        after=None,
+        lower_from=None,
+        ceiling=None,
+        bound_column=None,
+        index_hint="",
+        snapshot=False,
+        max_rows=None,
+        extra_where=f"({plan.extra_where}) AND {condition}" if plan.extra_where else condition,
+        watermark_columns=(),
+    )

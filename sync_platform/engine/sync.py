@@ -29,9 +29,10 @@ from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import loaded_end
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
-from sync_platform.engine.source_schema import SourceTable, read_source_table
+from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
+    NullCursorRowsError,
     PlanError,
     ReadPlan,
     StrategyChoice,
@@ -40,6 +41,7 @@ from sync_platform.engine.strategies import (
     ceiling_query,
     check_custom_query,
     choose_strategy,
+    null_cursor_plan,
     null_cursor_query,
     render_custom_query,
     run_cap,
@@ -187,6 +189,9 @@ class ExtractPlan:
     ceiling: CursorValue
     ceiling_sql: str | None  # the query that fixed the ceiling (None: the strategy has none)
     null_cursor_rows: int = 0
+    null_cursor_policy: str = "load"  # what this run does with them (load falls back to report without a key)
+    null_plan: ReadPlan | None = None  # the by-key read of the NULL-cursor rows (policy load)
+    warnings: tuple[str, ...] = ()
 
 
 def plan_extract(
@@ -206,6 +211,15 @@ def plan_extract(
         else map_table(source_table)
     )
     page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
+    warnings: list[str] = []
+    if choice.write_mode == "replace" and cap is not None:
+        # A replace swaps the whole target for what the run read: a capped read would drop every other row.
+        warnings.append(
+            f"--limit/--max-chunks do not apply to a replace (full_sync_mode: replace): the whole table of "
+            f"{spec.name} is read, since a partial snapshot would replace the whole target; use "
+            "full_sync_mode: paginate to spread a full pass over capped runs"
+        )
+        page_rows, cap = spec.page_rows, None
     probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
     staged = list_batches(store, table_prefix(spec))
     resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
@@ -222,8 +236,55 @@ def plan_extract(
             (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
             nulls = int(count or 0)
     plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
+    null_plan, policy = None, spec.config.null_cursor
+    if nulls:
+        null_plan, policy, null_warnings = _null_cursor_handling(conn, spec, source_table, choice, plan, nulls)
+        warnings += null_warnings
     plan = snapshot_plan(plan, choice, source_table) or plan
-    return ExtractPlan(source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls)
+    return ExtractPlan(
+        source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings)
+    )
+
+
+def _null_cursor_handling(
+    conn: pymysql.connections.Connection,
+    spec: TableSpec,
+    source: SourceTable,
+    choice: StrategyChoice,
+    plan: ReadPlan,
+    nulls: int,
+) -> tuple[ReadPlan | None, str, list[str]]:
+    """(by-key read, effective policy, warnings) for a table with ``nulls`` NULL-cursor rows."""
+    cursor = choice.timestamp_column
+    policy = spec.config.null_cursor
+    if policy == "fail":
+        raise NullCursorRowsError(
+            f"{spec.name}: {nulls:,} rows have a NULL {cursor}, so no incremental run can read them, and the "
+            f"table sets null_cursor: fail. Give them a {cursor} value (UPDATE … SET {cursor} = NOW() WHERE {cursor} "
+            "IS NULL) or set null_cursor: load (read them by key every run) or report"
+        )
+    if policy == "report":
+        return None, "report", []
+    null_plan = null_cursor_plan(plan, choice, source)
+    if null_plan is None:
+        why = "the table has no primary key to merge them by" if not choice.primary_key else "loads append"
+        return (
+            None,
+            "report",
+            [
+                f"{nulls:,} rows have a NULL {cursor} and are not loaded: {why}, so reading them every run would "
+                f"duplicate them. Give them a {cursor} value, or sync the table with cdc_strategy: full_sync"
+            ],
+        )
+    indexes = read_indexes(conn, source.schema, source.table).values()
+    indexed = any(columns[0].lower() == (cursor or "").lower() for columns in indexes)
+    warnings = []
+    if not indexed:
+        warnings.append(
+            f"{cursor} is not indexed: finding the {nulls:,} NULL-{cursor} rows scans the whole table every run; "
+            f"add one: ALTER TABLE {source.qualified_name} ADD INDEX ({cursor})"
+        )
+    return null_plan, "load", warnings
 
 
 def extract_table(
@@ -261,6 +322,10 @@ def extract_table(
         if choice.detected:
             say(f"{spec.name}: no configuration, using {choice.detected}")
         result.null_cursor_rows = planned.null_cursor_rows
+        result.null_cursor_policy = planned.null_cursor_policy
+        for warning in planned.warnings:
+            result.warnings.append(warning)
+            say(f"{spec.name}: warning: {warning}")
         if plan.snapshot:
             say(f"{spec.name}: first run: reading in primary-key order up to {choice.timestamp_column} <= {ceiling}")
         result.ceiling = ceiling
@@ -268,7 +333,7 @@ def extract_table(
         if options.dry_run:
             result.watermark = resume
             return result
-        if plan.keyset and ceiling is None and choice.strategy not in ("full_sync",):
+        if plan.keyset and ceiling is None and planned.null_plan is None and choice.strategy not in ("full_sync",):
             say(f"{spec.name}: no rows with a cursor value yet; nothing to read")
             result.seconds = time.monotonic() - started
             result.finished_at = dt.datetime.now(dt.UTC)
@@ -289,6 +354,7 @@ def extract_table(
                 result,
                 say,
                 on_batch,
+                planned.null_plan,
             )
     result.seconds = time.monotonic() - started
     result.finished_at = dt.datetime.now(dt.UTC)
@@ -322,6 +388,7 @@ def _stream_to_stage(
     result: ExtractResult,
     say: Progress,
     on_batch: Callable[[Manifest], None] | None,
+    null_plan: ReadPlan | None = None,
 ) -> None:
     counts: dict[str, int] = {}
     truncated: dict[str, int] = {}
@@ -391,16 +458,33 @@ def _stream_to_stage(
         if on_batch is not None:
             on_batch(manifest)
 
-    for batch in reader.batches():
-        if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
-            pages_seen = reader.pages
-            if stager is not None and stager.rows >= options.batch_max_rows and not single_batch:
-                close_stager(_position(plan, reader.last, resume, final=False))
-        if stager is None:
-            stager = open_stager()
-        stager.write(batch)
-        result.rows += batch.num_rows
+    if plan.ceiling is not None or not plan.keyset or plan.strategy == "full_sync":
+        for batch in reader.batches():
+            if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
+                pages_seen = reader.pages
+                if stager is not None and stager.rows >= options.batch_max_rows and not single_batch:
+                    close_stager(_position(plan, reader.last, resume, final=False))
+            if stager is None:
+                stager = open_stager()
+            stager.write(batch)
+            result.rows += batch.num_rows
     end = _position(plan, reader.last, resume, final=not reader.capped) if plan.watermark_columns else Watermark()
+    if null_plan is not None and not reader.capped:
+        # Rows with a NULL cursor lie outside every window: read by key each run, merged with this batch.
+        started = time.monotonic()
+        null_keys = tuple(mapping.warehouse_name(c.name) for c in null_plan.keyset)
+        nulls = PageReader(null_plan, mapping.select_list, reader.read, normalize, null_keys, _query_one(conn))
+        for batch in nulls.batches():
+            if stager is None:
+                stager = open_stager()
+            stager.write(batch)
+            result.rows += batch.num_rows
+            result.null_cursor_loaded += batch.num_rows
+        result.null_cursor_seconds = time.monotonic() - started
+        say(
+            f"{spec.name}: read {result.null_cursor_loaded:,} rows with a NULL {choice.timestamp_column} by key "
+            f"({result.null_cursor_seconds:.2f} s)"
+        )
     close_stager(end)
     if stager is None and not result.batches:
         result.watermark = end if plan.watermark_columns else resume

@@ -35,6 +35,7 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync_platform.engine.mysql_sql import quote_mysql as quote_mysql_identifier  # the one quoting rule
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
 
 # The logical types and Redshift's limits belong to the warehouse; re-exported here for callers
@@ -169,13 +170,6 @@ class TableMapping:
 
 
 # --------------------------------------------------------------------------- names
-
-
-def quote_mysql_identifier(name: str) -> str:
-    """Backtick-quote a MySQL identifier (backticks inside are doubled)."""
-    if "\0" in name:
-        raise ValueError(f"identifier {name!r} contains a NUL character")
-    return "`" + name.replace("`", "``") + "`"
 
 
 def warehouse_column_name(source_name: str, max_bytes: int = REDSHIFT_MAX_IDENTIFIER_BYTES) -> str:

@@ -173,3 +173,5 @@ def _checks(
         yield checks.row_count_result(registry, keys, shape, load_watermark)
     if checks.UNIQUE_KEY_CHECK in wanted:
         yield checks.unique_key_result(registry, keys, shape)
+    if checks.NULL_CURSOR_CHECK in wanted:
+        yield checks.null_cursor_result(registry, keys, shape)

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 import dagster as dg
 
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.recovery import TableShape
+from sync_platform.engine.recovery import TableShape, null_cursor_counts
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import TableKeys
 from sync_platform.orchestration.reconcile import KeyDuplicates, NotComparable, compare_row_counts, duplicate_keys
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 UNIQUE_KEY_CHECK = "primary_key_unique"
+NULL_CURSOR_CHECK = "null_cursor_rows"
 FRESHNESS_SENSOR = "sync_platform_freshness_checks"
 
 
@@ -37,11 +38,24 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
                 "cursor is at or below the load watermark); the whole table for full syncs. Fewer rows in the "
                 "target is an error (rows missing); more is a warning (deletes are not propagated)."
             ),
+            blocking=True,  # an ERROR fails the run (exit 4 from the CLI)
         ),
         dg.AssetCheckSpec(
             UNIQUE_KEY_CHECK,
             asset=keys.warehouse,
             description="No primary-key value occurs twice in the target (Redshift does not enforce keys).",
+            blocking=True,
+        ),
+        dg.AssetCheckSpec(
+            NULL_CURSOR_CHECK,
+            asset=keys.warehouse,
+            additional_deps=[keys.source],
+            description=(
+                "Rows whose cursor column is NULL (outside every incremental window): with null_cursor: load "
+                "the target holds as many as the source; with report they are counted (a warning); with fail "
+                "any such row is an error."
+            ),
+            blocking=True,
         ),
     ]
 
@@ -86,12 +100,45 @@ def unique_key_result(registry: ConnectionRegistry, keys: TableKeys, shape: Tabl
         asset_key=keys.warehouse,
         check_name=UNIQUE_KEY_CHECK,
         passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"({key}) is unique"
             if passed
             else f"{found.duplicated_keys:,} values of ({key}) occur more than once ({found.extra_rows:,} extra rows)"
         ),
         metadata={"key": key, "duplicated_keys": found.duplicated_keys, "extra_rows": found.extra_rows},
+    )
+
+
+def null_cursor_result(registry: ConnectionRegistry, keys: TableKeys, shape: TableShape) -> dg.AssetCheckResult:
+    counts = null_cursor_counts(registry, keys.spec, shape)
+    if counts is None:
+        return _not_comparable(keys, NULL_CURSOR_CHECK, NotComparable("the strategy reads no cursor that can be NULL"))
+    column, source, target = counts.column, counts.source_rows, counts.target_rows
+    severity = dg.AssetCheckSeverity.ERROR
+    if counts.policy == "load":
+        passed = target >= source
+        if target > source:
+            severity = dg.AssetCheckSeverity.WARN
+        description = f"{source:,} rows with a NULL {column} at the source, {target:,} in the target" + (
+            "" if passed else f": {source - target:,} missing"
+        )
+    else:
+        passed = source == 0
+        severity = dg.AssetCheckSeverity.WARN if counts.policy == "report" else dg.AssetCheckSeverity.ERROR
+        description = (
+            f"no rows with a NULL {column}"
+            if passed
+            else f"{source:,} rows with a NULL {column} are not loaded (null_cursor: {counts.policy}); "
+            f"give them a {column} value or set null_cursor: load"
+        )
+    return dg.AssetCheckResult(
+        asset_key=keys.warehouse,
+        check_name=NULL_CURSOR_CHECK,
+        passed=passed,
+        severity=severity,
+        description=description,
+        metadata={"column": column, "policy": counts.policy, "source_rows": source, "target_rows": target},
     )
 
 

@@ -60,6 +60,9 @@ class TableOutcome:
     files: int = 0
     bytes: int = 0
     null_cursor_rows: int = 0
+    null_cursor_policy: str | None = None
+    null_cursor_loaded: int = 0
+    warnings: list[str] = field(default_factory=list)
     zero_dates: int = 0
     target_rows: int | None = None
     extract_watermark: str | None = None
@@ -70,6 +73,7 @@ class TableOutcome:
     error_classes: tuple[str, ...] = ()  # the failure's exception classes, outermost first (for exit codes)
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
+    check_errors: dict[str, str] = field(default_factory=dict)  # failed ERROR checks: name → what they found
 
 
 @dataclass
@@ -237,6 +241,8 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             outcome.checks[evaluation.check_name] = evaluation.passed
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                outcome.check_errors[evaluation.check_name] = evaluation.description or "failed"
     outcome.seconds = step_seconds
     return outcome
 
@@ -261,6 +267,9 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
         outcome.files = _value(metadata, watermarks.FILES, 0)
         outcome.bytes = _value(metadata, watermarks.BYTES, 0)
         outcome.null_cursor_rows = _value(metadata, watermarks.NULL_CURSOR_ROWS, 0)
+        outcome.null_cursor_policy = _value(metadata, watermarks.NULL_CURSOR_POLICY)
+        outcome.null_cursor_loaded = _value(metadata, watermarks.NULL_CURSOR_LOADED, 0)
+        outcome.warnings = list(_value(metadata, watermarks.WARNINGS, []) or [])
         outcome.zero_dates = _value(metadata, watermarks.ZERO_DATE_COUNT, 0)
         outcome.extract_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
     elif materialization.asset_key == keys.warehouse:

@@ -44,6 +44,10 @@ BATCHES = "batches"
 SKIPPED_BATCHES = "skipped_batches"
 DURATION = "duration_seconds"
 NULL_CURSOR_ROWS = "null_cursor_rows"
+NULL_CURSOR_POLICY = "null_cursor_policy"
+NULL_CURSOR_LOADED = "null_cursor_rows_loaded"
+NULL_CURSOR_SECONDS = "null_cursor_seconds"
+WARNINGS = "warnings"
 ZERO_DATES = "zero_dates"  # JSON {column: values turned NULL}
 ZERO_DATE_COUNT = "zero_date_count"
 TRUNCATED_VALUES = "truncated_values"
@@ -232,6 +236,10 @@ def staging_metadata(result: ExtractResult, start: WatermarkRecord, stored: Wate
         BATCHES: dg.MetadataValue.json(list(result.batches)),
         DURATION: round(result.seconds, 3),
         NULL_CURSOR_ROWS: result.null_cursor_rows,
+        NULL_CURSOR_POLICY: result.null_cursor_policy,
+        NULL_CURSOR_LOADED: result.null_cursor_loaded,
+        NULL_CURSOR_SECONDS: round(result.null_cursor_seconds, 3),
+        WARNINGS: dg.MetadataValue.json(list(result.warnings)),
         ZERO_DATE_COUNT: result.zero_date_count,
         ZERO_DATES: dg.MetadataValue.json(dict(result.zero_dates)),
         TRUNCATED_VALUES: dg.MetadataValue.json(dict(result.truncated_values)),

@@ -162,7 +162,7 @@ def test_null_cursor_rows_are_counted_and_full_sync_loads_them(harness: Harness)
     h = harness
     create_orders(h, "nulls", 10)
     h.mysql.execute("UPDATE nulls SET updated_at = NULL WHERE id IN (3, 4)")
-    h.set_tables({f"{h.mysql.name}.nulls": hybrid()})
+    h.set_tables({f"{h.mysql.name}.nulls": hybrid(null_cursor="report")})
     result = h.sync("nulls")
     assert result.extract.null_cursor_rows == 2 and result.extract.rows == 8
     h.set_tables({f"{h.mysql.name}.nulls": {"cdc_strategy": "full_sync"}})

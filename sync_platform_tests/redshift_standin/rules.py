@@ -815,6 +815,14 @@ RULES: tuple[Rule, ...] = (
         enforced_by="copy_parquet.check_schema",
     ),
     Rule(
+        "copy_value_overflow",
+        "a parquet integer that does not fit the column's integer type",
+        "XX000",
+        "Spectrum Scan Error: Overflow in column {column}: value {value} does not fit {type}",
+        DG + "copy-usage_notes-copy-from-columnar.html",
+        enforced_by="copy_parquet.copy_text_chunks",
+    ),
+    Rule(
         "copy_value_length",
         "a parquet value longer than its VARCHAR(n) / VARBYTE(n) column (bytes)",
         "XX000",

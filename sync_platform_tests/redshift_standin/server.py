@@ -137,6 +137,15 @@ class _Stream:
         self.write(data)
         self.flush()
 
+    def close(self) -> None:
+        # The makefile() reader holds the descriptor open until it is closed too.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.reader.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
 
 @dataclass
 class Result:
@@ -166,10 +175,11 @@ class Session:
         except Exception:  # a stand-in bug must not kill the server; the client sees the connection drop
             log.exception("redshift stand-in session failed")
         finally:
+            # Close both ends at once: the upstream backend must end (and release its locks) the moment
+            # the client is gone, as it would if the client had been connected to PostgreSQL directly.
             for stream in (self.client, self.up):
                 if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.sock.close()
+                    stream.close()
 
     def startup(self) -> bool:
         while True:

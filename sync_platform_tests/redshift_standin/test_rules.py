@@ -31,6 +31,7 @@ SETUP = (
     "CREATE TABLE tsp (ts TIMESTAMP)",
     "CREATE TABLE tstz (ts TIMESTAMPTZ)",
     "CREATE TABLE six (id INT, name VARCHAR(6))",
+    "CREATE TABLE wide (id BIGINT, name VARCHAR(6))",
 )
 
 
@@ -270,6 +271,12 @@ CASES = [
         "The length of the data column name is longer than the length defined in the table. Table: 20, Data: 21",
     ),
     Case(
+        "copy_value_overflow",
+        COPY.format(table="c2", url="{wide_id}"),
+        COPY.format(table="wide", url="{wide_id}"),
+        "Overflow in column id: value 3000000000 does not fit INTEGER",
+    ),
+    Case(
         "copy_manifest_content_length",
         COPY.format(table="c2", url="{no_length}"),
         COPY.format(table="c2", url="{good}"),
@@ -292,6 +299,7 @@ def staged(s3_server: str) -> dict[str, str]:
         "text_id": pa.table({"id": ["1"], "name": ["a"]}),
         "ts": pa.table({"ts": pa.array([1_700_000_000_000_000], pa.timestamp("us"))}),
         "long_name": pa.table({"id": pa.array([1], pa.int32()), "name": ["é" * 10 + "x"]}),  # 21 bytes, 11 chars
+        "wide_id": pa.table({"id": pa.array([3_000_000_000], pa.int64()), "name": ["a"]}),
         "six_bytes": pa.table({"id": pa.array([1], pa.int32()), "name": ["ééé"]}),
         "big": pa.table({"id": pa.array([1], pa.int32()), "b": pa.array([b"\x01" * 4_500_000], pa.binary())}),
         "small_bin": pa.table({"id": pa.array([1], pa.int32()), "b": pa.array([b"\x01" * 1_000_000], pa.binary())}),

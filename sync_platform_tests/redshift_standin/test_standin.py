@@ -381,3 +381,28 @@ def test_concurrent_sessions_install_the_catalog_once_and_work(redshift_standin,
     with connect(redshift_standin, pg_db.name) as c, c.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_table_def WHERE tablename LIKE 'conc_%' AND distkey")
         assert cur.fetchone() == (6,)
+
+
+def test_a_killed_client_releases_its_locks_at_once(conn, redshift_standin, pg_db) -> None:
+    query(conn, "CREATE TABLE killed_holder (id INT)")
+    script = (
+        "import os, signal, sys, psycopg2\n"
+        f"c = psycopg2.connect(host='{redshift_standin.host}', port={redshift_standin.port}, user='postgres', "
+        f"dbname='{pg_db.name}')\n"
+        "c.cursor().execute('LOCK killed_holder')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        query(conn, "SET lock_timeout TO 200")
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            query(conn, "SELECT count(*) FROM killed_holder")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        query(conn, "SET lock_timeout TO 5000")
+        assert query(conn, "SELECT count(*) FROM killed_holder") == [(0,)]
+    finally:
+        if holder.poll() is None:
+            holder.kill()

@@ -1,0 +1,318 @@
+"""No silent loss: every source row reaches the target, or the run fails loudly.
+
+Each test reproduces a way real tables lost or doubled rows while a run still exited 0, against
+the real MariaDB and the warehouse, and proves the fix by comparing the target with the source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sync_platform.engine.mysql_sql import quote_mysql, value_literal
+from sync_platform.engine.pages import PageNotAdvancingError
+from sync_platform.engine.strategies import NullCursorRowsError
+from sync_platform.engine.typemap import quote_mysql_identifier
+from sync_platform_tests.cli.test_config_and_connections_cli import run
+from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
+
+
+@pytest.fixture(params=["postgres"])
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def harness(mysql_db, pg_db, make_config_dir, warehouse_kind: str) -> Harness:
+    return Harness(make_config_dir(), mysql_db, pg_db)
+
+
+def hybrid(**extra):
+    return {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", **extra}
+
+
+# --------------------------------------------------------------------------- case 1: keys of every type
+
+
+def _keyed_table(h: Harness, table: str, key_type: str, keys: list, *, step: dt.timedelta | None = None) -> None:
+    h.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    h.mysql.execute(
+        f"CREATE TABLE `{table}` (id {key_type} PRIMARY KEY, name VARCHAR(32), updated_at DATETIME(6) NOT NULL, "
+        "KEY (updated_at))"
+    )
+    base = dt.datetime(2025, 1, 1)
+    h.mysql.executemany(
+        f"INSERT INTO `{table}` VALUES (%s, %s, %s)",
+        [(k, f"row {i}", base + (step or dt.timedelta(0)) * i) for i, k in enumerate(keys)],
+    )
+
+
+def _sync_in_pages_then_update(h: Harness, table: str, keys: list) -> None:
+    """A first run (key order, pages of 3), then updates sharing one timestamp (keyset on (ts, key))."""
+    h.set_tables({f"{h.mysql.name}.{table}": hybrid(lookback=0)}, processing={"batch_size": 3})
+    first = h.sync(table)
+    assert first.extract.rows == len(keys)
+    assert assert_same(h, table, ["id", "name", "updated_at"], "id") == len(keys)
+    h.mysql.execute(f"UPDATE `{table}` SET name = 'changed', updated_at = '2025-06-01'")
+    second = h.sync(table)
+    assert second.extract.rows == len(keys)  # every key after every page edge, each once
+    assert assert_same(h, table, ["id", "name", "updated_at"], "id") == len(keys)
+    assert h.sync(table).extract.rows == 0
+
+
+def test_binary_uuid_keys_all_arrive_and_paging_ends(harness: Harness) -> None:
+    keys = sorted(uuid.UUID(int=(i * 0x0B3F_9D1C_5A7E_42D1 << 64) % (1 << 128) | i).bytes for i in range(1, 21))
+    keys += [b"\x00" * 16, b"\xff" * 16, b"b'\\x00" + b"\x00" * 10, b"'" * 16, b"\\" * 16]
+    assert any(k[0] > 0x62 for k in keys)
+    _keyed_table(harness, "uuids", "BINARY(16)", keys)
+    _sync_in_pages_then_update(harness, "uuids", keys)
+
+
+def test_string_keys_with_any_characters_all_arrive(harness: Harness) -> None:
+    keys = ["plain", "it's", "back\\slash", "tab\there", "😀 emoji", "\\", "'", '"', "%_", "trail\\"]
+    _keyed_table(harness, "skeys", "VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", keys)
+    _sync_in_pages_then_update(harness, "skeys", keys)
+
+
+def test_decimal_date_and_time_keys_all_arrive(harness: Harness) -> None:
+    decimals = [Decimal("0.0000000001"), Decimal("1E+19"), Decimal("-12345678901234567890.1234567890"), Decimal(0)]
+    decimals += [Decimal("99999999999999999999.9999999999"), Decimal("0.1"), Decimal("0.1000000001")]
+    _keyed_table(harness, "dkeys", "DECIMAL(30,10)", decimals)
+    _sync_in_pages_then_update(harness, "dkeys", decimals)
+
+    dates = [dt.date(1000, 1, 1), dt.date(1970, 1, 1), dt.date(2024, 2, 29), dt.date(9999, 12, 31), dt.date(2025, 1, 1)]
+    _keyed_table(harness, "datekeys", "DATE", dates)
+    _sync_in_pages_then_update(harness, "datekeys", dates)
+
+    times = ["-838:59:59", "-00:00:01", "00:00:00", "12:30:00", "23:59:59", "24:00:00", "100:00:00", "838:59:59"]
+    harness.mysql.execute("DROP TABLE IF EXISTS tkeys")
+    harness.mysql.execute(
+        "CREATE TABLE tkeys (id TIME PRIMARY KEY, name VARCHAR(32), updated_at DATETIME(6) NOT NULL, KEY (updated_at))"
+    )
+    harness.mysql.executemany("INSERT INTO tkeys VALUES (%s, 'r', '2025-01-01')", [(t,) for t in times])
+    harness.set_tables({f"{harness.mysql.name}.tkeys": hybrid(lookback=0)}, processing={"batch_size": 3})
+    assert harness.sync("tkeys").extract.rows == len(times)
+    harness.mysql.execute("UPDATE tkeys SET name = 'changed', updated_at = '2025-06-01'")
+    assert harness.sync("tkeys").extract.rows == len(times)
+    target = {row[0]: row[1] for row in harness.pg.query(f"SELECT id, name FROM {harness.target('tkeys')}")}
+    assert target == {t: "changed" for t in times}
+
+
+def test_binary_keys_page_safely_in_a_full_sync_paginate_and_without_a_unique_key(harness: Harness) -> None:
+    keys = [bytes([i * 37 % 256]) * 4 for i in range(1, 13)]
+    _keyed_table(harness, "binpag", "VARBINARY(8)", keys)
+    harness.set_tables(
+        {f"{harness.mysql.name}.binpag": {"cdc_strategy": "full_sync", "full_sync_mode": "paginate"}},
+        processing={"batch_size": 5},
+    )
+    harness.sync("binpag")
+    assert assert_same(harness, "binpag", ["id", "name", "updated_at"], "id") == len(keys)
+
+    harness.mysql.execute("DROP TABLE IF EXISTS binnokey")
+    harness.mysql.execute("CREATE TABLE binnokey (tag VARBINARY(4), n INT, updated_at DATETIME NOT NULL)")
+    harness.mysql.executemany(
+        "INSERT INTO binnokey VALUES (%s, %s, '2025-01-01')", [(bytes([0x70 + i % 3]), i) for i in range(10)]
+    )
+    harness.set_tables(
+        {f"{harness.mysql.name}.binnokey": {"cdc_strategy": "id_only", "cdc_id_column": "tag"}},
+        processing={"batch_size": 3},
+    )
+    assert harness.sync("binnokey").extract.rows == 10
+    assert harness.pg.query(f"SELECT count(*) FROM {harness.target('binnokey')}")[0][0] == 10
+
+
+def test_a_page_that_does_not_advance_stops_the_run_with_an_error(harness: Harness) -> None:
+    """A custom query that ignores its watermark placeholders returns the same page forever."""
+    _keyed_table(harness, "stuck", "INT", list(range(1, 11)), step=dt.timedelta(seconds=1))
+    query = "SELECT id, name, updated_at FROM {table_name} ORDER BY updated_at, id LIMIT {limit}"
+    harness.set_tables(
+        {
+            f"{harness.mysql.name}.stuck": {
+                "cdc_strategy": "custom_sql",
+                "cdc_timestamp_column": "updated_at",
+                "cdc_id_column": "id",
+                "custom_query": query,
+            }
+        },
+        processing={"batch_size": 4},
+    )
+    with pytest.raises(PageNotAdvancingError) as raised:
+        harness.sync("stuck")
+    message = str(raised.value)
+    assert "stuck" in message and "did not advance" in message and "{last_timestamp}" in message
+
+
+@pytest.mark.parametrize("sql_mode", ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"])
+def test_every_literal_reads_back_as_exactly_its_value(mysql_db, sql_mode: str) -> None:
+    """The one literal path, checked by the server itself, in the default and the strictest sql_mode."""
+    texts = [b"\x00\xff'\\b'\x62\x63", b"", "it's", "back\\slash\\", "nul\0inside", "😀 \t\n", '"q"']
+    as_text = {  # the value, and its text as the server renders the literal
+        Decimal("1E+19"): "10000000000000000000",  # a DOUBLE would read 1e19
+        Decimal("-0.0000000001"): "-0.0000000001",
+        dt.date(1000, 1, 1): "1000-01-01",
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999999): "2024-02-29 23:59:59.999999",
+        dt.timedelta(hours=-838, minutes=-59, seconds=-59): "-838:59:59.000000",
+        dt.time(12, 30, 0, 5): "12:30:00.000005",
+        2**63 - 1: "9223372036854775807",
+        1.5e-300: "1.5e-300",
+    }
+    with mysql_db.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"SET SESSION sql_mode = '{sql_mode}'")
+        for value in texts:
+            raw = value if isinstance(value, bytes) else value.encode("utf-8")
+            cursor.execute(f"SELECT HEX({value_literal(value)})")
+            assert cursor.fetchone()[0] == raw.hex().upper(), f"{value!r}: {value_literal(value)}"
+        for value, text in as_text.items():
+            cursor.execute(f"SELECT CAST({value_literal(value)} AS CHAR)")
+            assert cursor.fetchone()[0] == text, f"{value!r}: {value_literal(value)}"
+    with pytest.raises(ValueError, match="NUL"):
+        quote_mysql("a\0b")
+    assert quote_mysql_identifier is quote_mysql  # the type map quotes names with the same rule
+
+
+# --------------------------------------------------------------------------- case 9: NULL cursors
+
+
+def _orders_with_null_cursors(h: Harness, table: str, *, indexed: bool = True) -> None:
+    h.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    index = ", KEY (updated_at)" if indexed else ""
+    h.mysql.execute(
+        f"CREATE TABLE `{table}` (id INT PRIMARY KEY, name VARCHAR(32), updated_at DATETIME(6) NULL{index})"
+    )
+    h.mysql.executemany(
+        f"INSERT INTO `{table}` VALUES (%s, %s, %s)",
+        [
+            (i, f"row {i}", None if i % 4 == 0 else dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i))
+            for i in range(1, 21)
+        ],
+    )
+
+
+def test_null_cursor_rows_load_by_default_and_are_merged_every_run(harness: Harness) -> None:
+    _orders_with_null_cursors(harness, "nullc")
+    harness.set_tables({f"{harness.mysql.name}.nullc": hybrid(lookback=0)}, processing={"batch_size": 2})
+    first = harness.sync("nullc")
+    assert first.extract.null_cursor_rows == 5 and first.extract.null_cursor_loaded == 5
+    assert first.extract.null_cursor_policy == "load" and not first.extract.warnings
+    assert assert_same(harness, "nullc", ["id", "name", "updated_at"], "id") == 20
+    # A change to a NULL-cursor row (its cursor still NULL) arrives on the next run, merged by key.
+    harness.mysql.execute("UPDATE nullc SET name = 'changed while NULL' WHERE id = 8")
+    harness.mysql.execute("INSERT INTO nullc VALUES (100, 'new, NULL cursor', NULL)")
+    second = harness.sync("nullc")
+    assert second.extract.null_cursor_loaded == 6
+    assert assert_same(harness, "nullc", ["id", "name", "updated_at"], "id") == 21
+
+
+def test_null_cursor_policies_report_and_fail_and_the_unindexed_warning(harness: Harness) -> None:
+    _orders_with_null_cursors(harness, "nullu", indexed=False)
+    harness.set_tables({f"{harness.mysql.name}.nullu": hybrid(lookback=0)})
+    loaded = harness.sync("nullu")
+    assert loaded.extract.null_cursor_loaded == 5
+    (warning,) = loaded.extract.warnings
+    assert "not indexed" in warning and "ADD INDEX (updated_at)" in warning
+
+    _orders_with_null_cursors(harness, "nullr")
+    harness.set_tables({f"{harness.mysql.name}.nullr": hybrid(lookback=0, null_cursor="report")})
+    reported = harness.sync("nullr")
+    assert reported.extract.null_cursor_rows == 5 and reported.extract.null_cursor_loaded == 0
+    assert harness.pg.query(f"SELECT count(*) FROM {harness.target('nullr')}")[0][0] == 15
+
+    harness.set_tables({f"{harness.mysql.name}.nullr": hybrid(lookback=0, null_cursor="fail")})
+    with pytest.raises(NullCursorRowsError, match=r"5 rows have a NULL updated_at.*null_cursor: fail"):
+        harness.sync("nullr")
+
+
+def test_null_cursor_rows_show_in_the_summary_the_json_a_check_and_validate_counts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    _orders_with_null_cursors(harness, "nullcli")
+    table = f"{harness.mysql.name}.nullcli"
+    harness.set_tables({table: hybrid(lookback=0)})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+
+    def cli(*args: str):
+        return run("--config-dir", str(harness.config.path), *args, env={"DAGSTER_HOME": str(home)})
+
+    report = tmp_path / "result.json"
+    synced = cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "NULL cursor" in synced.stdout and "5 (loaded 5)" in synced.stdout
+    assert "null_cursor_rows: ok" in synced.stdout
+    result = json.loads(report.read_text())["table_results"][table]
+    assert result["null_cursor_rows"] == 5 and result["null_cursor_rows_loaded"] == 5
+    assert result["null_cursor_policy"] == "load" and result["checks"]["null_cursor_rows"] is True
+    assert assert_same(harness, "nullcli", ["id", "name", "updated_at"], "id") == 20
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    assert "5 at the source, 5 in the target (null_cursor: load" in counted.stdout
+
+    # report: the rows stay out, and every place says so; validate-counts exits 4 (data).
+    harness.set_tables({table: hybrid(lookback=0, null_cursor="report")})
+    harness.mysql.execute("INSERT INTO nullcli VALUES (200, 'left out', NULL)")
+    reported = cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+    assert "6 (NOT loaded: report)" in reported.stdout, reported.stdout
+    assert "null_cursor_rows: FAILED" in reported.stdout
+    assert json.loads(report.read_text())["table_results"][table]["null_cursor_rows"] == 6
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 4, counted.stdout + counted.stderr
+    assert "6 rows with a NULL updated_at are not loaded (null_cursor: report)" in counted.stdout + counted.stderr
+
+
+# --------------------------------------------------------------------------- case 10: a failed check fails the run
+
+
+def test_a_failed_row_count_or_unique_key_check_fails_the_run_with_exit_4(harness: Harness, tmp_path: Path) -> None:
+    _keyed_table(harness, "checked", "INT", list(range(1, 31)), step=dt.timedelta(seconds=1))
+    table = f"{harness.mysql.name}.checked"
+    harness.set_tables({table: hybrid(lookback=0)})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    report = tmp_path / "result.json"
+
+    def sync():
+        return run(
+            "--config-dir", str(harness.config.path), "sync", "pipeline", "-p", PIPELINE, "-t", table,
+            "--json-output", str(report), env={"DAGSTER_HOME": str(home)},
+        )  # fmt: skip
+
+    assert sync().returncode == 0
+    # Rows vanish from the warehouse below the watermark: the next run reads nothing new, and its check sees it.
+    harness.pg.execute(f"DELETE FROM {harness.target('checked')} WHERE id <= 3")
+    missing = sync()
+    assert missing.returncode == 4, missing.stdout + missing.stderr
+    assert "check row_count_matches_source failed: 3 rows missing from the target" in missing.stderr
+    document = json.loads(report.read_text())
+    assert document["status"] == "failed" and document["table_results"][table]["status"] == "failed"
+    assert "row_count_matches_source" in document["table_results"][table]["error_message"]
+
+    # A key twice in the target (a table created without a declared key, as Redshift's are).
+    harness.pg.execute(f"DELETE FROM {harness.target('checked')}")
+    harness.pg.execute(f"ALTER TABLE {harness.target('checked')} DROP CONSTRAINT IF EXISTS checked_pkey")
+    harness.mysql.execute("UPDATE checked SET updated_at = '2026-01-01'")
+    assert sync().returncode == 0  # every row arrives again
+    harness.pg.execute(
+        f"INSERT INTO {harness.target('checked')} SELECT * FROM {harness.target('checked')} WHERE id = 7"
+    )
+    doubled = sync()
+    assert doubled.returncode == 4, doubled.stdout + doubled.stderr
+    assert "check primary_key_unique failed: 1 values of (id) occur more than once" in doubled.stderr
+    assert json.loads(report.read_text())["status"] == "failed"
+
+
+# --------------------------------------------------------------------------- case 7: replace never swaps in a part
+
+
+def test_a_capped_full_sync_replace_still_replaces_with_the_whole_table(harness: Harness) -> None:
+    _keyed_table(harness, "snap", "INT", list(range(1, 11)))
+    harness.set_tables({f"{harness.mysql.name}.snap": {"cdc_strategy": "full_sync"}}, processing={"batch_size": 2})
+    assert harness.sync("snap").extract.rows == 10
+    capped = harness.sync("snap", limit=3)
+    assert capped.extract.rows == 10 and not capped.extract.capped
+    assert any("do not apply to a replace" in w for w in capped.extract.warnings)
+    assert assert_same(harness, "snap", ["id", "name", "updated_at"], "id") == 10
