@@ -301,7 +301,9 @@ class RedshiftDialect(WarehouseDialect):
     def is_conflict(self, sqlstate: str | None, message: str) -> bool:
         """Error 1023, serializable isolation violation: concurrent transactions touched the same tables."""
         lowered = message.lower()
-        return sqlstate == "40001" or "serializable isolation" in lowered or lowered.lstrip().startswith("1023")
+        if "serializable isolation" in lowered or lowered.lstrip().startswith("1023"):
+            return True
+        return super().is_conflict(sqlstate, message)  # and racing CREATE … IF NOT EXISTS
 
     def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
         return (
