@@ -973,8 +973,15 @@ class WarehouseDialect:
         return frozenset(str(name) for name, distkey, sortkey in rows if distkey or (sortkey or 0) != 0)
 
     def is_conflict(self, sqlstate: str | None, message: str) -> bool:
-        """A concurrent-writer conflict that succeeds when the transaction is retried."""
-        return sqlstate in ("40001", "40P01")
+        """A concurrent-writer conflict that succeeds when the transaction is retried.
+
+        Besides serialization failures and deadlocks: two sessions racing through CREATE … IF NOT
+        EXISTS of the same table (the loser sees the winner's catalog row, or "already exists");
+        the retry finds the table and passes.
+        """
+        if sqlstate in ("40001", "40P01", "42P07"):
+            return True
+        return sqlstate == "23505" and "pg_type_typname_nsp_index" in message
 
     # ------------------------------------------------------------------ the load plan
 

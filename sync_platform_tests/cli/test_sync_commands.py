@@ -81,6 +81,7 @@ def test_sync_pipeline_without_tables_syncs_every_table_as_a_dagster_run(harness
     assert assert_same(harness, "orders", COLUMNS, "id") == 300
 
 
+@pytest.mark.timeout(600)  # six Dagster runs in sequence; through the stand-in each also COPYs from S3
 def test_airflow_loop_with_limit_until_caught_up_totals_match_the_target(harness: Harness, dagster_home: Path) -> None:
     table = f"{harness.mysql.name}.orders"
     output = dagster_home.parent / "result.json"
