@@ -19,11 +19,10 @@ from typing import Any
 
 import click
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.cli import output, timings
 from sync_platform.cli.context import CliContext, pass_cli
-from sync_platform.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_names
+from sync_platform.cli.exit_codes import ExitCode, exit_code_for
 from sync_platform.cli.run_progress import RunProgress
 from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, TableSpec, table_spec
@@ -32,7 +31,9 @@ from sync_platform.configuration.project import Pipeline
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.sync import RunOptions
 from sync_platform.engine.watermark import Watermark
+from sync_platform.errors import INTERRUPTED, Classification
 from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, TableOutcome, run_tables, with_pipeline
 
@@ -76,8 +77,9 @@ def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--retries",
             type=click.IntRange(min=0),
-            help="Attempts after a transient error (lost connection, table busy); default 3, backing off "
-            "30/60/120 s. 0 fails at once (e.g. when Airflow retries the task itself).",
+            help=f"Attempts after a transient error (lost connection, table busy); default "
+            f"{DEFAULT_RETRY_SCHEDULE.retries}, backing off {DEFAULT_RETRY_SCHEDULE.describe()}. 0 fails at once "
+            "(e.g. when Airflow retries the task itself). An endpoint down at the start is never retried.",
         ),
         click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility; tables run in turn."),
         click.option("--parallel", is_flag=True, hidden=True, help="Accepted for compatibility."),
@@ -159,13 +161,7 @@ def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **opt
         project = ctx.project(pipeline=pipeline)
         try:
             if tables:
-                specs = [table_spec(project, pipeline, name) for name in tables]
-                for name, spec in zip(tables, specs, strict=True):
-                    source = name.rpartition(":")[0]
-                    if source and source != spec.source:
-                        raise ConfigError(
-                            [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
-                        )
+                specs = [resolve_table(project, name, pipeline) for name in tables]
             else:
                 specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
         except ConfigError as exc:
@@ -209,9 +205,6 @@ def json_on_every_exit(ctx: CliContext, request: SyncRequest, tables: Sequence[s
     except KeyboardInterrupt:
         write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
         raise
-    except DagsterExecutionInterruptedError as exc:  # an interrupt Dagster turned into its own error
-        write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
-        raise KeyboardInterrupt from exc
     except Exception as exc:
         code = exit_code_for(exc)
         write_json(path, failure_document(request, tables, f"{type(exc).__name__}: {exc}", int(code), started))
@@ -309,7 +302,12 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @click.option("--dry-run", is_flag=True, help="Show strategy, columns and SQL; change nothing.")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON.")
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
-@click.option("--retries", type=click.IntRange(min=0), help="Attempts after a transient error (default 3).")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help=f"Attempts after a transient error (default {DEFAULT_RETRY_SCHEDULE.retries}, backing off "
+    f"{DEFAULT_RETRY_SCHEDULE.describe()}).",
+)
 @click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
 @click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
 @click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
@@ -379,7 +377,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
     raise SystemExit(code)
 
 
-_INTERRUPTED = (DagsterExecutionInterruptedError.__name__, KeyboardInterrupt.__name__)
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 
 
 def _interrupted(instance: dg.DagsterInstance, outcome: RunOutcome) -> bool:
@@ -387,7 +385,7 @@ def _interrupted(instance: dg.DagsterInstance, outcome: RunOutcome) -> bool:
     table is "not run" and only the run's own failure or cancellation event says why)."""
     if outcome.blocked:  # the watchdog ended a run no step of which could start: not the user's Ctrl-C
         return False
-    if any(name in text for t in outcome.failed for text in (*t.error_classes, t.error or "") for name in _INTERRUPTED):
+    if any(t.error_kind is not None and t.error_kind.kind == INTERRUPTED.kind for t in outcome.failed):
         return True
     run = instance.get_run_by_id(outcome.run_id)
     if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
@@ -396,7 +394,7 @@ def _interrupted(instance: dg.DagsterInstance, outcome: RunOutcome) -> bool:
         return False
     kinds = {dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
     for record in instance.all_logs(outcome.run_id, of_type=kinds):
-        if any(name in repr(record.dagster_event) for name in _INTERRUPTED):
+        if any(name in repr(record.dagster_event) for name in _INTERRUPTS):
             return True
     return False
 
@@ -407,11 +405,10 @@ def exit_code(outcome: RunOutcome) -> ExitCode:
         return ExitCode.OK
     if len(failed) < len(outcome.tables):
         return ExitCode.PARTIAL
-    if outcome.blocked:
-        return ExitCode.CONNECTION
     if all(t.check_errors for t in failed):  # the data is wrong, not the run: a check found it
         return ExitCode.DATA
-    return exit_code_for_names(failed[0].error_classes)
+    kind = failed[0].error_kind
+    return kind.exit_code if kind is not None else ExitCode.PARTIAL
 
 
 def summary(outcome: RunOutcome, request: SyncRequest) -> None:
@@ -440,9 +437,18 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
         for warning in t.warnings:
             click.echo(f"warning: {t.spec.identity}: {warning}", err=True)
     for t in outcome.failed:
-        output.fail(f"{t.spec.identity}: {_failure_text(t)}")
+        output.fail(output.failure_line(t.spec, _failure_text(t)))
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def _error_kind(t: TableOutcome) -> Classification:
+    """The table's failure as the taxonomy classifies it (a failed check: data)."""
+    if t.error_kind is not None:
+        return t.error_kind
+    if t.check_errors:
+        return Classification("data", ExitCode.DATA, False)
+    return Classification("error", ExitCode.PARTIAL, False)
 
 
 def _failure_text(t: TableOutcome) -> str:
@@ -503,6 +509,9 @@ def json_document(
             results[t.spec.name] = {
                 "status": "failed",
                 "error_message": _failure_text(t),
+                "error_kind": _error_kind(t).kind,
+                "exit_code": int(_error_kind(t).exit_code),
+                "transient": _error_kind(t).transient,
                 "checks": dict(t.checks),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }

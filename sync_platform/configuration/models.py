@@ -55,6 +55,9 @@ class SSHTunnelConfig(Strict):
     password: SecretStr | None = None
     local_port: int = 0  # 0: the OS picks a free port (the only safe choice when tunnels are shared)
     keepalive_seconds: float = 30.0
+    # strict: only keys already in the known-hosts file; accept-new: remember a new bastion's key, refuse a
+    # changed one; off: no check (connections/host_keys.py).
+    host_key_check: Literal["strict", "accept-new", "off"] = "accept-new"
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> SSHTunnelConfig:

@@ -33,6 +33,7 @@ from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
 from sync_platform.engine.watermark import Watermark
+from sync_platform.errors import WarehouseError, classify
 from sync_platform.warehouse import (
     BatchLoad,
     LedgerEntry,
@@ -56,7 +57,7 @@ _EXCERPT = re.compile(r"^LINE \d+: .*(?:\n\s*\^)?", re.MULTILINE)
 _CREDENTIAL_PARTS = re.compile(r"(aws_secret_access_key|token)=[^;'\s]*", re.IGNORECASE)
 
 
-class LoadError(RuntimeError):
+class LoadError(WarehouseError, RuntimeError):
     """The warehouse refused a batch (names table, batch and the statement that failed)."""
 
 
@@ -352,6 +353,7 @@ class TableLoader:
                 _rollback_quietly(conn)
                 if attempt == CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     failure = LoadError(self._failure_text(f"{doing} {self.spec.target}", exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     failure = None
             if failure is not None:
@@ -384,6 +386,7 @@ class TableLoader:
                 if attempt >= CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     what = f"loading batch {manifest.batch_id} into {spec.target}"
                     failure = LoadError(self._failure_text(what, exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     log.warning(
                         "%s: batch %s met a concurrent writer (%s); retrying", spec.table, manifest.batch_id, exc.pgcode

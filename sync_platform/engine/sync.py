@@ -50,6 +50,7 @@ from sync_platform.engine.strategies import (
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, later
+from sync_platform.errors import TableBusy
 from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ READ_BATCH_ROWS = 16_384
 LOCK_WAIT_SECONDS = 0
 
 
-class ConcurrentRunError(RuntimeError):
+class ConcurrentRunError(TableBusy, RuntimeError):
     """Another run of the same table holds its lock (one writer per table)."""
 
 

@@ -17,7 +17,7 @@ import dagster as dg
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
 from sync_platform.engine.reconcile import reconcilable
 from sync_platform.orchestration import automation, checks, reconciliation
-from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY, table_assets
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
 from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
@@ -66,13 +66,14 @@ def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[Confi
 def build_definitions(
     project: Project,
     *,
-    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    retry_schedule: RetrySchedule | None = DEFAULT_RETRY_SCHEDULE,
     resources: Mapping[str, object] | None = None,
     strict: bool = True,
 ) -> dg.Definitions:
     """Dagster definitions for every pipeline of ``project`` (no I/O beyond reading the config files).
 
-    ``resources`` replaces the connection resources built from connections.yml (tests, deployments).
+    ``resources`` replaces the connection resources built from connections.yml (tests, deployments);
+    ``retry_schedule`` None: a transient error fails the step at once.
     Not ``strict``: every pipeline file that did not load (``project.broken``) is logged and shown
     in the UI as a ``config_problems`` asset whose description lists its problems, with a failing
     ``configuration_is_valid`` check; the other pipelines load as usual.
@@ -86,7 +87,7 @@ def build_definitions(
         pipeline = project.pipelines[keys.spec.pipeline]
         if keys.source not in sources:  # a MySQL table synced by several pipelines is one asset
             sources[keys.source] = source_spec(project, keys)
-        assets.append(table_assets(project, keys, retry_policy=retry_policy))
+        assets.append(table_assets(project, keys, retry_schedule=retry_schedule or RetrySchedule(retries=0)))
         lag = freshness_lag_seconds(pipeline, keys.spec)
         if lag is not None:
             lags.append((keys, lag))

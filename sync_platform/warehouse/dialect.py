@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from sync_platform.errors import DataError
 from sync_platform.warehouse.types import Kind, LogicalType, OversizePolicy
 from sync_platform.warehouse.types import WarehouseColumn as WarehouseColumn
 from sync_platform.warehouse.types import WarehouseColumnLike as WarehouseColumnLike
@@ -168,7 +169,7 @@ class EvolutionPlan:
         return not self.statements
 
 
-class IncompatibleSchemaChange(ValueError):
+class IncompatibleSchemaChange(DataError, ValueError):
     """A source column changed in a way the target column cannot follow by widening."""
 
     def __init__(self, table: str, column: str, old_type: str, new_type: str, fix: str) -> None:
@@ -972,8 +973,15 @@ class WarehouseDialect:
         return frozenset(str(name) for name, distkey, sortkey in rows if distkey or (sortkey or 0) != 0)
 
     def is_conflict(self, sqlstate: str | None, message: str) -> bool:
-        """A concurrent-writer conflict that succeeds when the transaction is retried."""
-        return sqlstate in ("40001", "40P01")
+        """A concurrent-writer conflict that succeeds when the transaction is retried.
+
+        Besides serialization failures and deadlocks: two sessions racing through CREATE … IF NOT
+        EXISTS of the same table (the loser sees the winner's catalog row, or "already exists");
+        the retry finds the table and passes.
+        """
+        if sqlstate in ("40001", "40P01", "42P07"):
+            return True
+        return sqlstate == "23505" and "pg_type_typname_nsp_index" in message
 
     # ------------------------------------------------------------------ the load plan
 

@@ -80,7 +80,10 @@ def defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
 
 def test_each_table_becomes_mysql_staging_and_warehouse_assets_with_lineage(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
-    orders = [dg.AssetKey(["mysql", "shop", "shop", "orders"]), dg.AssetKey(["staging", "shop", "shop", "orders"])]
+    orders = [
+        dg.AssetKey(["mysql", "shop", "shop", "orders_mysql"]),
+        dg.AssetKey(["staging", "shop", "shop", "orders_staged"]),
+    ]
     warehouse = dg.AssetKey(["warehouse", "dw", "raw", "orders"])
     assert graph.get(orders[1]).parent_keys == {orders[0]}
     assert graph.get(warehouse).parent_keys == {orders[1]}
@@ -150,7 +153,10 @@ def test_definitions_module_loads_the_configured_directory(tmp_path: Path, monke
     from sync_platform import definitions
 
     loaded = definitions.defs()  # lazy: importing the module reads nothing
-    assert dg.AssetKey(["staging", "shop", "shop", "customers"]) in loaded.resolve_asset_graph().get_all_asset_keys()
+    assert (
+        dg.AssetKey(["staging", "shop", "shop", "customers_staged"])
+        in loaded.resolve_asset_graph().get_all_asset_keys()
+    )
 
 
 def test_a_thousand_tables_become_three_thousand_assets() -> None:
