@@ -71,6 +71,7 @@ EXPECTED_COMMANDS = (
     "info",
     "version",
     "features",
+    "reconcile",
 )
 
 
@@ -292,6 +293,7 @@ def test_no_cli_command_leaks_a_password(secret_cli: Harness, tmp_path: Path, fa
         ("watermark", "reset", "-t", keyed, "-y"),
         ("watermark", "force-reset", "-t", keyed, "-y"),
         ("sync", "-t", keyed, "--json-output", sweep.json_file("sync_after_reset.json")),
+        ("reconcile", "-t", keyed, "--repair", "--json-output", sweep.json_file("reconcile.json")),
         ("status",),
         ("s3clean", "list", "--show-timestamps"),
         ("s3clean", "clean-all", "--older-than", "0s", "--dry-run"),
@@ -358,6 +360,7 @@ def test_no_cli_command_leaks_a_password(secret_cli: Harness, tmp_path: Path, fa
         ("sync", "-t", keyed, "--json-output", sweep.json_file("fail_target_port.json"), *quick),
         ("connections", "test", dw),
         ("demo", "--pipeline", PIPELINE),
+        ("reconcile", "-t", keyed, "--json-output", sweep.json_file("fail_reconcile_target_port.json")),
     ]
     codes |= {args: sweep.run("target down", *args, json_logs=True) for args in target_down}
 
