@@ -91,6 +91,8 @@ def null_cursor_counts(registry: ConnectionRegistry, spec: TableSpec, shape: Tab
     column = shape.choice.timestamp_column
     if not column or shape.choice.strategy in ("full_sync", "custom_sql"):
         return None
+    if not shape.source.column(column).nullable:  # `IS NULL` would match a NOT NULL column's zero dates
+        return NullCursorCounts(column, null_cursor_policy(spec, shape.choice), 0, 0)
     extra = spec.config.additional_where
     where = f"{quote_mysql(column)} IS NULL" + (f" AND ({extra})" if extra else "")
     with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:

@@ -232,7 +232,8 @@ def plan_extract(
         ceiling_sql = ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
         row = _query_one(conn)(ceiling_sql)
         ceiling = ceiling_from(first, *(row or (None, None)))
-        if choice.timestamp_column:
+        # A NOT NULL column holds no NULLs; there MySQL's `IS NULL` would match its zero dates instead.
+        if choice.timestamp_column and source_table.column(choice.timestamp_column).nullable:
             (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
             nulls = int(count or 0)
     plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)

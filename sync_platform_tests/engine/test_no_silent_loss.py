@@ -316,3 +316,36 @@ def test_a_capped_full_sync_replace_still_replaces_with_the_whole_table(harness:
     assert capped.extract.rows == 10 and not capped.extract.capped
     assert any("do not apply to a replace" in w for w in capped.extract.warnings)
     assert assert_same(harness, "snap", ["id", "name", "updated_at"], "id") == 10
+
+
+# --------------------------------------------------------------------------- case 8: zero dates as cursor values
+
+
+@pytest.mark.parametrize("cursor_type", ["TIMESTAMP(6)", "DATETIME(6)"])
+def test_zero_cursor_values_are_the_lowest_position_and_every_row_arrives(harness: Harness, cursor_type: str) -> None:
+    table = f"zero_{cursor_type[:4].lower()}"
+    harness.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    harness.mysql.execute(
+        f"CREATE TABLE `{table}` (id INT PRIMARY KEY, name VARCHAR(16), updated_at {cursor_type} NOT NULL "
+        "DEFAULT '2025-01-01', KEY (updated_at))"
+    )
+    with harness.mysql.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = ''")  # as an old application wrote them
+        cursor.executemany(
+            f"INSERT INTO `{table}` VALUES (%s, %s, %s)",
+            [(i, f"r{i}", "0000-00-00 00:00:00" if i <= 5 else f"2025-01-01 00:00:{i:02d}") for i in range(1, 13)],
+        )
+        conn.commit()
+    harness.set_tables({f"{harness.mysql.name}.{table}": hybrid(lookback=0)}, processing={"batch_size": 2})
+    total = 0
+    for _ in range(10):  # capped runs page on (updated_at, id) from the start, across the zero values
+        run_ = harness.sync(table, limit=2)
+        total += run_.extract.rows
+        if not run_.extract.capped:
+            break
+    assert total == 12
+    ids = [row[0] for row in harness.pg.query(f"SELECT id FROM {harness.target(table)} ORDER BY id")]
+    assert ids == list(range(1, 13))
+    assert harness.pg.query(f"SELECT count(*) FROM {harness.target(table)} WHERE updated_at IS NULL")[0][0] == 5
+    harness.mysql.execute(f"UPDATE `{table}` SET name = 'later', updated_at = '2025-06-01' WHERE id = 2")
+    assert harness.sync(table).extract.rows == 1
