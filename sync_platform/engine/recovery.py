@@ -110,6 +110,18 @@ def null_cursor_counts(registry: ConnectionRegistry, spec: TableSpec, shape: Tab
     return NullCursorCounts(column, null_cursor_policy(spec, shape.choice), int(source_rows), int(target_rows))
 
 
+def target_has_rows(registry: ConnectionRegistry, spec: TableSpec) -> bool | None:
+    """None when the target table does not exist, else whether it holds any row."""
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if not _exists(cursor, dialect, target):
+            return None
+        cursor.execute(f"SELECT 1 FROM {dialect.table_sql(target)} LIMIT 1")
+        return cursor.fetchone() is not None
+
+
 def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark | None:
     """The end position of the last batch the ledger records as loaded; None when it has no row for the table."""
     warehouse = registry.warehouse(spec.target)

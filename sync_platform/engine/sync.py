@@ -27,7 +27,7 @@ from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
-from sync_platform.engine.recovery import loaded_end
+from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
@@ -226,6 +226,11 @@ def plan_extract(
     if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
         # Without a key a re-read duplicates rows: the ledger also says how far loads got.
         resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+    if probe.watermark_columns and not resume.is_empty:
+        restart = _restart_for_lost_target(registry, spec, resume, staged)
+        if restart is not None:
+            resume, note = restart
+            warnings.append(note)
     ceiling, ceiling_sql, nulls = None, None, 0
     if probe.keyset and choice.strategy != "full_sync":
         first = probe.keyset[0]
@@ -245,6 +250,28 @@ def plan_extract(
     return ExtractPlan(
         source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings)
     )
+
+
+def _restart_for_lost_target(
+    registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, staged: list[Manifest]
+) -> tuple[Watermark, str] | None:
+    """A watermark says rows were loaded, but the target is gone or empty: read from the beginning.
+
+    Resuming would bring back only the rows changed since (a dropped table, a TRUNCATE, a new
+    warehouse). The restart is marked like a manual reset, so batches staged before it never move
+    the resume point again.
+    """
+    has_rows = target_has_rows(registry, spec)
+    if has_rows:
+        return None
+    if staged and ledger_watermark(registry, spec) is None:
+        return None  # staged, never loaded (e.g. --backup-only): the batches are waiting for their load
+    state = "does not exist" if has_rows is None else "is empty"
+    note = (
+        f"the target {spec.target_schema}.{spec.target_table} {state} although the watermark is at "
+        f"{resume.describe()}: reading {spec.name} again from the beginning"
+    )
+    return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
 
 
 def _null_cursor_handling(
@@ -444,6 +471,7 @@ def _stream_to_stage(
         nonlocal stager, batch_start
         if stager is None:
             return
+        end = _keep_manual_mark(end, resume)
         manifest = stager.finish(
             watermark_start=batch_start.to_dict(),
             watermark_end=end.to_dict(),
@@ -488,10 +516,17 @@ def _stream_to_stage(
         )
     close_stager(end)
     if stager is None and not result.batches:
-        result.watermark = end if plan.watermark_columns else resume
+        result.watermark = _keep_manual_mark(end, resume) if plan.watermark_columns else resume
     result.capped = reader.capped
     result.zero_dates = counts
     result.truncated_values = truncated
+
+
+def _keep_manual_mark(end: Watermark, start: Watermark) -> Watermark:
+    """Positions after a reset keep its moment, so batches staged before it never count again."""
+    if end.manual_at or not start.manual_at or end.is_empty:
+        return end
+    return Watermark(end.position, manual_at=start.manual_at)
 
 
 def _logical_dict(logical: LogicalType) -> dict:

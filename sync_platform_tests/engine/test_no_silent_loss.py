@@ -349,3 +349,27 @@ def test_zero_cursor_values_are_the_lowest_position_and_every_row_arrives(harnes
     assert harness.pg.query(f"SELECT count(*) FROM {harness.target(table)} WHERE updated_at IS NULL")[0][0] == 5
     harness.mysql.execute(f"UPDATE `{table}` SET name = 'later', updated_at = '2025-06-01' WHERE id = 2")
     assert harness.sync(table).extract.rows == 1
+
+
+# --------------------------------------------------------------------------- case 6: target lost, watermark kept
+
+
+def test_a_dropped_or_emptied_target_is_read_again_from_the_beginning(harness: Harness) -> None:
+    _keyed_table(harness, "lost", "INT", list(range(1, 11)), step=dt.timedelta(minutes=1))
+    harness.set_tables({f"{harness.mysql.name}.lost": hybrid(lookback=0)}, processing={"batch_size": 4})
+    assert harness.sync("lost").extract.rows == 10
+    harness.mysql.execute("UPDATE lost SET name = 'changed', updated_at = '2025-06-01' WHERE id IN (2, 3)")
+    # The advice of an incompatible-change error: drop the target table and run the sync again.
+    harness.pg.execute(f"DROP TABLE {harness.target('lost')}")
+    again = harness.sync("lost")
+    assert again.extract.rows == 10
+    assert any("does not exist although the watermark" in w for w in again.extract.warnings)
+    assert assert_same(harness, "lost", ["id", "name", "updated_at"], "id") == 10
+
+    harness.pg.execute(f"TRUNCATE {harness.target('lost')}")
+    emptied = harness.sync("lost", limit=4)  # a capped restart, then the rest: no batch from before counts
+    assert emptied.extract.rows == 4 and any("is empty although" in w for w in emptied.extract.warnings)
+    while harness.sync("lost", limit=4).extract.capped:
+        pass
+    assert assert_same(harness, "lost", ["id", "name", "updated_at"], "id") == 10
+    assert harness.sync("lost").extract.rows == 0
