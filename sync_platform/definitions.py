@@ -2,7 +2,9 @@
 
 Definitions are built from the configuration directory (``SYNC_PLATFORM_CONFIG_DIR``, else
 ``./config``) through the project's own config loader, the same files the CLI reads. Building them
-opens no connection; an invalid configuration fails the code location with every problem listed.
+opens no connection. A pipeline file that does not load is logged and shown as a
+``config_problems`` asset with a failing check; the other pipelines load. ``SYNC_PLATFORM_STRICT=1``
+makes any problem fail the whole code location.
 """
 
 from __future__ import annotations

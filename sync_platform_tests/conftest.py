@@ -14,6 +14,12 @@ Available fixtures:
 - ``sshd`` (function, server lives for the session): a running OpenSSH bastion ``SSHServer``
   (``host``, ``port``, ``username``, ``private_key_path``, ``log_path``, ``stop()``, ``start()``,
   ``forwards()``).
+- ``redshift_standin`` (session): the Redshift stand-in (``sync_platform_tests.redshift_standin``) on a
+  free loopback port, in front of the local PostgreSQL, COPYing from ``s3_server``.
+- ``warehouse`` (function, parametrized ``postgres`` / ``redshift``): the target a test runs against;
+  ``make_config_dir`` follows it.
+- ``warehouse_db`` (function): the database behind ``warehouse`` (``pg_db``, or ``standin_db``, the
+  stand-in's own database for the module); pass it to ``make_config_dir(postgres=…)`` and read it back.
 - ``make_config_dir`` (function): factory writing a ``connections.yml`` for the above.
 """
 
@@ -26,6 +32,9 @@ from typing import Any, Literal
 
 import pytest
 
+from sync_platform_tests.live_redshift import LIVE_WAREHOUSE, LiveRedshift
+from sync_platform_tests.redshift_standin import RedshiftStandin
+from sync_platform_tests.redshift_standin.fixtures import WAREHOUSES, redshift_target, start_standin
 from sync_platform_tests.stack import (
     AWS_ENV_TO_CLEAR,
     DUMMY_AWS_ENV,
@@ -141,6 +150,74 @@ def s3_bucket(_moto: MotoS3, request: pytest.FixtureRequest) -> Iterator[str]:
         _moto.delete_bucket(name)
 
 
+# --------------------------------------------------------------------------- Redshift stand-in
+
+
+@pytest.fixture(scope="session")
+def redshift_standin(s3_server: str, postgres_server: None) -> Iterator[RedshiftStandin]:
+    """The Redshift stand-in for the session (``.host``, ``.port``), reading S3 from ``s3_server``."""
+    standin = start_standin(s3_server)
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+# A real cluster joins as a third warehouse only when the environment names one (see live_redshift.py).
+LIVE_REDSHIFT = LiveRedshift.from_env()
+WAREHOUSE_PARAMS: tuple[str, ...] = (*WAREHOUSES, *((LIVE_WAREHOUSE,) if LIVE_REDSHIFT else ()))
+
+
+@pytest.fixture(params=WAREHOUSE_PARAMS, ids=list(WAREHOUSE_PARAMS))
+def warehouse(request: pytest.FixtureRequest) -> str:
+    """The warehouse a test runs against: ``postgres``, ``redshift`` (the stand-in, staging on S3), and
+    ``redshift_live`` (a real cluster) when ``SYNC_PLATFORM_LIVE_REDSHIFT_DSN`` is set."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def live_redshift_db() -> Iterator[PostgresDatabase]:
+    """The live cluster's database for this module; every table the module created is dropped afterwards."""
+    assert LIVE_REDSHIFT is not None
+    before = LIVE_REDSHIFT.tables()
+    try:
+        yield LIVE_REDSHIFT.database_handle()
+    finally:
+        LIVE_REDSHIFT.drop_tables(LIVE_REDSHIFT.tables() - before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _live_staging_removed() -> Iterator[None]:
+    yield
+    if LIVE_REDSHIFT is not None:
+        LIVE_REDSHIFT.remove_staged_files()
+
+
+@pytest.fixture(scope="module")
+def standin_db(postgres_server: None, request: pytest.FixtureRequest) -> Iterator[PostgresDatabase]:
+    """The PostgreSQL database behind the Redshift stand-in for this module (dropped afterwards).
+
+    Its own, not ``pg_db``: the ``postgres`` and ``redshift`` runs of a test then never share a table,
+    so each run creates its target from nothing.
+    """
+    db = PostgresDatabase(unique_name("spt", "rs_" + _module_hint(request)[:27]))
+    db.create()
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+@pytest.fixture
+def warehouse_db(warehouse: str, request: pytest.FixtureRequest) -> PostgresDatabase:
+    """The database the test's ``warehouse`` writes into, to read the target back.
+
+    ``pg_db``, ``standin_db`` or the live cluster's database.
+    """
+    databases = {"postgres": "pg_db", "redshift": "standin_db", LIVE_WAREHOUSE: "live_redshift_db"}
+    return request.getfixturevalue(databases[warehouse])
+
+
 # --------------------------------------------------------------------------- SSH bastion
 
 
@@ -191,6 +268,10 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
     - ``target_schema``: default ``public``.
     - ``connection_settings``: default ``{"retry_delay": 0.1}`` so failing tests fail fast.
     - ``pipelines``: ``{name: dict}`` written as ``pipelines/<name>.yml``.
+    - ``warehouse``: ``"postgres"`` or ``"redshift"``; default: the test's ``warehouse`` parameter when it
+      uses that fixture, else ``"postgres"``. ``"redshift"`` writes a ``type: redshift`` target pointing at
+      the ``redshift_standin`` (database = the ``pg_db``, an ``iam_role``) and forces S3 staging;
+      ``"redshift_live"`` the real cluster and bucket of ``live_redshift.py``.
 
     Add more files with ``ConfigDir.write("pipelines/x.yml", {...})``.
     """
@@ -208,15 +289,24 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
         target_schema: str = "public",
         connection_settings: dict[str, Any] | None = None,
         pipelines: dict[str, dict[str, Any]] | None = None,
+        warehouse: Literal["postgres", "redshift", "redshift_live"] | None = None,
     ) -> ConfigDir:
+        if warehouse is None:
+            warehouse = request.getfixturevalue("warehouse") if "warehouse" in request.fixturenames else "postgres"
+        if warehouse == "redshift":
+            staging = "s3"  # Redshift COPYs from S3 only
         root = tmp_path / f"project{next(counter) or ''}"
         config_path = root / "config"
         config_path.mkdir(parents=True)
         source_db = request.getfixturevalue("mysql_db") if mysql is True else (mysql or None)
         target_db = request.getfixturevalue("pg_db") if postgres is True else (postgres or None)
-        if staging == "s3":
+        if warehouse == LIVE_WAREHOUSE:
+            assert LIVE_REDSHIFT is not None
+            staging_block: dict[str, Any] = LIVE_REDSHIFT.staging()
+            location = LIVE_REDSHIFT.bucket
+        elif staging == "s3":
             bucket = request.getfixturevalue("s3_bucket")
-            staging_block: dict[str, Any] = {
+            staging_block = {
                 "bucket_name": bucket,
                 "region": "us-east-1",
                 "endpoint_url": request.getfixturevalue("s3_server"),
@@ -228,6 +318,14 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             location = str(root / "staging")
             staging_block = {"local_path": location}
         bastion = request.getfixturevalue("sshd") if tunnel else None
+        override = None
+        if warehouse == "redshift" and target_db is not None:
+            override = redshift_target(
+                request.getfixturevalue("redshift_standin"), database=target_db.name, schema=target_schema
+            )
+        elif warehouse == LIVE_WAREHOUSE and target_db is not None:
+            assert LIVE_REDSHIFT is not None
+            override = LIVE_REDSHIFT.target(schema=target_schema)
         document = connections_document(
             mysql=source_db,
             postgres=target_db,
@@ -239,6 +337,7 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             source_tunnel=bastion if tunnel in (True, "source") else None,
             target_tunnel=bastion if tunnel in (True, "target") else None,
             connection_settings={"retry_delay": 0.1} if connection_settings is None else connection_settings,
+            target_override=override,
         )
         config = ConfigDir(
             path=config_path,
@@ -247,6 +346,7 @@ def make_config_dir(tmp_path: Path, request: pytest.FixtureRequest) -> MakeConfi
             staging=staging_name,
             target_schema=target_schema,
             staging_location=location,
+            warehouse=warehouse,
         )
         config.write("connections.yml", document)
         for name, content in (pipelines or {}).items():

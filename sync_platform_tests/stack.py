@@ -549,6 +549,7 @@ class ConfigDir:
     staging: str
     target_schema: str
     staging_location: str  # local directory or bucket name
+    warehouse: str = "postgres"  # postgres | redshift (the stand-in)
 
     @property
     def connections_file(self) -> Path:
@@ -585,8 +586,12 @@ def connections_document(
     source_tunnel: SSHServer | None = None,
     target_tunnel: SSHServer | None = None,
     connection_settings: dict[str, Any] | None = None,
+    target_override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of a connections.yml for the given test databases."""
+    """The content of a connections.yml for the given test databases.
+
+    ``target_override`` replaces the PostgreSQL target entry (e.g. the Redshift stand-in's).
+    """
     sources: dict[str, Any] = {}
     targets: dict[str, Any] = {}
     if mysql is not None:
@@ -609,6 +614,8 @@ def connections_document(
             "username": postgres.user,
             "password": postgres.password,
         }
+        if target_override is not None:
+            targets[target_name] = dict(target_override)
         if target_tunnel is not None:
             targets[target_name]["ssh_tunnel"] = tunnel_block(target_tunnel)
     document: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -10,8 +11,11 @@ import yaml
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
 from sync_platform.cli.exit_codes import ExitCode
-from sync_platform.configuration import read_project
-from sync_platform.configuration.project import Pipeline, TableSpec
+from sync_platform.configuration import compat
+from sync_platform.configuration.compat import IgnoredKey
+from sync_platform.configuration.errors import ConfigProblem
+from sync_platform.configuration.loader import read_configuration
+from sync_platform.configuration.project import ConfigurationRead, Pipeline, TableSpec
 from sync_platform.configuration.scaffold import write_skeleton
 
 
@@ -56,12 +60,13 @@ def list_pipelines(ctx: CliContext) -> None:
 
 
 def _pipeline(ctx: CliContext, name: str) -> Pipeline:
-    project = ctx.project()
-    if name not in project.pipelines:
-        known = ", ".join(sorted(project.pipelines)) or "none"
+    project = ctx.project(pipeline=name)
+    found = project.pipeline_name(name)
+    if found is None:
+        known = ", ".join(sorted({*project.pipelines, *project.aliases})) or "none"
         click.echo(f"pipeline `{name}` not found in {ctx.config_dir / 'pipelines'} (known: {known})", err=True)
         raise SystemExit(ExitCode.CONFIG)
-    return project.pipelines[name]
+    return project.pipelines[found]
 
 
 def _table_row(spec: TableSpec) -> tuple[object, ...]:
@@ -102,33 +107,46 @@ def show_pipeline(ctx: CliContext, pipeline: str, verbose: bool) -> None:
 
 @config_group.command("validate-pipeline")
 @click.argument("pipeline")
-@click.option("-v", "--verbose", is_flag=True, help="Also list each table's resolved strategy.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list each table and every accepted-but-ignored key.")
+@click.option("--strict", is_flag=True, help="Unknown keys are errors (also SYNC_PLATFORM_STRICT=1).")
 @pass_cli
-def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool) -> None:
-    """Validate one pipeline (and the connections it uses); every problem is listed with its fix."""
-    project, problems = read_project(ctx.config_dir)
-    pipeline_file = _pipeline_file(ctx.config_dir, pipeline)
-    relevant = [
-        p
-        for p in problems
-        if p.file is None
-        or p.file == pipeline_file
-        or p.file.parent.name in ("templates", "tables", "environments")
-        or p.file.name.startswith("connections")
-    ]
-    if relevant:
-        click.echo(f"pipeline {pipeline}: {len(relevant)} problem(s)", err=True)
-        for problem in relevant:
+def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool, strict: bool) -> None:
+    """Validate one pipeline (by pipeline.name or file name) and the shared files it uses.
+
+    Problems of other pipeline files do not count: each is one warning line.
+    """
+    read = read_configuration(ctx.config_dir)
+    strict = strict or bool(ctx.strict) or _strict_setting(read)
+    project = read.project
+    file = _file_of(ctx.config_dir, read, pipeline)
+    name = project.pipeline_name(pipeline) if project else None
+    p = project.pipelines[name] if project and name else None
+    errors = list(read.shared_problems) + (read.broken.get(file, []) if file else [])
+    shared_files = {w.file for w in (project.warnings if project else [])}
+    warnings = [w for w in read.warnings if w.file in shared_files or (file is not None and w.file == file)]
+    if p is not None:
+        warnings = _unique([*project.warnings, *p.warnings])  # type: ignore[union-attr]
+    others = sorted(f.name for f in read.broken if f != file)
+    if others:
+        listed = ", ".join(others)
+        click.echo(f"note: {len(others)} other pipeline file(s) have problems of their own: {listed}", err=True)
+    for warning in warnings:
+        click.echo(str(warning), err=True)
+    if strict:
+        errors += [replace(w, severity="error") for w in warnings]
+    if errors:
+        click.echo(f"pipeline {pipeline}: {len(errors)} problem(s)", err=True)
+        for problem in errors:
             click.echo(f"- {problem}", err=True)
         raise SystemExit(ExitCode.CONFIG)
-    if project is None or pipeline not in project.pipelines:
-        known = ", ".join(sorted(project.pipelines)) if project else "none"
-        click.echo(f"pipeline `{pipeline}` not found (known: {known})", err=True)
+    if p is None:
+        known = ", ".join(sorted({*project.pipelines, *project.aliases})) if project else "none"
+        click.echo(f"pipeline `{pipeline}` not found (known, by name or file name: {known})", err=True)
         raise SystemExit(ExitCode.CONFIG)
-    p = project.pipelines[pipeline]
     output.ok(
-        f"pipeline {pipeline} is valid: {len(p.tables)} table(s), source {p.settings.source}, "
+        f"pipeline {p.name} is valid ({p.file}): {len(p.tables)} table(s), source {p.settings.source}, "
         f"target {p.settings.target}, staging {p.settings.s3_config}"
+        + (f"; {len(warnings)} warning(s)" if warnings else "")
     )
     if verbose:
         output.table(
@@ -136,21 +154,70 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool) -> None:
             ["table", "strategy", "cursor", "target", "write", "page rows"],
             [_table_row(t) for t in p.tables.values()],
         )
+        notes = [i for i in read.ignored if i.file is not None and _serves(i.file, p)]
+        _print_keys("Read in the older tool's shapes", [i for i in notes if i.kind == "translated"])
+        _print_keys("Accepted and ignored (as the older tool ignored them)", [i for i in notes if i.kind == "ignored"])
 
 
-def _pipeline_file(config_dir: Path, name: str) -> Path | None:
-    for suffix in (".yml", ".yaml"):
-        path = config_dir / "pipelines" / f"{name}{suffix}"
-        if path.exists():
-            return path
+def _print_keys(title: str, keys: list[IgnoredKey]) -> None:
+    """One row per key and reason (a default_table_config key reaches every table: shown once)."""
+    if not keys:
+        return
+    rows: dict[tuple[str, str], list[str]] = {}
+    for item in keys:
+        short = item.key.rsplit(".", 1)[-1] if item.key.startswith("tables.") else item.key
+        where = "every table" if item.key.startswith("tables.") else ""
+        rows.setdefault((short, item.reason), []).append(where or item.key)
+    click.echo(f"\n{title}:")
+    for (key, reason), places in sorted(rows.items()):
+        count = len(places)
+        scope = f" ({count} table entries)" if count > 1 and places[0] == "every table" else ""
+        click.echo(f"  {key}{scope}: {reason}")
+
+
+def _serves(file: Path, pipeline: Pipeline) -> bool:
+    """Whether ``file`` is the pipeline's own or one every pipeline shares."""
+    shared = file.name.startswith("connections") or file.parent.name in ("environments", "templates", "tables")
+    return file == pipeline.file or shared
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: dict[tuple[object, ...], ConfigProblem] = {}
+    for problem in problems:
+        seen.setdefault((problem.file, problem.key, problem.message), problem)
+    return list(seen.values())
+
+
+def _strict_setting(read: ConfigurationRead) -> bool:
+    return compat.strict_from_environment() or bool(read.project and read.project.connections.strict)
+
+
+def _file_of(config_dir: Path, read: ConfigurationRead, name: str) -> Path | None:
+    """The pipeline file ``name`` means: its pipeline.name, its file name, or its file name without _pipeline."""
+    project = read.project
+    if project is not None:
+        pipeline = project.pipelines.get(project.pipeline_name(name) or "")
+        if pipeline is not None:
+            return pipeline.file
+        if project.broken_file(name) is not None:
+            return project.broken_file(name)
+    for stem in (name, f"{name}_pipeline"):
+        for suffix in (".yml", ".yaml"):
+            for folder in (config_dir / "pipelines", config_dir):
+                path = folder / f"{stem}{suffix}"
+                if path in read.broken or (folder.name == "pipelines" and path.exists()):
+                    return path
     return None
 
 
 @config_group.command("status")
+@click.option("--strict", is_flag=True, help="Unknown keys are errors (also SYNC_PLATFORM_STRICT=1).")
 @pass_cli
-def status(ctx: CliContext) -> None:
-    """Summarise the configuration: where it is read from, what it defines, and any problems."""
-    project, problems = read_project(ctx.config_dir)
+def status(ctx: CliContext, strict: bool) -> None:
+    """Summarise the configuration: where it is read from, what it defines, and any problems and warnings."""
+    read = read_configuration(ctx.config_dir)
+    strict = strict or bool(ctx.strict) or _strict_setting(read)
+    project = read.project
     click.echo(f"Configuration directory: {ctx.config_dir.resolve()}")
     if project is not None:
         mode = "connections.yml" if project.mode == "yaml" else "v1.0.0 environment variables (.env)"
@@ -164,9 +231,18 @@ def status(ctx: CliContext) -> None:
         )
         tables = sum(len(p.tables) for p in project.pipelines.values())
         click.echo(f"Pipelines: {len(project.pipelines)} ({', '.join(sorted(project.pipelines))}); tables: {tables}")
+        if project.broken:
+            click.echo(f"Pipeline files not loaded: {', '.join(str(f) for f in sorted(project.broken))}")
+    warnings = read.warnings
+    if warnings:
+        click.echo(f"{len(warnings)} warning(s){' (errors: --strict)' if strict else ''}:", err=True)
+        for warning in warnings:
+            click.echo(f"- {warning}", err=True)
+    problems = read.problems
     if problems:
         click.echo(f"{len(problems)} problem(s):", err=True)
         for problem in problems:
             click.echo(f"- {problem}", err=True)
+    if problems or (strict and warnings):
         raise SystemExit(ExitCode.CONFIG)
-    output.ok("configuration is valid")
+    output.ok("configuration is valid" + (f" ({len(warnings)} warning(s))" if warnings else ""))

@@ -54,6 +54,12 @@ class JsonLogFormatter(logging.Formatter):
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Also write logs to this file.")
 @click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
 @click.option("--config-file", hidden=True, help="Accepted for compatibility; ignored.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Unknown configuration keys are errors, and any broken pipeline file fails every command "
+    "(also SYNC_PLATFORM_STRICT=1, or `strict: true` in connections.yml).",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -63,6 +69,7 @@ def cli(
     log_file: str | None,
     json_logs: bool,
     config_file: str | None,
+    strict: bool,
 ) -> None:
     """Keep MySQL tables in sync with Redshift (or PostgreSQL) through parquet staged in S3."""
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
@@ -77,7 +84,7 @@ def cli(
     logging.basicConfig(level=level, handlers=handlers, force=True)
     if not debug:  # the instance's storage migrations log at INFO on every start
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug)
+    ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug, strict=True if strict else None)
 
 
 cli.add_command(config_group)

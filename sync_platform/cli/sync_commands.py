@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
@@ -104,8 +107,10 @@ def _request(options: dict[str, Any], **fixed: Any) -> SyncRequest:
     )
 
 
-def _config_error(exc: ConfigError) -> SystemExit:
+def _config_error(exc: ConfigError, ctx: CliContext | None = None) -> SystemExit:
     click.echo(str(exc), err=True)
+    if ctx is not None:
+        ctx.last_error = str(exc)
     return SystemExit(ExitCode.CONFIG)
 
 
@@ -134,7 +139,9 @@ def sync_group(
     if not tables:
         click.echo(click_ctx.get_help(), err=True)
         raise click.UsageError("name the tables with -t schema.table, or use `sync pipeline -p P`")
-    _sync_named(ctx, tables, pipeline, _request(options))
+    request = _request(options)
+    with json_on_every_exit(ctx, request, tables):
+        _sync_named(ctx, tables, pipeline, request)
 
 
 @sync_group.command("pipeline")
@@ -144,32 +151,102 @@ def sync_group(
 @_sync_options
 @pass_cli
 def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **options: Any) -> None:
-    """Sync the tables of pipeline P (all of its enabled tables when -t is not given)."""
+    """Sync the tables of pipeline P (its pipeline.name or file name; all enabled tables when -t is not given)."""
     request = _request(options, pipeline_label=pipeline)
-    project = ctx.project()
-    try:
-        if tables:
-            specs = [table_spec(project, pipeline, name.rpartition(":")[2]) for name in tables]
-            for name, spec in zip(tables, specs, strict=True):
-                source = name.rpartition(":")[0]
-                if source and source != spec.source:
-                    raise ConfigError(
-                        [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
-                    )
-        else:
-            specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
-    except ConfigError as exc:
-        raise _config_error(exc) from None
-    if not specs:
-        click.echo(f"pipeline {pipeline} has no enabled tables; name some with -t schema.table", err=True)
-        raise SystemExit(ExitCode.CONFIG)
-    _execute(ctx, project, specs, request)
+    with json_on_every_exit(ctx, request, tables):
+        project = ctx.project(pipeline=pipeline)
+        try:
+            if tables:
+                specs = [table_spec(project, pipeline, name) for name in tables]
+                for name, spec in zip(tables, specs, strict=True):
+                    source = name.rpartition(":")[0]
+                    if source and source != spec.source:
+                        raise ConfigError(
+                            [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
+                        )
+            else:
+                specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
+        except ConfigError as exc:
+            raise _config_error(exc, ctx) from None
+        if not specs:
+            ctx.last_error = f"pipeline {pipeline} has no enabled tables; name some with -t schema.table"
+            click.echo(ctx.last_error, err=True)
+            raise SystemExit(ExitCode.CONFIG)
+        # Only this pipeline's definitions are built: another pipeline's problems cannot stop this run.
+        name = specs[0].pipeline
+        project = dataclasses.replace(project, pipelines={name: project.pipelines[name]})
+        _execute(ctx, project, specs, request)
 
 
 def table_spec_list(project: Project, pipeline: str) -> list[TableSpec]:
-    if pipeline not in project.pipelines:
+    name = project.pipeline_name(pipeline)
+    if name is None:
         table_spec(project, pipeline, "x.y")  # raises the "pipeline not found" problem, with known names
-    return list(project.pipelines[pipeline].tables.values())
+    return list(project.pipelines[name or pipeline].tables.values())
+
+
+@contextmanager
+def json_on_every_exit(ctx: CliContext, request: SyncRequest, tables: Sequence[str]) -> Iterator[None]:
+    """``--json-output`` written however the command ends: a refused configuration, a missing table,
+    an interruption or an unexpected error (``status: failed`` with the error and the exit code)."""
+    path = request.json_output
+    if path is None:
+        yield
+        return
+    started = dt.datetime.now(dt.UTC)
+    before = path.stat().st_mtime_ns if path.exists() else None
+    try:
+        yield
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else ExitCode.CONFIG
+        written = path.exists() and path.stat().st_mtime_ns != before
+        if code != 0 and not written:
+            error = ctx.last_error or f"the command exited with code {code}"
+            write_json(path, failure_document(request, tables, error, int(code), started))
+        raise
+    except KeyboardInterrupt:
+        write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
+        raise
+    except DagsterExecutionInterruptedError as exc:  # an interrupt Dagster turned into its own error
+        write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
+        raise KeyboardInterrupt from exc
+    except Exception as exc:
+        code = exit_code_for(exc)
+        write_json(path, failure_document(request, tables, f"{type(exc).__name__}: {exc}", int(code), started))
+        raise
+
+
+def failure_document(
+    request: SyncRequest, tables: Sequence[str], error: str, code: int, started: dt.datetime
+) -> dict[str, Any]:
+    """The JSON of a run that did not get to sync: every requested table failed with ``error``."""
+    ended = dt.datetime.now(dt.UTC)
+    results = {name: {"status": "failed", "error_message": error, "failed_at": ended.isoformat()} for name in tables}
+    return {
+        "execution_id": f"sync_{started:%Y%m%d_%H%M%S}_failed",
+        "start_time": started.isoformat(),
+        "pipeline": request.pipeline_label,
+        "tables_requested": list(tables),
+        "total_tables": len(tables),
+        "table_results": results,
+        "status": "failed",
+        "success": False,
+        "error": error,
+        "exit_code": code,
+        "end_time": ended.isoformat(),
+        "duration_seconds": round((ended - started).total_seconds(), 3),
+        "summary": {
+            "success_count": 0,
+            "failure_count": len(tables),
+            "total_rows_processed": 0,
+            "total_files_created": 0,
+        },
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 @sync_group.command("connections")
@@ -184,15 +261,16 @@ def sync_connections(
     ctx: CliContext, source: str, target: str, tables: tuple[str, ...], s3_config: str | None, **options: Any
 ) -> None:
     """Sync tables between two connections without a pipeline file (pipeline `adhoc_<source>_<target>`)."""
-    project = ctx.project()
-    try:
-        pipeline = adhoc_pipeline(project, source, target, s3_config)
-        project = with_pipeline(project, pipeline)
-        specs = [table_spec(project, pipeline.name, name) for name in tables]
-    except ConfigError as exc:
-        raise _config_error(exc) from None
-    request = _request(options, pipeline_label=pipeline.name)
-    _execute(ctx, project, specs, request)
+    request = _request(options, pipeline_label=f"adhoc_{source}_{target}")
+    with json_on_every_exit(ctx, request, tables):
+        project = ctx.project()
+        try:
+            pipeline = adhoc_pipeline(project, source, target, s3_config)
+            project = with_pipeline(project, pipeline)
+            specs = [table_spec(project, pipeline.name, name) for name in tables]
+        except ConfigError as exc:
+            raise _config_error(exc, ctx) from None
+        _execute(ctx, project, specs, request)
 
 
 def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | None) -> Pipeline:
@@ -235,7 +313,9 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @pass_cli
 def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any) -> None:
     """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
-    _sync_named(ctx, tables, pipeline, _request(options, backup_only=True))
+    request = _request(options, backup_only=True)
+    with json_on_every_exit(ctx, request, tables):
+        _sync_named(ctx, tables, pipeline, request)
 
 
 # --------------------------------------------------------------------------- execution
@@ -243,11 +323,11 @@ def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **opt
 
 def _sync_named(ctx: CliContext, tables: Sequence[str], pipeline: str | None, request: SyncRequest) -> None:
     """Sync tables named on the command line, each in its pipeline (given, detected, or ``default``)."""
-    project = ctx.project()
+    project = ctx.project(pipeline=pipeline)
     try:
         specs = [resolve_table(project, name, pipeline) for name in tables]
     except ConfigError as exc:
-        raise _config_error(exc) from None
+        raise _config_error(exc, ctx) from None
     _execute(ctx, project, specs, request)
 
 
@@ -275,13 +355,24 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
             )
             progress.finish(outcome)
     except ConfigError as exc:  # e.g. an ad-hoc table that a pipeline already writes
-        raise _config_error(exc) from None
+        raise _config_error(exc, ctx) from None
     summary(outcome, request)
+    code = exit_code(outcome)
+    run = instance.get_run_by_id(outcome.run_id)
+    interrupted = (
+        run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+    ) or any(_INTERRUPTED in text for t in outcome.failed for text in (*t.error_classes, t.error or ""))
+    if interrupted:  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
+        code = ExitCode.INTERRUPTED
+        for table in outcome.failed:
+            table.error = table.error or "interrupted before it finished"
+        output.fail("interrupted: the run was canceled")
     if request.json_output is not None:
-        document = json_document(outcome, request, specs, started)
-        request.json_output.parent.mkdir(parents=True, exist_ok=True)
-        request.json_output.write_text(json.dumps(document, indent=2) + "\n")
-    raise SystemExit(exit_code(outcome))
+        write_json(request.json_output, json_document(outcome, request, specs, started, code))
+    raise SystemExit(code)
+
+
+_INTERRUPTED = DagsterExecutionInterruptedError.__name__
 
 
 def exit_code(outcome: RunOutcome) -> ExitCode:
@@ -349,7 +440,11 @@ def _null_cursor_text(t: TableOutcome) -> str:
 
 
 def json_document(
-    outcome: RunOutcome, request: SyncRequest, specs: Sequence[TableSpec], started: dt.datetime
+    outcome: RunOutcome,
+    request: SyncRequest,
+    specs: Sequence[TableSpec],
+    started: dt.datetime,
+    code: int | None = None,
 ) -> dict[str, Any]:
     """The older tool's ``--json-output`` document, with true counts and durations.
 
@@ -398,6 +493,14 @@ def json_document(
         "total_tables": len(specs),
         "table_results": results,
         "status": status,
+        "success": status == "success",
+        # The DAGs read a top-level `error` to say what failed; the first failure's message.
+        "error": next((t.error or "not run" for t in outcome.failed), None),
+        "exit_code": int(exit_code(outcome) if code is None else code),
+        "stages": {
+            "backup": {"summary": {"total_rows": sum(t.rows_extracted for t in outcome.tables)}},
+            "redshift": {"summary": {"total_rows_loaded": sum(t.rows_loaded for t in outcome.tables)}},
+        },
         "end_time": ended.isoformat(),
         "duration_seconds": round((ended - started).total_seconds(), 3),
         "summary": {

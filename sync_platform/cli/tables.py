@@ -12,15 +12,18 @@ def resolve_table(project: Project, name: str, pipeline: str | None = None) -> T
     """
     source, _, table = name.rpartition(":") if ":" in name else ("", "", name)
     if pipeline:
-        spec = table_spec(project, pipeline, table)
+        spec = table_spec(project, pipeline, name)
         if source and spec.source != source:
             raise _problem(name, f"pipeline {pipeline} reads {table} from `{spec.source}`, not `{source}`")
         return spec
-    listing = [
-        p.name for p in project.pipelines.values() if table in p.tables and (not source or p.settings.source == source)
-    ]
+    found = {
+        p.name: p.table_name(name) or p.table_name(table)
+        for p in project.pipelines.values()
+        if p.table_name(name) or p.table_name(table)
+    }
+    listing = [n for n, t in found.items() if not source or project.pipelines[n].tables[t].source == source]
     if len(listing) == 1:
-        return project.pipelines[listing[0]].tables[table]
+        return project.pipelines[listing[0]].tables[found[listing[0]]]
     if len(listing) > 1:
         raise _problem(name, f"{table} is in several pipelines ({', '.join(sorted(listing))}); name one with -p")
     if "default" in project.pipelines and project.pipelines["default"].open_tables:

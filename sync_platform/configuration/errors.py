@@ -12,10 +12,12 @@ class ConfigProblem:
     key: str  # dotted key path, e.g. tables."shop.orders".cdc_strategy
     message: str
     hint: str = ""
+    severity: str = "error"  # or "warning": an unknown key that is not a near-miss (--strict makes it an error)
 
     def __str__(self) -> str:
         where = str(self.file) if self.file else "environment"
-        text = f"{where}: {self.key or '(top level)'}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        text = f"{label}{where}: {self.key or '(top level)'}: {self.message}"
         return f"{text}\n    fix: {self.hint}" if self.hint else text
 
 

@@ -12,13 +12,15 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sync_platform.configuration import legacy_env
+from sync_platform.configuration import compat, legacy_env
+from sync_platform.configuration.compat import IgnoredKey
 from sync_platform.configuration.errors import ConfigError, ConfigProblem, key_path
 from sync_platform.configuration.interpolation import interpolate
 from sync_platform.configuration.merge import deep_merge
@@ -28,7 +30,7 @@ from sync_platform.configuration.models import (
     PipelineSettings,
     TableConfig,
 )
-from sync_platform.configuration.project import Pipeline, Project, TableSpec
+from sync_platform.configuration.project import ConfigurationRead, Pipeline, Project, TableSpec
 
 CONFIG_DIR_VARIABLE = "SYNC_PLATFORM_CONFIG_DIR"
 DEFAULT_CONFIG_DIR = Path("config")
@@ -41,9 +43,14 @@ ENVIRONMENT_ALIASES = {
 }
 MAX_TEMPLATE_DEPTH = 10
 _TABLE_NAME = re.compile(r"^[^.\s]+\.[^.\s]+$")
+_BARE_NAME = re.compile(r"^[^.:\s]+$")
 # pydantic's own steps in an error location (``function-after[...]``, ``list[str]``, ``tagged-union[...]``)
 _PYDANTIC_TAG = re.compile(r"^(function-[a-z]+|[a-z][a-z-]*\[.*\])")
 _PIPELINE_KEYS = ("extends", "pipeline", "tables")
+# The older tool's alternative layout: top-level name / connections / defaults / metadata.
+_ALTERNATIVE_KEYS = ("name", "description", "connections", "defaults", "metadata")
+_ALTERNATIVE_CONNECTIONS = {"mysql": "source", "source": "source", "redshift": "target", "target": "target"}
+_ALTERNATIVE_CONNECTIONS.update({"s3": "s3_config", "s3_config": "s3_config"})
 
 
 def resolve_config_dir(config_dir: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
@@ -77,10 +84,36 @@ class _Reader:
         self.config_dir = config_dir
         self.env = env
         self.problems: list[ConfigProblem] = []
+        self.warnings: list[ConfigProblem] = []
+        self.ignored: list[IgnoredKey] = []
         self.files_read: list[Path] = []
 
     def problem(self, file: Path | None, key: str, message: str, hint: str = "") -> None:
         self.problems.append(ConfigProblem(file, key, message, hint))
+
+    def warning(self, file: Path | None, key: str, message: str, hint: str = "") -> None:
+        self.warnings.append(ConfigProblem(file, key, message, hint, severity="warning"))
+
+    def note_ignored(self, file: Path | None, key: str, reason: str, kind: str = "ignored") -> None:
+        self.ignored.append(IgnoredKey(file, key, reason, kind))
+
+    def read_shared_yaml(self, path: Path) -> dict[str, Any] | None:
+        """A template or tables/ file: read once, its problems charged to every pipeline that uses it."""
+        cache = self.__dict__.setdefault("_shared", {})
+        if path not in cache:
+            mark = len(self.problems)
+            document = self.read_yaml(path)
+            cache[path] = (document, self.problems[mark:])
+            del self.problems[mark:]
+        document, problems = cache[path]
+        self.problems.extend(problems)
+        return document
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.problems), len(self.warnings), len(self.ignored)
+
+    def since(self, mark: tuple[int, int, int]) -> tuple[list[ConfigProblem], list[ConfigProblem], list[IgnoredKey]]:
+        return self.problems[mark[0] :], self.warnings[mark[1] :], self.ignored[mark[2] :]
 
     def read_yaml(self, path: Path, *, interpolate_values: bool = True) -> dict[str, Any] | None:
         self.files_read.append(path)
@@ -109,6 +142,17 @@ class _Reader:
         prefix: tuple = (),
         sources: list[tuple[Path | None, dict[str, Any]]] | None = None,
     ) -> Any:
+        def report(loc: tuple[Any, ...], severity: str, message: str, hint: str) -> None:
+            owner = _owner(sources, loc) if sources else file
+            where = key_path((*prefix, *loc))
+            if severity == "error":
+                self.problem(owner, where, message, hint)
+            elif severity == "warning":
+                self.warning(owner, where, message, hint)
+            else:
+                self.note_ignored(owner, where, message)
+
+        data = compat.prune(model, data, report)
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -236,9 +280,7 @@ class _Templates:
                     f"create templates/{name}.yml (known: {known})",
                 )
                 continue
-            if name not in self.cache:
-                self.cache[name] = self.reader.read_yaml(path)
-            template = self.cache[name]
+            template = self.reader.read_shared_yaml(path)
             if template is None:
                 continue
             template = {k: v for k, v in template.items() if k not in ("template", "name")}
@@ -254,13 +296,32 @@ def load_project(
     *,
     environment: str | None = None,
     env: Mapping[str, str] | None = None,
+    pipeline: str | None = None,
+    strict: bool | None = None,
 ) -> Project:
-    """Read and validate everything; raise :class:`ConfigError` listing every problem found."""
-    project, problems = read_project(config_dir, environment=environment, env=env)
-    if problems:
-        raise ConfigError(problems)
-    assert project is not None
-    return project
+    """The project, with every pipeline whose files are valid; raise :class:`ConfigError` when it cannot serve.
+
+    Problems in connections.yml or the environment file always raise. A broken pipeline file raises
+    only when ``pipeline`` names it; otherwise it is left out (``project.broken`` says why).
+    ``strict`` (default: ``SYNC_PLATFORM_STRICT``) restores all-or-nothing and makes warnings errors.
+    """
+    directory = resolve_config_dir(config_dir, env)
+    env = effective_environment(directory) if env is None else env
+    read = read_configuration(directory, environment=environment, env=env)
+    if strict is None:
+        strict = compat.strict_from_environment(env) or bool(read.project and read.project.connections.strict)
+    if strict:
+        errors = [*read.problems, *read.warnings]
+    else:
+        errors = list(read.shared_problems)
+        if pipeline is not None and read.project is not None:
+            broken = read.project.broken_file(pipeline)
+            if broken is not None and read.project.pipeline_name(pipeline) is None:
+                errors.extend(read.broken[broken])
+    if errors:
+        raise ConfigError(errors)
+    assert read.project is not None
+    return read.project
 
 
 def read_project(
@@ -268,8 +329,28 @@ def read_project(
     *,
     environment: str | None = None,
     env: Mapping[str, str] | None = None,
+    strict: bool | None = None,
 ) -> tuple[Project | None, list[ConfigProblem]]:
-    """Like :func:`load_project` but returns what could be read together with the problems."""
+    """All-or-nothing: the project when every file is valid, else ``None`` and every problem found.
+
+    Warnings count as problems when ``strict`` (default: ``SYNC_PLATFORM_STRICT``).
+    """
+    directory = resolve_config_dir(config_dir, env)
+    env = effective_environment(directory) if env is None else env
+    read = read_configuration(directory, environment=environment, env=env)
+    problems = read.problems
+    if compat.strict_from_environment(env) if strict is None else strict:
+        problems = [*problems, *read.warnings]
+    return (None if problems else read.project), problems
+
+
+def read_configuration(
+    config_dir: str | Path | None = None,
+    *,
+    environment: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ConfigurationRead:
+    """Read everything, keeping each pipeline file's problems to itself (one broken file blocks no other)."""
     directory = resolve_config_dir(config_dir, env)
     env = effective_environment(directory) if env is None else env
     reader = _Reader(directory, env)
@@ -294,16 +375,21 @@ def read_project(
             reader.problem(directory, "", "configuration directory not found", hint)
         else:
             reader.problem(connections_path, "", "connections.yml not found", hint)
-        return None, reader.problems
+        return ConfigurationRead(None, reader.problems, {}, reader.warnings, reader.ignored)
     references_checkable = connections is not None
     connections = connections or ConnectionsFile()  # keep reading pipelines: report everything at once
 
     templates = _Templates(reader, directory / "templates")
     environment_doc, environment_file = _environment_document(reader, directory, env_name)
-    table_files = _table_documents(reader, directory / "tables")
+    shared_problems = list(reader.problems)
+    shared_warnings = list(reader.warnings)
+    table_files = _table_files(directory / "tables")
     pipelines: dict[str, Pipeline] = {}
-    pipelines_dir = directory / "pipelines"
-    for path in sorted(pipelines_dir.glob("*.y*ml")) if pipelines_dir.is_dir() else []:
+    broken: dict[Path, list[ConfigProblem]] = {}
+    broken_names: dict[str, Path] = {}
+    aliases: dict[str, str] = {}
+    for path in _pipeline_files(directory):
+        mark = reader.mark()
         pipeline = _read_pipeline(
             reader,
             path,
@@ -313,9 +399,7 @@ def read_project(
             environment_file,
             table_files,
         )
-        if pipeline is None:
-            continue
-        if pipeline.name in pipelines:
+        if pipeline is not None and pipeline.name in pipelines:
             other = pipelines[pipeline.name].file
             reader.problem(
                 path,
@@ -323,12 +407,22 @@ def read_project(
                 f"pipeline `{pipeline.name}` is also defined in {other}",
                 "give each pipeline a unique name",
             )
+        problems, warnings, ignored = reader.since(mark)
+        if pipeline is None or problems:
+            broken[path] = list(problems)
+            broken_names[path.stem] = path
+            name = _declared_name(path)
+            if name:
+                broken_names.setdefault(name, path)
             continue
-        pipelines[pipeline.name] = pipeline
-    if reader.problems:
-        return None, reader.problems
+        pipelines[pipeline.name] = replace(pipeline, ignored=list(ignored), warnings=_unique(warnings))
+        for alias in (path.stem, path.stem.removesuffix("_pipeline")):
+            if alias != pipeline.name:
+                aliases.setdefault(alias, pipeline.name)
     if mode == "env" and "default" not in pipelines:
         pipelines["default"] = _default_pipeline(env_name)
+    if shared_problems:
+        return ConfigurationRead(None, shared_problems, broken, _unique(reader.warnings), reader.ignored)
 
     project = Project(
         config_dir=directory,
@@ -337,8 +431,43 @@ def read_project(
         environment=env_name if environment_file else None,
         mode=mode,
         files_read=reader.files_read,
+        broken=broken,
+        broken_names=broken_names,
+        aliases={k: v for k, v in aliases.items() if k not in pipelines},
+        warnings=_unique(shared_warnings),
     )
-    return project, reader.problems
+    return ConfigurationRead(project, shared_problems, broken, _unique(reader.warnings), reader.ignored)
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """Once each (a default_table_config key is checked in every table it reaches)."""
+    seen: dict[tuple[Any, ...], ConfigProblem] = {}
+    for problem in problems:
+        seen.setdefault((problem.file, problem.key, problem.message), problem)
+    return list(seen.values())
+
+
+def _pipeline_files(directory: Path) -> list[Path]:
+    """pipelines/*.yml, and the older tool's ``default_pipeline.yml`` beside connections.yml."""
+    pipelines_dir = directory / "pipelines"
+    files = sorted(pipelines_dir.glob("*.y*ml")) if pipelines_dir.is_dir() else []
+    for name in ("default_pipeline.yml", "default_pipeline.yaml"):
+        if (directory / name).is_file():
+            files.append(directory / name)
+    return files
+
+
+def _declared_name(path: Path) -> str | None:
+    """``pipeline.name`` (or the alternative layout's ``name``) of a file, if it can be read at all."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    section = document.get("pipeline")
+    name = section.get("name") if isinstance(section, dict) else document.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _environment_document(reader: _Reader, directory: Path, name: str) -> tuple[dict[str, Any], Path | None]:
@@ -347,25 +476,160 @@ def _environment_document(reader: _Reader, directory: Path, name: str) -> tuple[
         if path.exists():
             document = reader.read_yaml(path) or {}
             for key in document:
-                if key not in _PIPELINE_KEYS or key == "extends":
-                    reader.problem(
+                if key in ("pipeline", "tables"):
+                    continue
+                guess = compat.near_miss(str(key), ["pipeline", "tables"])
+                if guess:
+                    reader.problem(path, key_path((key,)), f"unknown key `{key}`", f"did you mean `{guess}`?")
+                else:
+                    reader.warning(
                         path,
                         key_path((key,)),
-                        f"unknown key `{key}` in an environment file",
+                        f"unknown key `{key}` in an environment file (not read)",
                         "an environment file may hold `pipeline:` and `tables:` overrides",
                     )
             return {k: v for k, v in document.items() if k in ("pipeline", "tables")}, path
     return {}, None
 
 
-def _table_documents(reader: _Reader, directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    found: dict[str, tuple[Path, dict[str, Any]]] = {}
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.y*ml")):
-            document = reader.read_yaml(path)
-            if document is not None:
-                found[path.stem] = (path, document)
-    return found
+def _table_files(directory: Path) -> dict[str, Path]:
+    return {path.stem: path for path in sorted(directory.glob("*.y*ml"))} if directory.is_dir() else {}
+
+
+def _normalise_layout(reader: _Reader, path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """The older tool's other shapes rewritten as ``pipeline:`` + ``tables:``; each rewrite is noted.
+
+    - the alternative layout (top-level ``name``, ``connections: {mysql, redshift}``, ``defaults``,
+      ``metadata``; tables with a ``backup: {chunk_size}`` block);
+    - a top-level ``default_table_config`` or ``processing`` (read under ``pipeline:``);
+    - top-level keys the older tool never read (``monitoring``, ``watermarks``), noted as ignored.
+    """
+    document = dict(raw)
+    alternative = "pipeline" not in document and any(k in document for k in ("name", "connections"))
+    section = document.get("pipeline")
+    pipeline: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
+    if alternative:
+        for key in ("name", "description"):
+            if key in document:
+                pipeline[key] = document.pop(key)
+        connections = document.pop("connections", None)
+        if isinstance(connections, dict):
+            for key, value in connections.items():
+                field = _ALTERNATIVE_CONNECTIONS.get(str(key))
+                if field is None:
+                    reader.problem(
+                        path,
+                        key_path(("connections", key)),
+                        f"unknown connection role `{key}`",
+                        "use mysql (the source), redshift (the target) and optionally s3",
+                    )
+                    continue
+                pipeline[field] = value
+                reader.note_ignored(path, key_path(("connections", key)), f"read as pipeline.{field}", "translated")
+        elif connections is not None:
+            reader.problem(path, "connections", "must be a mapping", "connections: {mysql: SOURCE, redshift: TARGET}")
+        defaults = document.pop("defaults", None)
+        if isinstance(defaults, dict):
+            _translate_defaults(reader, path, defaults, pipeline)
+        for key in ("metadata",):
+            if key in document:
+                document.pop(key)
+                reader.note_ignored(path, key, compat.TOP_LEVEL_IGNORED[key])
+        tables = document.get("tables")
+        if isinstance(tables, dict):
+            document["tables"] = {name: _translate_backup_block(reader, path, name, e) for name, e in tables.items()}
+    for key in compat.TOP_LEVEL_ACTED:
+        if key in document:
+            value = document.pop(key)
+            if isinstance(value, dict):
+                pipeline[key] = deep_merge(value, pipeline.get(key) or {})
+                reason = f"read under pipeline.{key} (the pipeline's own entries win)"
+                reader.note_ignored(path, key, reason, "translated")
+            else:
+                reader.problem(path, key, "must be a mapping", f"move it under pipeline.{key}")
+    for key in list(document):
+        if key in _PIPELINE_KEYS:
+            continue
+        if key in compat.TOP_LEVEL_IGNORED:
+            document.pop(key)
+            reader.note_ignored(path, key_path((key,)), compat.TOP_LEVEL_IGNORED[key])
+            continue
+        document.pop(key)
+        known = [*_PIPELINE_KEYS, *compat.TOP_LEVEL_ACTED, *compat.TOP_LEVEL_IGNORED]
+        guess = compat.near_miss(str(key), known)
+        if guess:
+            reader.problem(path, key_path((key,)), f"unknown top-level key `{key}`", f"did you mean `{guess}`?")
+        else:
+            reader.warning(
+                path,
+                key_path((key,)),
+                f"unknown top-level key `{key}` (not read)",
+                "a pipeline file holds pipeline: and tables:; --strict makes this an error",
+            )
+    if alternative or pipeline:
+        if "pipeline" in raw and not isinstance(raw["pipeline"], dict):
+            return document  # reported as misshapen by the caller
+        document["pipeline"] = pipeline
+    return document
+
+
+def _translate_defaults(reader: _Reader, path: Path, defaults: dict[str, Any], pipeline: dict[str, Any]) -> None:
+    table_defaults: dict[str, Any] = dict(pipeline.get("default_table_config") or {})
+    processing: dict[str, Any] = dict(pipeline.get("processing") or {})
+    for section, body in defaults.items():
+        if not isinstance(body, dict):
+            reader.problem(path, key_path(("defaults", section)), "must be a mapping", "defaults: {cdc: {strategy}}")
+            continue
+        for key, value in body.items():
+            where = key_path(("defaults", section, key))
+            if section == "cdc" and key == "strategy":
+                table_defaults["cdc_strategy"] = value
+                reader.note_ignored(path, where, "read as default_table_config.cdc_strategy", "translated")
+            elif (section, key) in (("cdc", "batch_size"), ("backup", "chunk_size")):
+                processing.setdefault("batch_size", value)
+                reader.note_ignored(path, where, "read as pipeline.processing.batch_size", "translated")
+            elif section == "backup" and key in ("strategy", "max_chunks"):
+                reader.note_ignored(path, where, compat.IGNORED_KEYS[TableConfig]["backup"])
+            else:
+                hint = "remove it; --strict makes this an error"
+                reader.warning(path, where, f"unknown key `{key}` (not read)", hint)
+    if table_defaults:
+        pipeline["default_table_config"] = table_defaults
+    if processing:
+        pipeline["processing"] = processing
+
+
+def _translate_backup_block(reader: _Reader, path: Path, name: Any, entry: Any) -> Any:
+    if not isinstance(entry, dict) or not isinstance(entry.get("backup"), dict):
+        return entry
+    chunk = entry["backup"].get("chunk_size")
+    if chunk is not None and not (entry.get("processing") or {}).get("batch_size"):
+        entry = {**entry, "processing": {**(entry.get("processing") or {}), "batch_size": chunk}}
+        reader.note_ignored(
+            path, key_path(("tables", name, "backup", "chunk_size")), "read as processing.batch_size", "translated"
+        )
+    return entry
+
+
+def _resolve_staging(reader: _Reader, path: Path, pipeline_doc: dict[str, Any], connections: ConnectionsFile) -> bool:
+    """``s3_config`` omitted: the one staging store when there is exactly one; else a problem listing them."""
+    if pipeline_doc.get("s3_config"):
+        return True
+    stores = sorted(connections.s3_configs)
+    if len(stores) == 1:
+        pipeline_doc["s3_config"] = stores[0]
+        reader.note_ignored(path, "pipeline.s3_config", f"not set: the only staging store, `{stores[0]}`", "translated")
+        return True
+    reader.problem(
+        path,
+        "pipeline.s3_config",
+        "s3_config is not set and connections.yml defines "
+        + (f"{len(stores)} staging stores ({', '.join(stores)})" if stores else "no staging store (s3_configs)"),
+        f"add s3_config: {stores[0] if stores else '<name>'} under pipeline: (one of {', '.join(stores)})"
+        if stores
+        else "add an s3_configs entry to connections.yml",
+    )
+    return False
 
 
 def _read_pipeline(
@@ -375,21 +639,13 @@ def _read_pipeline(
     templates: _Templates,
     environment_doc: dict[str, Any],
     environment_file: Path | None,
-    table_files: dict[str, tuple[Path, dict[str, Any]]],
+    table_files: dict[str, Path],
 ) -> Pipeline | None:
     raw = reader.read_yaml(path)
     if raw is None:
         return None
     before = len(reader.problems)
-    for key in raw:
-        if key not in _PIPELINE_KEYS:
-            guess = difflib.get_close_matches(str(key), _PIPELINE_KEYS, n=1)
-            reader.problem(
-                path,
-                key_path((key,)),
-                f"unknown top-level key `{key}`",
-                f"did you mean `{guess[0]}`?" if guess else "use `pipeline:` and `tables:`",
-            )
+    raw = _normalise_layout(reader, path, raw)
     document = templates.expand(raw, path, "")
     if environment_doc:
         document = deep_merge(document, environment_doc)
@@ -398,7 +654,7 @@ def _read_pipeline(
             path,
             "pipeline",
             "required section `pipeline:` is missing",
-            "add pipeline: {name, source, target, s3_config}",
+            "add pipeline: {name, source, target, s3_config} (or the older layout's name: and connections:)",
         )
         return None
     misshapen = [section for section in ("pipeline", "tables") if not isinstance(document.get(section) or {}, dict)]
@@ -415,41 +671,86 @@ def _read_pipeline(
         return None
     pipeline_doc = dict(document.get("pipeline") or {})
     pipeline_doc.setdefault("name", path.stem)
-    sources = [(path, {"pipeline": raw.get("pipeline", {})})]
-    if environment_file:
-        sources.append((environment_file, {"pipeline": environment_doc.get("pipeline", {})}))
+    unresolved = connections is not None and not _resolve_staging(reader, path, pipeline_doc, connections)
     settings = reader.validate(PipelineSettings, pipeline_doc, path, ("pipeline",), None)
+    if unresolved:  # already reported with the stores to choose from
+        reader.problems[before:] = [
+            p for p in reader.problems[before:] if not (p.key == "pipeline.s3_config" and "required" in p.message)
+        ]
     if settings is not None and connections is not None:
         _check_references(reader, path, settings, connections)
     defaults = pipeline_doc.get("default_table_config")
     defaults = defaults if isinstance(defaults, dict) else {}
 
+    conns = connections or ConnectionsFile()
     tables: dict[str, TableSpec] = {}
-    for name, entry in (document.get("tables") or {}).items():
+    aliases: dict[str, str] = {}
+    targets: dict[tuple[str, str, str], str] = {}
+    for written, entry in (document.get("tables") or {}).items():
+        written = str(written)
+        name_source = _table_identity(reader, path, written, settings, conns, entry)
+        if name_source is None:
+            continue
+        source, name = name_source
         config = _read_table_config(
             reader,
             path,
             defaults,
             templates,
             table_files,
-            str(name),
+            written,
+            name,
             entry,
             environment_file,
             environment_doc,
         )
         if config is None or settings is None or not config.enabled:
             continue
-        schema, table = str(name).split(".", 1)
-        target = (connections or ConnectionsFile()).connections.targets.get(settings.target)
+        if config.full_name:
+            if not _TABLE_NAME.match(config.full_name):
+                reader.problem(path, key_path(("tables", written, "full_name")), "must be schema.table", "")
+                continue
+            name = config.full_name
+        schema, table = name.split(".", 1)
+        target = conns.connections.targets.get(settings.target)
         spec = build_table_spec(
             settings,
-            connections or ConnectionsFile(),
+            conns,
             schema,
             table,
             config,
             target_schema=config.target_schema or (target.schema_ if target else "public"),
+            source=source,
         )
+        key = key_path(("tables", written))
+        if spec.name in tables:
+            other = next(w for w, n in aliases.items() if n == spec.name)
+            reader.problem(
+                path,
+                key,
+                f"names the table {spec.name} again (also listed as `{other}`)",
+                "list each table once (a table is read from one connection)",
+            )
+            continue
+        writes = (spec.target, spec.target_schema, spec.target_table)
+        if writes in targets:
+            reader.problem(
+                path,
+                key,
+                f"writes {spec.target}.{spec.target_schema}.{spec.target_table}, as `{targets[writes]}` does",
+                "give one of them another target_name or target_schema (one writer per warehouse table)",
+            )
+            continue
+        targets[writes] = written
         tables[spec.name] = spec
+        aliases[written] = spec.name
+        if isinstance(entry, dict) and entry.get("connection") not in (None, spec.source):
+            reader.warning(
+                path,
+                key_path(("tables", written, "connection")),
+                f"says `{entry['connection']}` but the table is read from `{spec.source}` (as the older tool did)",
+                f"write the table as {entry['connection']}:{table} to read it from `{entry['connection']}`",
+            )
     if settings is None or len(reader.problems) > before:
         return None
     return Pipeline(
@@ -459,7 +760,47 @@ def _read_pipeline(
         tables=tables,
         environment=environment_file.stem if environment_file else None,
         open_tables=settings.name == "default",
+        table_aliases={w: n for w, n in aliases.items() if w != n},
     )
+
+
+def _table_identity(
+    reader: _Reader,
+    path: Path,
+    written: str,
+    settings: PipelineSettings | None,
+    connections: ConnectionsFile,
+    entry: Any,
+) -> tuple[str, str] | None:
+    """(source connection, ``schema.table``) of a table key, resolved as the older tool resolved it.
+
+    ``schema.table`` reads from the pipeline's source; a bare ``table`` from the source connection's
+    database; ``CONNECTION:table`` (or ``CONNECTION:schema.table``) from that connection.
+    """
+    key = key_path(("tables", written))
+    scope, _, rest = written.rpartition(":") if ":" in written else ("", "", written)
+    source = scope or (settings.source if settings else "")
+    if scope and scope not in connections.connections.sources:
+        known = ", ".join(sorted(connections.connections.sources)) or "none"
+        guess = compat.near_miss(scope, list(connections.connections.sources))
+        reader.problem(
+            path,
+            key,
+            f"`{scope}` is not a source connection in connections.yml",
+            f"did you mean `{guess}`?" if guess else f"sources: {known}",
+        )
+        return None
+    if _TABLE_NAME.match(rest):
+        return source, rest
+    if _BARE_NAME.match(rest):
+        conn = connections.connections.sources.get(source)
+        if conn is None:
+            return None  # the unknown source is reported with pipeline.source
+        return source, f"{conn.database}.{rest}"
+    reader.problem(
+        path, key, f"table `{written}` must be written schema.table, table or CONNECTION:table", "e.g. shop.orders"
+    )
+    return None
 
 
 def _check_references(reader: _Reader, path: Path, settings: PipelineSettings, connections: ConnectionsFile) -> None:
@@ -472,6 +813,8 @@ def _check_references(reader: _Reader, path: Path, settings: PipelineSettings, c
             names = ", ".join(sorted(known)) or "none defined"
             guess = difflib.get_close_matches(name, list(known), n=1)
             hint = f"did you mean `{guess[0]}`? " if guess else ""
+            if name == "default":
+                hint += f"(the older tool's v1.0.0 `default` came from .env; define {section}.default) "
             reader.problem(
                 path,
                 f"pipeline.{key}",
@@ -485,16 +828,14 @@ def _read_table_config(
     path: Path,
     defaults: dict[str, Any],
     templates: _Templates,
-    table_files: dict[str, tuple[Path, dict[str, Any]]],
+    table_files: dict[str, Path],
+    written: str,
     name: str,
     entry: Any,
     environment_file: Path | None,
     environment_doc: dict[str, Any],
 ) -> TableConfig | None:
-    key = key_path(("tables", name))
-    if not _TABLE_NAME.match(name):
-        reader.problem(path, key, f"table `{name}` must be written schema.table", "e.g. shop.orders")
-        return None
+    key = key_path(("tables", written))
     if entry is None:
         entry = {}
     if not isinstance(entry, dict):
@@ -507,16 +848,20 @@ def _read_table_config(
     merged = dict(defaults)
     for file_key in (table, name):  # tables/<table>.yml, then the more specific tables/<schema.table>.yml
         if file_key in table_files:
-            file, document = table_files[file_key]
+            file = table_files[file_key]
+            document = reader.read_shared_yaml(file)
+            if document is None:
+                continue
             document = templates.expand(document, file, "")
             sources.append((file, document))
             merged = deep_merge(merged, document)
     expanded = templates.expand(entry, path, key)
     sources.append((path, expanded))
-    if environment_file and name in (environment_doc.get("tables") or {}):
-        sources.append((environment_file, environment_doc["tables"][name]))
+    for env_key in (written, name):
+        if environment_file and env_key in (environment_doc.get("tables") or {}):
+            sources.append((environment_file, environment_doc["tables"][env_key]))
     merged = deep_merge(merged, expanded)
-    config = reader.validate(TableConfig, merged, path, ("tables", name), sources)
+    config = reader.validate(TableConfig, merged, path, ("tables", written), sources)
     if config is None or not _check_strategy_columns(reader, path, key, config):
         return None
     return config
@@ -552,11 +897,13 @@ def build_table_spec(
     config: TableConfig,
     *,
     target_schema: str,
+    source: str | None = None,
 ) -> TableSpec:
-    prefix = (settings.s3.isolation_prefix or settings.name).strip("/")
+    # The older tool's default isolation prefix: the name, spaces as underscores, lower case.
+    prefix = (settings.s3.isolation_prefix or settings.name.replace(" ", "_").lower()).strip("/")
     return TableSpec(
         pipeline=settings.name,
-        source=settings.source,
+        source=source or settings.source,
         target=settings.target,
         staging=settings.s3_config,
         schema=schema,
@@ -585,21 +932,31 @@ def table_spec(project: Project, pipeline_name: str, table_name: str) -> TableSp
     A table of an open pipeline without configuration gets ``hybrid`` on an auto-detected
     timestamp column (the engine detects it and records the choice).
     """
-    pipeline = project.pipelines.get(pipeline_name)
+    pipeline = project.pipelines.get(project.pipeline_name(pipeline_name) or pipeline_name)
     if pipeline is None:
-        known = ", ".join(sorted(project.pipelines)) or "none"
+        broken = project.broken_file(pipeline_name)
+        if broken is not None:
+            raise ConfigError(project.broken[broken])
+        known = ", ".join(sorted({*project.pipelines, *project.aliases})) or "none"
         raise ConfigError(
             [
                 ConfigProblem(
                     project.config_dir / "pipelines",
                     pipeline_name,
                     f"pipeline `{pipeline_name}` not found",
-                    f"known pipelines: {known}",
+                    f"known pipelines (by name or file name): {known}",
                 )
             ]
         )
-    if table_name in pipeline.tables:
-        return pipeline.tables[table_name]
+    pipeline_name = pipeline.name
+    found = pipeline.table_name(table_name)
+    if found is not None:
+        return pipeline.tables[found]
+    if ":" in table_name:  # CONNECTION:table as the older tool's CLI wrote it
+        scope, _, rest = table_name.rpartition(":")
+        found = pipeline.table_name(rest)
+        if found is not None and pipeline.tables[found].source == scope:
+            return pipeline.tables[found]
     if not pipeline.open_tables:
         known = ", ".join(sorted(pipeline.tables)) or "none"
         raise ConfigError(

@@ -185,6 +185,7 @@ class ConnectionsFile(Strict):
     s3_configs: dict[str, StagingConfig] = Field(default_factory=dict)
     connection_settings: ConnectionSettings = Field(default_factory=ConnectionSettings)
     backup: BackupDefaults = Field(default_factory=BackupDefaults)
+    strict: bool = False  # unknown keys are errors, not warnings (as --strict and SYNC_PLATFORM_STRICT=1)
 
 
 # --------------------------------------------------------------------------- pipelines/*.yml
@@ -258,16 +259,8 @@ class TableConfig(Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     enabled: bool = True
-    # Accepted for compatibility with the older tool, which also ignored them.
-    validation: Any = None
-    watermark_settings: Any = None
-    performance: Any = None
-    monitoring: Any = None
-    cdc_settings: Any = None
-    initial_load_filter: Any = None
-    timeout_minutes: Any = None
-    schedule: Any = None
-    priority: Any = None
+    full_name: str | None = None  # the older tool's override of the table's name (schema.table)
+    # Keys the older tool accepted without acting on them: compat.IGNORED_KEYS (listed with the reason).
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -322,6 +315,11 @@ class PipelineStaging(Strict):
     incremental_path: str | None = None
     retention_days: float = Field(7.0, ge=0)  # s3clean keeps loaded batches this long
 
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _older_names(cls, value: Any) -> Any:
+        return "none" if value == "uncompressed" else value  # the older tool's spelling
+
 
 class PipelineSettings(Strict):
     name: str
@@ -338,12 +336,7 @@ class PipelineSettings(Strict):
     owners: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     max_concurrent_per_source: int = Field(2, gt=0)  # Dagster pool limit for the source connection
-    # Accepted for compatibility, not acted on.
-    monitoring: Any = None
-    validation: Any = None
-    performance: Any = None
-    watermark_settings: Any = None
-    notifications: Any = None
+    # Keys the older tool accepted without acting on them: compat.IGNORED_KEYS (listed with the reason).
 
     @field_validator("schedule", mode="before")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sync_platform.configuration.compat import IgnoredKey
+from sync_platform.configuration.errors import ConfigProblem
 from sync_platform.configuration.models import ConnectionsFile, PipelineSettings, TableConfig
 
 
@@ -45,6 +47,15 @@ class Pipeline:
     tables: dict[str, TableSpec]  # by "schema.table"
     environment: str | None = None
     open_tables: bool = False  # v1.0.0 default pipeline: any schema.table may be named
+    table_aliases: dict[str, str] = field(default_factory=dict)  # key as written (`orders`, `CONN:orders`) → name
+    ignored: list[IgnoredKey] = field(default_factory=list)  # keys that loaded and change nothing, with why
+    warnings: list[ConfigProblem] = field(default_factory=list)
+
+    def table_name(self, written: str) -> str | None:
+        """``schema.table`` of a table named as the pipeline file (or the older tool's CLI) names it."""
+        if written in self.tables:
+            return written
+        return self.table_aliases.get(written)
 
 
 @dataclass
@@ -55,3 +66,32 @@ class Project:
     environment: str | None
     mode: str  # "yaml" (connections.yml) or "env" (v1.0.0 .env variables)
     files_read: list[Path] = field(default_factory=list)
+    # Pipeline files that did not load (their own problems); the rest of the project works without them.
+    broken: dict[Path, list[ConfigProblem]] = field(default_factory=dict)
+    broken_names: dict[str, Path] = field(default_factory=dict)  # pipeline.name or file name → broken file
+    aliases: dict[str, str] = field(default_factory=dict)  # file name (as the older tool's -p) → pipeline.name
+    warnings: list[ConfigProblem] = field(default_factory=list)  # of connections.yml and the environment
+
+    def pipeline_name(self, written: str) -> str | None:
+        """The pipeline ``-p written`` means: its ``pipeline.name`` or its file name (as the older tool)."""
+        if written in self.pipelines:
+            return written
+        return self.aliases.get(written)
+
+    def broken_file(self, written: str) -> Path | None:
+        return self.broken_names.get(written)
+
+
+@dataclass
+class ConfigurationRead:
+    """Everything one read of a configuration directory found."""
+
+    project: Project | None  # None when connections.yml or the environment file is unusable
+    shared_problems: list[ConfigProblem]  # problems every pipeline shares (connections.yml, environment)
+    broken: dict[Path, list[ConfigProblem]]
+    warnings: list[ConfigProblem]
+    ignored: list[IgnoredKey]
+
+    @property
+    def problems(self) -> list[ConfigProblem]:
+        return [*self.shared_problems, *(p for problems in self.broken.values() for p in problems)]

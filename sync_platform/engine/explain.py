@@ -37,8 +37,15 @@ from sync_platform.engine.sync import (
 )
 from sync_platform.engine.typemap import TableMapping
 from sync_platform.engine.watermark import CursorValue, Watermark
-from sync_platform.warehouse import LedgerEntry, TableRef, WarehouseDialect, dialect_for
-from sync_platform.warehouse.redshift import RedshiftDialect
+from sync_platform.warehouse import (
+    BatchLoad,
+    LedgerEntry,
+    MissingCopyAuthorization,
+    TableRef,
+    TargetState,
+    WarehouseDialect,
+    dialect_for,
+)
 
 QueryOne = Callable[[str], tuple[Any, ...] | None]
 BATCH_PLACEHOLDER = "<batch-id>"
@@ -189,8 +196,9 @@ def explain_table(
         )
     if choice.strategy == "full_sync" and choice.full_sync_mode == "replace":
         notes.append("full_sync replace: every run reads the whole table and swaps it in atomically")
-    target_state, evolution = _target_state(registry, spec, dialect, mapping)
-    load_sql = _load_statements(registry, spec, planned, dialect, evolution, notes)
+    key = load_spec_for(registry, spec, load_info(choice, planned.plan, mapping), authorize=False).key
+    target_state, state = _target_state(registry, spec, dialect, mapping, key)
+    load_sql = _load_statements(registry, spec, planned, dialect, state, notes)
     return TableExplanation(
         table=spec.name,
         identity=spec.identity,
@@ -376,11 +384,15 @@ def _rename_reason(source: str, warehouse: str) -> str:
 
 
 def _target_state(
-    registry: ConnectionRegistry, spec: TableSpec, dialect: WarehouseDialect, mapping: TableMapping
-) -> tuple[str, tuple[str, ...] | None]:
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    dialect: WarehouseDialect,
+    mapping: TableMapping,
+    key: tuple[str, ...],
+) -> tuple[str, TargetState | None]:
     """Whether the target exists and which schema changes a load would make (read-only, best effort).
 
-    Returns (description, evolution statements); statements None when the table is missing or unknown.
+    Returns (description, state); state None when the target could not be read.
     """
     target = TableRef(spec.target_schema, spec.target_table)
     warehouse = registry.warehouse(spec.target)
@@ -389,17 +401,25 @@ def _target_state(
             query = dialect.columns_query(target)
             cursor.execute(query.sql, query.params)
             existing = dialect.parse_columns(cursor.fetchall())
+            empty, unique = True, False
+            if existing:
+                cursor.execute(f"SELECT 1 FROM {dialect.table_sql(target)} LIMIT 1")
+                empty = cursor.fetchone() is None
+                unique_query = dialect.unique_key_query(target) if key else None
+                if unique_query is not None:
+                    cursor.execute(unique_query.sql, unique_query.params)
+                    unique = any(row[0] == sorted(key) for row in cursor.fetchall())
     except Exception as exc:  # the explanation stays useful without the target
         return f"not checked: {registry.mask(str(exc)).splitlines()[0]}", None
+    state = TargetState(existing, empty=empty, unique_key=unique)
     if not existing:
-        return "missing: the first load creates it", None
+        return "missing: the first load creates it", state
     try:
         evolution = dialect.plan_evolution(target, existing, mapping.columns)
     except ValueError as exc:  # IncompatibleSchemaChange: a load would stop here
-        return f"exists; a load would stop: {exc}", ()
+        return f"exists; a load would stop: {exc}", state
     changes = [c.describe() for c in evolution.changes if c.statements]
-    state = "exists" + (f"; a load would change it: {'; '.join(changes)}" if changes else "")
-    return state, evolution.statements
+    return "exists" + (f"; a load would change it: {'; '.join(changes)}" if changes else ""), state
 
 
 def _load_statements(
@@ -407,57 +427,47 @@ def _load_statements(
     spec: TableSpec,
     planned: ExtractPlan,
     dialect: WarehouseDialect,
-    evolution: tuple[str, ...] | None,
+    state: TargetState | None,
     notes: list[str],
 ) -> tuple[str, ...]:
-    """The statements the loader runs for one batch, in its order, from the target's dialect."""
+    """The loader's plan for one batch, from the target's dialect: the very steps a load runs."""
     info = load_info(planned.choice, planned.plan, planned.mapping)
     load: LoadSpec = load_spec_for(registry, spec, info, authorize=False)
-    columns = planned.mapping.columns
-    target, schema = load.target, load.target.schema
-    stage = dialect.stage_name(target)
-    if isinstance(dialect, RedshiftDialect):
+    schema = load.target.schema
+    authorization = None
+    manifest_url = None
+    if dialect.capabilities.stage_fill == "copy_from_s3":
         manifest = f"{table_prefix(spec)}/{BATCH_PLACEHOLDER}/{COPY_MANIFEST_NAME}"
+        manifest_url = registry.staging(spec.staging).uri(manifest)
         try:
-            auth = copy_authorization(registry, spec)
-            copy = dialect.copy_from_s3(stage, columns, registry.staging(spec.staging).uri(manifest), auth).redacted()
+            authorization = copy_authorization(registry, spec)
         except ValueError as exc:
-            copy = f"COPY {dialect.quote(stage)} ... (cannot be built: {exc})"
-    else:
-        copy = dialect.copy_from_stdin(stage, columns) + "  -- rows streamed from the staged parquet"
-    statements: list[str] = [
-        "-- once per load, committed on its own",
-        dialect.lock_statement(TableRef(schema, "_sync_platform_schema")),
-        dialect.create_schema(schema),
-        dialect.create_ledger(schema),
-        "-- each batch: one transaction",
-        dialect.lock_statement(target),
-        dialect.batch_loaded_query(schema, load.table, BATCH_PLACEHOLDER).sql,
-    ]
-    if evolution is None:
-        statements.append(dialect.create_table(target, columns, primary_key=load.key, layout=load.layout))
-    else:
-        statements += evolution
-    fill_stage = [dialect.drop_stage(stage), dialect.create_stage(stage, columns, layout=load.layout), copy]
-    if load.write_mode == "replace":
-        plan = dialect.replace_plan(target, stage, columns, key=load.key, order_by=load.order_by, layout=load.layout)
-        statements += [*plan.prepare, *fill_stage, *plan.fill, *plan.swap]
-    else:
-        statements += fill_stage
-        if load.write_mode == "merge":
-            statements += dialect.merge_statements(target, stage, columns, key=load.key, order_by=load.order_by)
-        else:
-            statements += dialect.append_statements(target, stage, columns)
-        statements.append(dialect.drop_stage(stage))
-    entry = LedgerEntry(load.table, BATCH_PLACEHOLDER, "<run-id>", 0)
-    statements += [dialect.record_batch(schema, entry).sql, "COMMIT"]
-    if not isinstance(dialect, RedshiftDialect):
-        where = "the new table" if load.write_mode == "replace" else "an empty or new target"
+            notes.append(f"the COPY cannot be built: {exc}")
+    batch = BatchLoad(
+        target=load.target,
+        columns=tuple(planned.mapping.columns),
+        write_mode=load.write_mode,  # type: ignore[arg-type]
+        ledger=LedgerEntry(load.table, BATCH_PLACEHOLDER, "<run-id>", 0),
+        key=load.key,
+        order_by=load.order_by,
+        layout=load.layout,
+        manifest_url=manifest_url,
+        authorization=authorization,
+    )
+    shown = state if state is not None else TargetState()
+    lines = ["-- once per load, committed on its own", *dialect.setup_statements(schema)]
+    try:
+        plan = dialect.load_plan(batch, shown)
+    except (MissingCopyAuthorization, ValueError):  # noted above / a load would stop (target state)
+        return tuple(lines)
+    lines += [f"-- each batch ({'the target as it is now' if state is not None else 'a new target'}):"]
+    lines += plan.lines()
+    if plan.direct:
         notes.append(
-            f"PostgreSQL: a batch going into {where} is COPYed straight into it instead of through the stage "
-            "(the stage is used when a key repeats in the batch)"
+            "the target is new or empty and its key is enforced: the batch is COPYed straight into it "
+            "(through the stage instead if a key repeats in the batch)"
         )
-    return tuple(statements)
+    return tuple(lines)
 
 
 def _text(value: CursorValue) -> str:

@@ -16,8 +16,11 @@ Checkpoint names:
   ``_manifest.json`` is not written yet (``stage.BatchStager.finish``).
 - ``stage.after_manifest``: the batch's ``_manifest.json`` is written (committed) and nothing
   downstream (extract watermark, loader) has seen it yet.
-- ``load.copy``: rows are being streamed into the warehouse by ``COPY … FROM STDIN``; the batch's
-  transaction is open (``warehouse.postgres.copy_text``, called for each chunk of a batch).
+- ``load.copy``: rows are being streamed into the warehouse by ``COPY … FROM STDIN``, once per
+  chunk (``load._copy_chunks``); on Redshift, once per batch just before its ``COPY … FROM 's3://…'``.
+  The stage's transaction is open; the target is not locked yet.
+- ``load.before_commit``: a batch's load transaction holds its rows and ledger row, not yet
+  committed (``load.TableLoader._run``, before the load phase's COMMIT).
 - ``load.after_commit``: a batch's warehouse transaction (rows + ledger row) has committed
   (needs the call in ``load.TableLoader._load_batch``; see the reliability README).
 - ``sync.after_load``: the whole sync returned; the caller has not stored the new watermark
@@ -41,6 +44,7 @@ CHECKPOINTS = (
     "stage.before_manifest",
     "stage.after_manifest",
     "load.copy",
+    "load.before_commit",
     "load.after_commit",
     "sync.after_load",
 )

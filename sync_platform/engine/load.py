@@ -1,19 +1,22 @@
 """The load step: manifested batches into the warehouse, each exactly once, in order.
 
-Each batch is one warehouse transaction: take the table's writer lock, skip the batch if the
-ledger already has it, create or evolve the table, fill a stage table (COPY), merge / append /
-replace into the target, write the ledger row, commit. A crash anywhere before the commit leaves
-nothing behind; after it, the ledger row makes a rerun skip the batch.
+Each batch runs the dialect's load plan: fill a session-private stage table (COPY) and commit it,
+create the target or run the ALTERs that cannot be in a transaction, then ONE transaction — take
+the table's writer lock, skip the batch if the ledger already has it, check the columns are still
+those planned for, merge / append / replace, write the ledger row, commit. A crash anywhere
+before that commit leaves no row behind; after it, the ledger row makes a rerun skip the batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import itertools
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,22 +26,22 @@ import psycopg2
 import psycopg2.errors
 import pyarrow.parquet as pq
 
+from sync_platform.connections.retry import mask_secrets
 from sync_platform.connections.staging.store import StagingStore
 from sync_platform.connections.warehouse import Warehouse
 from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
-from sync_platform.engine.typemap import Kind, LogicalType
 from sync_platform.engine.watermark import Watermark
 from sync_platform.warehouse import (
-    IncompatibleSchemaChange,
+    BatchLoad,
     LedgerEntry,
-    PostgresDialect,
+    LoadPlan,
+    LogicalType,
     S3Authorization,
-    SchemaChange,
-    Statement,
     TableLayout,
     TableRef,
+    TargetState,
     WarehouseColumn,
     WarehouseDialect,
     copy_text,
@@ -47,6 +50,10 @@ from sync_platform.warehouse import (
 
 log = logging.getLogger(__name__)
 COPY_READ_ROWS = 8_192
+# A COPY's CREDENTIALS literal, as a syntax-error excerpt may quote it — whole, or cut anywhere.
+_CREDENTIALS = re.compile(r"CREDENTIALS\s+'[^']*'?", re.IGNORECASE)
+_EXCERPT = re.compile(r"^LINE \d+: .*(?:\n\s*\^)?", re.MULTILINE)
+_CREDENTIAL_PARTS = re.compile(r"(aws_secret_access_key|token)=[^;'\s]*", re.IGNORECASE)
 
 
 class LoadError(RuntimeError):
@@ -72,7 +79,7 @@ def columns_of(manifest: Manifest) -> list[WarehouseColumn]:
 
 
 def logical_from_dict(data: dict) -> LogicalType:
-    return LogicalType(Kind(data["kind"]), data.get("length"), data.get("precision"), data.get("scale"))
+    return LogicalType.from_dict(data)
 
 
 class _CopyStream(io.RawIOBase):
@@ -149,8 +156,25 @@ def _rollback_quietly(conn: psycopg2.extensions.connection) -> None:
         conn.rollback()
 
 
+class _Replan(Exception):
+    """The target changed between planning and the lock (a concurrent loader evolved it): plan again."""
+
+
+class _RepeatedKey(Exception):
+    """A direct COPY hit the enforced key: the batch repeats a key, so it goes through the stage."""
+
+
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_SECONDS = 0.5
+
+
 class TableLoader:
-    """Loads a table's pending batches; one instance per table and run."""
+    """Loads a table's pending batches; one instance per table and run.
+
+    Each batch runs the dialect's :class:`LoadPlan` step by step: what ``explain`` prints is what
+    runs here. The loader only reads the target's state, feeds rows to COPY and reacts to the
+    plan's checks (already loaded, columns moved, repeated key, conflicting writer).
+    """
 
     def __init__(
         self,
@@ -166,6 +190,7 @@ class TableLoader:
         self.dialect: WarehouseDialect = dialect_for(warehouse.dialect)
         self.progress = progress or (lambda message: log.info(message))
         self._initial = False
+        self._filled_stage: str | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -181,13 +206,15 @@ class TableLoader:
         )
         started = time.monotonic()
         with self.warehouse.connect() as conn:
-            self._prepare(conn)
+            self._with_conflict_retry(conn, "preparing", lambda: self._setup(conn))
             loaded = self._loaded_batch_ids(conn)
             pending = [b for b in batches if b.batch_id not in loaded]
             result.skipped_batches = [b.batch_id for b in batches if b.batch_id in loaded]
             if spec.write_mode == "replace" and len(pending) > 1:
                 superseded, pending = pending[:-1], pending[-1:]
-                self._record_superseded(conn, superseded)
+                self._with_conflict_retry(
+                    conn, "recording superseded batches", lambda: self._record_superseded(conn, superseded)
+                )
                 result.skipped_batches += [b.batch_id for b in superseded]
             self._initial = self._initial_load(conn)
             for manifest in itertools.chain(pending, incoming):
@@ -207,6 +234,34 @@ class TableLoader:
         result.seconds = time.monotonic() - started
         return result
 
+    def batch_load(self, manifest: Manifest) -> BatchLoad:
+        """What the dialect needs to plan one batch."""
+        spec = self.spec
+        entry = LedgerEntry(
+            spec.table,
+            manifest.batch_id,
+            manifest.run_id,
+            manifest.rows,
+            len(manifest.files),
+            manifest.bytes,
+            json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end}),
+            loaded_at=dt.datetime.now(dt.UTC),
+        )
+        from_s3 = self.dialect.capabilities.stage_fill == "copy_from_s3"
+        return BatchLoad(
+            target=spec.target,
+            columns=tuple(columns_of(manifest)),
+            write_mode=spec.write_mode,  # type: ignore[arg-type]
+            ledger=entry,
+            key=spec.key,
+            order_by=spec.order_by,
+            layout=spec.layout,
+            manifest_url=self.store.uri(manifest.copy_manifest_key) if from_s3 else None,
+            authorization=spec.authorization,
+        )
+
+    # ------------------------------------------------------------------ state
+
     def _initial_load(self, conn: psycopg2.extensions.connection) -> bool:
         """True when the target is missing or empty: batches may then be copied straight into it."""
         with conn.cursor() as cursor:
@@ -219,21 +274,42 @@ class TableLoader:
         conn.commit()
         return empty
 
+    def _state(self, conn: psycopg2.extensions.connection, *, key_columns: bool = False) -> TargetState:
+        """The target's columns (and, where it matters, its enforced key and DISTKEY/SORTKEY columns)."""
+        d, target = self.dialect, self.spec.target
+        with conn.cursor() as cursor:
+            query = d.columns_query(target)
+            cursor.execute(query.sql, query.params)
+            columns = d.parse_columns(cursor.fetchall())
+            unique = False
+            unique_query = d.unique_key_query(target) if columns and self.spec.key else None
+            if unique_query is not None:
+                cursor.execute(unique_query.sql, unique_query.params)
+                unique = any(row[0] == sorted(self.spec.key) for row in cursor.fetchall())
+            keys: frozenset[str] = frozenset()
+            if columns and key_columns:
+                for statement in d.key_columns_queries(target):
+                    cursor.execute(statement.sql, statement.params or None)
+                keys = d.parse_key_columns(cursor.fetchall())
+        conn.commit()
+        return TargetState(columns, empty=self._initial, unique_key=unique, key_columns=keys)
+
+    def _plan(self, conn: psycopg2.extensions.connection, batch: BatchLoad, direct: bool | None) -> LoadPlan:
+        d = self.dialect
+        plan = d.load_plan(batch, self._state(conn), direct=direct)
+        rebuilds = any(c.action in ("widen_column", "rebuild_table") and c.transactional for c in plan.changes)
+        if d.capabilities.distribution_keys and rebuilds:
+            # Only a widening that rebuilds needs the real DISTKEY/SORTKEY columns (AUTO may have chosen one).
+            plan = d.load_plan(batch, self._state(conn, key_columns=True), direct=direct)
+        return plan
+
     # ------------------------------------------------------------------ steps
 
-    def _execute(self, cursor: psycopg2.extensions.cursor, statement: str | Statement) -> None:
-        if isinstance(statement, Statement):
-            cursor.execute(statement.sql, statement.params)
-        else:
-            cursor.execute(statement)
-
-    def _prepare(self, conn: psycopg2.extensions.connection) -> None:
-        """Schema and ledger exist (their own short transaction; concurrent creators are harmless)."""
-        d, schema = self.dialect, self.spec.target.schema
+    def _setup(self, conn: psycopg2.extensions.connection) -> None:
+        """Schema and ledger exist (their own short transaction)."""
         with conn.cursor() as cursor:
-            self._execute(cursor, d.lock_statement(TableRef(schema, "_sync_platform_schema")))
-            self._execute(cursor, d.create_schema(schema))
-            self._execute(cursor, d.create_ledger(schema))
+            for statement in self.dialect.setup_statements(self.spec.target.schema):
+                cursor.execute(statement)
         conn.commit()
 
     def _loaded_batch_ids(self, conn: psycopg2.extensions.connection) -> set[str]:
@@ -251,169 +327,157 @@ class TableLoader:
                 entry = LedgerEntry(
                     self.spec.table, manifest.batch_id, manifest.run_id, 0, 0, 0, json.dumps({"superseded": True})
                 )
-                self._execute(cursor, self.dialect.record_batch(self.spec.target.schema, entry))
+                statement = self.dialect.record_batch(self.spec.target.schema, entry)
+                cursor.execute(statement.sql, statement.params)
         conn.commit()
 
-    def _load_batch(self, conn: psycopg2.extensions.connection, manifest: Manifest) -> tuple[list[str], bool]:
-        spec, d = self.spec, self.dialect
-        columns = columns_of(manifest)
-        with conn.cursor() as cursor:
+    def _with_conflict_retry(
+        self, conn: psycopg2.extensions.connection, doing: str, action: Callable[[], None]
+    ) -> None:
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            failure: LoadError | None = None
             try:
-                self._execute(cursor, d.lock_statement(spec.target))
-                already = d.batch_loaded_query(spec.target.schema, spec.table, manifest.batch_id)
-                cursor.execute(already.sql, already.params)
-                if cursor.fetchone() is not None:  # another writer loaded it while we waited for the lock
-                    conn.rollback()
-                    return [], False
-                changes = self._ensure_table(cursor, columns)
-                self.progress(f"{spec.table}: loading batch {manifest.batch_id} ({manifest.rows:,} rows)")
-                self._apply(cursor, manifest, columns)
-                entry = LedgerEntry(
-                    spec.table,
-                    manifest.batch_id,
-                    manifest.run_id,
-                    manifest.rows,
-                    len(manifest.files),
-                    manifest.bytes,
-                    json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end}),
-                )
-                self._execute(cursor, d.record_batch(spec.target.schema, entry))
-                conn.commit()
-                checkpoint("load.after_commit")
-                return changes, True
-            except IncompatibleSchemaChange:
-                _rollback_quietly(conn)
-                raise
+                action()
+                return
             except psycopg2.Error as exc:
                 _rollback_quietly(conn)
-                raise LoadError(
-                    f"{spec.table}: loading batch {manifest.batch_id} into "
-                    f"{spec.target.schema}.{spec.target.name} failed: {exc}".strip()
-                ) from exc
+                if attempt == CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
+                    failure = LoadError(self._failure_text(f"{doing} {self.spec.target}", exc))
+                else:
+                    failure = None
+            if failure is not None:
+                raise failure  # outside the handler: no driver error chained
+            time.sleep(CONFLICT_BACKOFF_SECONDS * attempt)
 
-    def _ensure_table(self, cursor: psycopg2.extensions.cursor, columns: list[WarehouseColumn]) -> list[str]:
-        spec, d = self.spec, self.dialect
-        query = d.columns_query(spec.target)
-        cursor.execute(query.sql, query.params)
-        existing = d.parse_columns(cursor.fetchall())
-        if not existing:
-            self._execute(cursor, d.create_table(spec.target, columns, primary_key=spec.key, layout=spec.layout))
-            return [f"created {spec.target.schema}.{spec.target.name} ({len(columns)} columns)"]
-        plan = d.plan_evolution(spec.target, existing, columns, layout=spec.layout)
-        described: list[str] = []
-        for change in plan.changes:
-            described.append(change.describe())
-            self._apply_change(cursor, change)
-        return described
-
-    def _apply_change(self, cursor: psycopg2.extensions.cursor, change: SchemaChange) -> None:
-        if not change.transactional:
-            # Redshift refuses some ALTERs inside a transaction block: run them on their own.
-            conn = cursor.connection
-            conn.commit()
-            conn.autocommit = True
+    def _load_batch(self, conn: psycopg2.extensions.connection, manifest: Manifest) -> tuple[list[str], bool]:
+        """Run the batch's plan; re-plan when the target moved, retry a conflicting writer, never load twice."""
+        spec = self.spec
+        batch = self.batch_load(manifest)
+        direct: bool | None = None
+        self._filled_stage = None  # a stage an earlier attempt filled and committed: not filled again
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: LoadError | None = None
             try:
-                for statement in change.statements:
-                    cursor.execute(statement)
-            finally:
-                conn.autocommit = False
-            self._execute(cursor, self.dialect.lock_statement(self.spec.target))
-            return
-        for statement in change.statements:
-            cursor.execute(statement)
-
-    def _apply(self, cursor: psycopg2.extensions.cursor, manifest: Manifest, columns: list[WarehouseColumn]) -> None:
-        spec, d = self.spec, self.dialect
-        if spec.write_mode == "replace":
-            plan = d.replace_plan(spec.target, "", columns, key=spec.key, order_by=spec.order_by, layout=spec.layout)
-            for statement in plan.prepare:
-                cursor.execute(statement)
-            if not self._copy_direct(cursor, manifest, columns, plan.new_table):
-                stage = self._fill_stage(cursor, manifest, columns)
-                plan = d.replace_plan(
-                    spec.target, stage, columns, key=spec.key, order_by=spec.order_by, layout=spec.layout
+                plan = self._plan(conn, batch, direct)
+                if attempt == 1:
+                    self.progress(f"{spec.table}: loading batch {manifest.batch_id} ({manifest.rows:,} rows)")
+                filled = plan.stage is not None and plan.stage == self._filled_stage
+                loaded_now = self._run(conn, plan, manifest, skip_stage=filled)
+                return [c.describe() for c in plan.changes if c.statements], loaded_now
+            except _Replan:
+                pass
+            except _RepeatedKey:
+                direct = False
+            except psycopg2.Error as exc:
+                _rollback_quietly(conn)
+                if attempt >= CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
+                    what = f"loading batch {manifest.batch_id} into {spec.target}"
+                    failure = LoadError(self._failure_text(what, exc))
+                else:
+                    log.warning(
+                        "%s: batch %s met a concurrent writer (%s); retrying", spec.table, manifest.batch_id, exc.pgcode
+                    )
+                    time.sleep(CONFLICT_BACKOFF_SECONDS * attempt)
+            if failure is not None:
+                raise failure  # outside the handler: the driver's error (it may quote a COPY) is not chained
+            if attempt >= CONFLICT_ATTEMPTS * 2:
+                raise LoadError(
+                    f"{spec.table}: batch {manifest.batch_id}: the target kept changing while loading; rerun"
                 )
-                for statement in plan.fill:
-                    cursor.execute(statement)
-            for statement in plan.swap:
-                cursor.execute(statement)
-            return
-        if self._initial and self._copy_direct(cursor, manifest, columns, spec.target):
-            return
-        stage = self._fill_stage(cursor, manifest, columns)
-        if spec.write_mode == "merge":
-            statements = d.merge_statements(spec.target, stage, columns, key=spec.key, order_by=spec.order_by)
-        else:
-            statements = d.append_statements(spec.target, stage, columns)
-        for statement in statements:
-            cursor.execute(statement)
-        cursor.execute(d.drop_stage(stage))
+
+    def _failure_text(self, what: str, exc: psycopg2.Error) -> str:
+        """The warehouse's error without any secret (a syntax-error excerpt can quote a COPY's CREDENTIALS)."""
+        auth = self.spec.authorization
+        secrets = [auth.secret_access_key, auth.session_token] if auth is not None else []
+        text = mask_secrets(str(exc).strip(), [*secrets, *self.warehouse.secrets()])
+        text = _CREDENTIAL_PARTS.sub(r"\1=***", _CREDENTIALS.sub("CREDENTIALS '***'", text))
+        if any(secrets):
+            # libpq's excerpt ("LINE 1: ...<40 characters>...") can start inside the key: withhold it.
+            text = _EXCERPT.sub("(statement excerpt withheld: the COPY carries access keys)", text)
+        state = f" [SQLSTATE {exc.pgcode}]" if exc.pgcode else ""
+        return f"{self.spec.table}: {what} failed{state}: {text}"
+
+    def _run(
+        self, conn: psycopg2.extensions.connection, plan: LoadPlan, manifest: Manifest, *, skip_stage: bool
+    ) -> bool:
+        """Execute the plan's steps; False when the ledger already had the batch (nothing changed)."""
+        d = self.dialect
+        with conn.cursor() as cursor:
+            for step in plan.steps:
+                if skip_stage and step.phase == "stage":
+                    continue
+                action = step.action
+                if action == "commit":
+                    if step.phase == "load":
+                        checkpoint("load.before_commit")
+                    conn.commit()
+                    if step.phase == "stage":
+                        self._filled_stage = plan.stage
+                    if step.phase == "load":
+                        checkpoint("load.after_commit")
+                elif action == "execute":
+                    cursor.execute(step.executable, step.params or None)
+                elif action == "autocommit":
+                    # Redshift refuses some ALTERs inside a transaction block: run them on their own.
+                    conn.commit()
+                    conn.autocommit = True
+                    try:
+                        cursor.execute(step.executable, step.params or None)
+                    finally:
+                        conn.autocommit = False
+                elif action == "copy_stdin":
+                    self._copy_stdin(conn, cursor, step.executable, manifest, direct=step.phase == "load")
+                elif action == "copy_s3":
+                    log.info("%s", step.sql)  # the redacted form
+                    checkpoint("load.copy")
+                    cursor.execute(step.executable)
+                elif action == "skip_if_loaded":
+                    cursor.execute(step.sql, step.params or None)
+                    if cursor.fetchone() is not None:  # another writer loaded it while we waited for the lock
+                        conn.rollback()
+                        self._cleanup(conn, plan)
+                        return False
+                elif action == "verify_columns":
+                    cursor.execute(step.sql, step.params or None)
+                    if not plan.columns_match(d.described_columns(d.parse_columns(cursor.fetchall()))):
+                        conn.rollback()
+                        raise _Replan
+                else:  # pragma: no cover - the plan's actions are a closed set
+                    raise AssertionError(f"unknown load step {action!r}")
+        return True
+
+    def _cleanup(self, conn: psycopg2.extensions.connection, plan: LoadPlan) -> None:
+        with conn.cursor() as cursor:
+            for step in plan.phase("cleanup"):
+                if step.action == "commit":
+                    conn.commit()
+                else:
+                    cursor.execute(step.executable)
+        conn.commit()
+
+    def _copy_stdin(
+        self,
+        conn: psycopg2.extensions.connection,
+        cursor: psycopg2.extensions.cursor,
+        sql: str,
+        manifest: Manifest,
+        *,
+        direct: bool,
+    ) -> None:
+        try:
+            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
+                cursor.copy_expert(sql, stream, size=1 << 20)
+        except psycopg2.errors.UniqueViolation:
+            if not direct:
+                raise
+            conn.rollback()
+            raise _RepeatedKey from None
 
     def _target_is_empty(self, cursor: psycopg2.extensions.cursor) -> bool:
         cursor.execute(f"SELECT 1 FROM {self.dialect.table_sql(self.spec.target)} LIMIT 1")
         return cursor.fetchone() is None
-
-    def _copy_direct(
-        self,
-        cursor: psycopg2.extensions.cursor,
-        manifest: Manifest,
-        columns: list[WarehouseColumn],
-        table: TableRef,
-    ) -> bool:
-        """PostgreSQL fast path: COPY straight into an empty table whose declared key catches duplicates.
-
-        Returns False (and undoes the attempt) when the batch repeats a key, so the caller dedups
-        through a stage instead. Redshift enforces no key, so it always goes through the stage.
-        """
-        if not isinstance(self.dialect, PostgresDialect):
-            return False
-        if self.spec.key and not self._has_unique_key(cursor, table):
-            return False  # without an enforced key a duplicate would go unnoticed: use the stage
-        cursor.execute("SAVEPOINT sp_direct_copy")
-        try:
-            sql = self.dialect.copy_from_stdin(table, columns)
-            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
-                cursor.copy_expert(sql, stream, size=1 << 20)
-        except psycopg2.errors.UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT sp_direct_copy")
-            return False
-        cursor.execute("RELEASE SAVEPOINT sp_direct_copy")
-        return True
-
-    def _has_unique_key(self, cursor: psycopg2.extensions.cursor, table: TableRef) -> bool:
-        """The table has a unique index on exactly the key columns (PostgreSQL enforces it)."""
-        cursor.execute(
-            "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
-            "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique GROUP BY i.indexrelid",
-            (table.schema, table.name),
-        )
-        wanted = sorted(self.spec.key)
-        return any(row[0] == wanted for row in cursor.fetchall())
-
-    def _fill_stage(
-        self, cursor: psycopg2.extensions.cursor, manifest: Manifest, columns: list[WarehouseColumn]
-    ) -> str:
-        d = self.dialect
-        stage = d.stage_name(self.spec.target)
-        cursor.execute(d.drop_stage(stage))
-        cursor.execute(d.create_stage(stage, columns, layout=self.spec.layout))
-        if isinstance(d, PostgresDialect):
-            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
-                cursor.copy_expert(d.copy_from_stdin(stage, columns), stream, size=1 << 20)
-        else:
-            if self.spec.authorization is None:
-                raise LoadError(f"{self.spec.table}: Redshift COPY needs iam_role on the target or S3 keys")
-            copy = d.copy_from_s3(
-                stage,
-                columns,
-                self.store.uri(manifest.copy_manifest_key),
-                self.spec.authorization,
-            )
-            log.info("%s", copy.redacted())
-            cursor.execute(copy.sql)
-        return stage
 
     def _count(self, conn: psycopg2.extensions.connection) -> int | None:
         with conn.cursor() as cursor:

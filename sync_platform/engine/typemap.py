@@ -31,7 +31,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,55 +38,46 @@ import pyarrow.compute as pc
 from sync_platform.engine.mysql_sql import quote_mysql as quote_mysql_identifier  # the one quoting rule
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
 
-# Redshift limits (bytes). VARCHAR lengths on Redshift count bytes, not characters.
-REDSHIFT_MAX_VARCHAR_BYTES = 65535
-REDSHIFT_MAX_VARBYTE_BYTES = 1_024_000
-# JSON reaches SUPER through JSON_PARSE of a staged VARCHAR, so it has the VARCHAR limit.
-REDSHIFT_MAX_JSON_BYTES = REDSHIFT_MAX_VARCHAR_BYTES
-# Identifier lengths in bytes: PostgreSQL NAMEDATALEN-1, Redshift 127.
-POSTGRES_MAX_IDENTIFIER_BYTES = 63
-REDSHIFT_MAX_IDENTIFIER_BYTES = 127
+# The logical types and Redshift's limits belong to the warehouse; re-exported here for callers
+# that import them from the type map.
+from sync_platform.warehouse.redshift_limits import (
+    POSTGRES_MAX_IDENTIFIER_BYTES as POSTGRES_MAX_IDENTIFIER_BYTES,
+)
+from sync_platform.warehouse.redshift_limits import (
+    REDSHIFT_MAX_IDENTIFIER_BYTES as REDSHIFT_MAX_IDENTIFIER_BYTES,
+)
+from sync_platform.warehouse.redshift_limits import (
+    REDSHIFT_MAX_JSON_BYTES as REDSHIFT_MAX_JSON_BYTES,
+)
+from sync_platform.warehouse.redshift_limits import (
+    REDSHIFT_MAX_VARBYTE_BYTES as REDSHIFT_MAX_VARBYTE_BYTES,
+)
+from sync_platform.warehouse.redshift_limits import (
+    REDSHIFT_MAX_VARCHAR_BYTES as REDSHIFT_MAX_VARCHAR_BYTES,
+)
+from sync_platform.warehouse.redshift_limits import (
+    OversizeValueError as OversizeValueError,
+)
+from sync_platform.warehouse.redshift_limits import (
+    enforce_redshift_limits as enforce_redshift_limits,
+)
+from sync_platform.warehouse.redshift_limits import (
+    redshift_byte_limit as redshift_byte_limit,
+)
+from sync_platform.warehouse.redshift_limits import (
+    redshift_varbyte_bytes as redshift_varbyte_bytes,
+)
+from sync_platform.warehouse.redshift_limits import (
+    redshift_varchar_bytes as redshift_varchar_bytes,
+)
+from sync_platform.warehouse.types import Kind as Kind
+from sync_platform.warehouse.types import LogicalType as LogicalType
+from sync_platform.warehouse.types import OversizePolicy as OversizePolicy
+
 # Prefix the old tool gave to column names starting with a digit (kept for compatibility).
 DIGIT_PREFIX = "col_"
 # PostgreSQL/Redshift system column names, which a user column cannot take.
 SYSTEM_COLUMN_NAMES = frozenset({"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
-
-OversizePolicy = Literal["fail", "truncate"]
-
-
-class Kind(StrEnum):
-    """Warehouse-neutral type families; dialects render them (``VARCHAR`` is bytes on Redshift)."""
-
-    SMALLINT = "smallint"
-    INTEGER = "integer"
-    BIGINT = "bigint"
-    DECIMAL = "decimal"
-    REAL = "real"
-    DOUBLE = "double"
-    DATE = "date"
-    TIMESTAMP = "timestamp"  # wall-clock, no zone (MySQL DATETIME)
-    TIMESTAMPTZ = "timestamptz"  # an instant (MySQL TIMESTAMP), staged as UTC
-    VARCHAR = "varchar"  # bounded text; ``length`` in characters as declared at the source
-    TEXT = "text"  # unbounded text
-    JSON = "json"
-    BINARY = "binary"  # ``length`` in bytes, None when unbounded
-
-
-@dataclass(frozen=True)
-class LogicalType:
-    """A warehouse column type before a dialect renders it."""
-
-    kind: Kind
-    length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
-
-    def __str__(self) -> str:
-        if self.kind is Kind.DECIMAL:
-            return f"decimal({self.precision},{self.scale})"
-        if self.length is not None:
-            return f"{self.kind.value}({self.length})"
-        return self.kind.value
 
 
 class Conversion(StrEnum):
@@ -104,20 +94,6 @@ class UnsupportedColumnType(ValueError):
 
 class ColumnNameCollision(ValueError):
     """Two source columns would get the same warehouse name."""
-
-
-class OversizeValueError(ValueError):
-    """A value longer than the warehouse column can hold, with ``oversize_text: fail``."""
-
-    def __init__(self, table: str, column: str, byte_length: int, limit: int, *, hint: str) -> None:
-        self.table = table
-        self.column = column
-        self.byte_length = byte_length
-        self.limit = limit
-        super().__init__(
-            f"{table}.{column}: a value is {byte_length} bytes long, more than the {limit} bytes "
-            f"the Redshift column can hold. {hint}"
-        )
 
 
 @dataclass(frozen=True)
@@ -478,90 +454,3 @@ def _invalid_dates(value: pa.Array, source_is_null: pa.Array | None) -> int:
         return value.null_count
     was_not_null = pc.equal(source_is_null, 0)
     return int(pc.sum(pc.and_(pc.is_null(value), was_not_null)).as_py() or 0)
-
-
-# --------------------------------------------------------------------------- Redshift limits
-
-
-def redshift_varchar_bytes(logical: LogicalType) -> int:
-    """Redshift VARCHAR width (bytes) of a text column: 4 bytes per declared character, capped."""
-    if logical.kind is Kind.VARCHAR and logical.length is not None:
-        return min(4 * logical.length, REDSHIFT_MAX_VARCHAR_BYTES)
-    return REDSHIFT_MAX_VARCHAR_BYTES
-
-
-def redshift_varbyte_bytes(logical: LogicalType) -> int:
-    """Redshift VARBYTE width of a binary column (declared bytes, capped at VARBYTE's maximum)."""
-    if logical.length is not None:
-        return min(logical.length, REDSHIFT_MAX_VARBYTE_BYTES)
-    return REDSHIFT_MAX_VARBYTE_BYTES
-
-
-def redshift_byte_limit(logical: LogicalType) -> int | None:
-    """The most bytes a value may have in its Redshift column, None when no limit applies."""
-    if logical.kind in (Kind.VARCHAR, Kind.TEXT):
-        return redshift_varchar_bytes(logical)
-    if logical.kind is Kind.JSON:
-        return REDSHIFT_MAX_JSON_BYTES
-    if logical.kind is Kind.BINARY:
-        return redshift_varbyte_bytes(logical)
-    return None
-
-
-def _may_exceed(logical: LogicalType, limit: int) -> bool:
-    """False when the declared source length already guarantees the limit (4 bytes per char)."""
-    if logical.kind is Kind.VARCHAR and logical.length is not None:
-        return 4 * logical.length > limit
-    if logical.kind is Kind.BINARY and logical.length is not None:
-        return logical.length > limit
-    return True
-
-
-def enforce_redshift_limits(
-    batch: pa.RecordBatch,
-    mappings: Sequence[ColumnMapping],
-    *,
-    table: str,
-    oversize_text: OversizePolicy = "fail",
-) -> tuple[pa.RecordBatch, dict[str, int]]:
-    """Check every value against its Redshift column width in bytes, before it is staged.
-
-    ``fail`` raises :class:`OversizeValueError` (table, column, byte length); ``truncate`` cuts
-    text at a UTF-8 character boundary (binary at the limit) and returns ``{column: values cut}``.
-    JSON is never truncated (cut JSON is not JSON), it always fails.
-    """
-    counts: dict[str, int] = {}
-    arrays = list(batch.columns)
-    for index, m in enumerate(mappings):
-        limit = redshift_byte_limit(m.logical)
-        if limit is None or not _may_exceed(m.logical, limit):
-            continue
-        column = arrays[index]
-        lengths = pc.binary_length(column)
-        longest = pc.max(lengths).as_py()
-        if longest is None or longest <= limit:
-            continue
-        if oversize_text == "fail" or m.logical.kind is Kind.JSON:
-            hint = (
-                "JSON cannot be truncated; exclude or shorten the value at the source."
-                if m.logical.kind is Kind.JSON
-                else "Set `oversize_text: truncate` on the table to cut such values (they are counted), "
-                "or exclude the column with a custom_sql query."
-            )
-            raise OversizeValueError(table, m.name, int(longest), limit, hint=hint)
-        too_long = pc.greater(lengths, limit)
-        arrays[index] = _truncate(column, too_long, limit, binary=m.logical.kind is Kind.BINARY)
-        counts[m.name] = int(pc.sum(too_long).as_py() or 0)
-    if not counts:
-        return batch, counts
-    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), counts
-
-
-def _truncate(column: pa.Array, mask: pa.Array, limit: int, *, binary: bool) -> pa.Array:
-    """Replace the masked values by their first ``limit`` bytes (text: whole characters only)."""
-    long_values = pc.filter(column, mask).to_pylist()
-    if binary:
-        cut: list[object] = [v[:limit] for v in long_values]
-    else:
-        cut = [v.encode("utf-8")[:limit].decode("utf-8", "ignore") for v in long_values]
-    return pc.replace_with_mask(column, mask, pa.array(cut, type=column.type))

@@ -7,21 +7,38 @@ runs use one job). Per connection: a resource. Nothing here opens a connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from sync_platform.configuration import ConfigError, ConfigProblem, Project, load_project
+from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
 from sync_platform.orchestration import automation, checks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY, table_assets
-from sync_platform.orchestration.keys import TableKeys
+from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
 from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
 
+_log = logging.getLogger("sync_platform.definitions")
 
-def project_tables(project: Project) -> list[TableKeys]:
-    """The keys of every configured table, refusing two pipelines that write one warehouse table."""
+
+def project_tables(project: Project, *, strict: bool = True) -> list[TableKeys]:
+    """The keys of every configured table, refusing two pipelines that write one warehouse table.
+
+    Not ``strict``: the later writer's table is left out and reported (in ``project.broken`` of
+    its file) instead of failing every pipeline.
+    """
+    tables, problems = _tables_and_conflicts(project)
+    if problems and strict:
+        raise ConfigError(problems)
+    for problem in problems:
+        if problem.file is not None:
+            project.broken.setdefault(problem.file, []).append(problem)
+    return tables
+
+
+def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[ConfigProblem]]:
     tables: list[TableKeys] = []
     writers: dict[dg.AssetKey, str] = {}
     problems: list[ConfigProblem] = []
@@ -41,9 +58,7 @@ def project_tables(project: Project) -> list[TableKeys]:
                 continue
             writers[keys.warehouse] = f"{pipeline.name}: {name}"
             tables.append(keys)
-    if problems:
-        raise ConfigError(problems)
-    return tables
+    return tables, problems
 
 
 def build_definitions(
@@ -51,12 +66,16 @@ def build_definitions(
     *,
     retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
     resources: Mapping[str, object] | None = None,
+    strict: bool = True,
 ) -> dg.Definitions:
     """Dagster definitions for every pipeline of ``project`` (no I/O beyond reading the config files).
 
     ``resources`` replaces the connection resources built from connections.yml (tests, deployments).
+    Not ``strict``: every pipeline file that did not load (``project.broken``) is logged and shown
+    in the UI as a ``config_problems`` asset whose description lists its problems, with a failing
+    ``configuration_is_valid`` check; the other pipelines load as usual.
     """
-    tables = project_tables(project)
+    tables = project_tables(project, strict=strict)
     sources: dict[dg.AssetKey, dg.AssetSpec] = {}
     assets: list[dg.AssetsDefinition] = []
     lags: list[tuple[TableKeys, float]] = []
@@ -86,9 +105,10 @@ def build_definitions(
     if freshness:
         sensors.append(checks.freshness_sensor(freshness))
 
+    problem_specs, problem_checks = _broken_pipeline_markers(project) if not strict else ([], [])
     return dg.Definitions(
-        assets=[*sources.values(), *assets],
-        asset_checks=freshness,
+        assets=[*sources.values(), *assets, *problem_specs],
+        asset_checks=[*freshness, *problem_checks],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
@@ -96,6 +116,47 @@ def build_definitions(
     )
 
 
-def load_definitions(config_dir: str | Path | None = None, *, environment: str | None = None) -> dg.Definitions:
-    """Definitions for the configuration directory (``SYNC_PLATFORM_CONFIG_DIR``, else ``./config``)."""
-    return build_definitions(load_project(config_dir, environment=environment))
+def _broken_pipeline_markers(project: Project) -> tuple[list[dg.AssetSpec], list[dg.AssetChecksDefinition]]:
+    """One visible marker per pipeline file that did not load, and a log line for each."""
+    specs: list[dg.AssetSpec] = []
+    checks_: list[dg.AssetChecksDefinition] = []
+    for file, problems in sorted(project.broken.items()):
+        listing = "\n".join(f"- {p}" for p in problems)
+        _log.warning("pipeline file %s not loaded (%d problem(s)):\n%s", file, len(problems), listing)
+        key = dg.AssetKey(["config_problems", identifier(file.stem)])
+        specs.append(
+            dg.AssetSpec(
+                key,
+                group_name="config_problems",
+                description=f"**{file} has problems**; the tables they concern are not defined until it is fixed "
+                f"(`sync-platform config validate-pipeline {file.stem}`).\n\n{listing}",
+                metadata={"file": str(file), "problems": len(problems)},
+                tags={"sync_platform/broken": "true"},
+            )
+        )
+        checks_.append(_failing_check(key, file, problems))
+    return specs, checks_
+
+
+def _failing_check(key: dg.AssetKey, file: Path, problems: list[ConfigProblem]) -> dg.AssetChecksDefinition:
+    text = "\n".join(str(p) for p in problems)
+
+    @dg.asset_check(asset=key, name="configuration_is_valid", description=f"{file} loads without problems")
+    def _check() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, metadata={"file": str(file), "problems": dg.MetadataValue.md(text)})
+
+    return _check
+
+
+def load_definitions(
+    config_dir: str | Path | None = None, *, environment: str | None = None, strict: bool | None = None
+) -> dg.Definitions:
+    """Definitions for the configuration directory (``SYNC_PLATFORM_CONFIG_DIR``, else ``./config``).
+
+    A broken pipeline file is reported, not fatal; ``SYNC_PLATFORM_STRICT=1`` (or ``strict``)
+    makes any problem fail the code location, as before.
+    """
+    project = load_project(config_dir, environment=environment, strict=strict)
+    if strict is None:
+        strict = compat.strict_from_environment() or project.connections.strict
+    return build_definitions(project, strict=strict)

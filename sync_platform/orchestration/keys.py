@@ -34,7 +34,8 @@ def source_key(spec: TableSpec) -> dg.AssetKey:
 
 
 def staging_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey(["staging", spec.pipeline, spec.schema, spec.table])
+    # A pipeline.name may hold spaces or dots (the older tool allowed any text); key parts may not.
+    return dg.AssetKey(["staging", identifier(spec.pipeline), spec.schema, spec.table])
 
 
 def warehouse_key(spec: TableSpec) -> dg.AssetKey:

@@ -1,5 +1,8 @@
 """The warehouse SQL layer: one generator, two small dialects (PostgreSQL and Redshift).
 
+A leaf: nothing here imports the engine. The logical column types live in ``types``, Redshift's
+limits in ``redshift_limits``; what a warehouse can do is data (``WarehouseDialect.capabilities``).
+
 Pick a dialect with ``dialect_for(connection.dialect)``; every statement the loader runs comes
 from it, so Redshift/PostgreSQL differences never leak into the engine as ``if`` chains.
 """
@@ -8,40 +11,58 @@ from __future__ import annotations
 
 from sync_platform.warehouse.dialect import (
     LEDGER_TABLE,
+    BatchLoad,
+    Capabilities,
     EvolutionPlan,
     ExistingColumn,
     IncompatibleSchemaChange,
     LedgerEntry,
+    LoadPlan,
+    LoadStep,
     PhysicalType,
-    ReplacePlan,
     SchemaChange,
     Statement,
     TableLayout,
     TableRef,
+    TargetState,
     WarehouseColumn,
     WarehouseDialect,
     quote_identifier,
 )
 from sync_platform.warehouse.postgres import PostgresDialect, arrow_batch_to_copy_bytes, copy_text
-from sync_platform.warehouse.redshift import CopyStatement, LayoutError, RedshiftDialect, S3Authorization
+from sync_platform.warehouse.redshift import (
+    CopyStatement,
+    LayoutError,
+    MissingCopyAuthorization,
+    RedshiftDialect,
+    S3Authorization,
+)
+from sync_platform.warehouse.types import Kind, LogicalType
 
 __all__ = [
     "LEDGER_TABLE",
+    "BatchLoad",
+    "Capabilities",
     "CopyStatement",
     "EvolutionPlan",
     "ExistingColumn",
     "IncompatibleSchemaChange",
+    "Kind",
     "LayoutError",
     "LedgerEntry",
+    "LoadPlan",
+    "LoadStep",
+    "LogicalType",
+    "MissingCopyAuthorization",
     "PhysicalType",
     "PostgresDialect",
     "RedshiftDialect",
-    "ReplacePlan",
     "S3Authorization",
     "SchemaChange",
     "Statement",
     "TableLayout",
     "TableRef",
+    "TargetState",
     "WarehouseColumn",
     "WarehouseDialect",
     "arrow_batch_to_copy_bytes",

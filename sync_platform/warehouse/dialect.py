@@ -11,35 +11,20 @@ quotes or backticks are safe everywhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import pyarrow as pa
 
-from sync_platform.engine.typemap import ColumnMapping, Kind, LogicalType, OversizePolicy
+from sync_platform.warehouse.types import Kind, LogicalType, OversizePolicy
+from sync_platform.warehouse.types import WarehouseColumn as WarehouseColumn
+from sync_platform.warehouse.types import WarehouseColumnLike as WarehouseColumnLike
 
 LEDGER_TABLE = "_sync_load_ledger"
 INTERNAL_SUFFIX = "__sp"  # marks tables/columns the platform creates next to a target
-
-
-class WarehouseColumnLike(Protocol):
-    """What the SQL layer needs to know of a column (``typemap.ColumnMapping`` is one)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def logical(self) -> LogicalType: ...
-
-
-@dataclass(frozen=True)
-class WarehouseColumn:
-    """A column by name and logical type (for callers without a source mapping)."""
-
-    name: str
-    logical: LogicalType
 
 
 @dataclass(frozen=True)
@@ -134,7 +119,7 @@ class ExistingColumn:
 class SchemaChange:
     """One change to a target table, reported to the user and recorded in run metadata."""
 
-    action: Literal["add_column", "widen_column", "kept_column"]
+    action: Literal["add_column", "widen_column", "kept_column", "rebuild_table"]
     table: str
     column: str
     old_type: str | None
@@ -148,6 +133,8 @@ class SchemaChange:
             return f"{self.table}: added column {self.column} {self.new_type}"
         if self.action == "widen_column":
             return f"{self.table}: widened column {self.column} from {self.old_type} to {self.new_type}"
+        if self.action == "rebuild_table":
+            return f"{self.table}: rebuilt (deep copy) to widen {self.column}: {self.note}"
         return (
             f"{self.table}: column {self.column} {self.old_type} is no longer in the source; kept (NULL for new rows)"
         )
@@ -194,26 +181,6 @@ class IncompatibleSchemaChange(ValueError):
 
 
 @dataclass(frozen=True)
-class ReplacePlan:
-    """An atomic full replace: build ``new_table`` from the stage, then swap it in.
-
-    Run ``statements`` in ONE transaction: readers see the old table until the commit and the new
-    one after, never an empty or half-filled one. (No TRUNCATE: it commits on Redshift.)
-    """
-
-    target: TableRef
-    new_table: TableRef
-    old_table: TableRef
-    prepare: tuple[str, ...]  # drop a leftover new table, create the new table
-    fill: tuple[str, ...]  # insert the (deduplicated) stage rows into the new table
-    swap: tuple[str, ...]  # rename target → old, new → target, drop old
-
-    @property
-    def statements(self) -> tuple[str, ...]:
-        return (*self.prepare, *self.fill, *self.swap)
-
-
-@dataclass(frozen=True)
 class LedgerEntry:
     """One loaded staged batch; written in the same transaction as the batch's rows."""
 
@@ -224,6 +191,9 @@ class LedgerEntry:
     files: int = 0
     bytes: int = 0
     watermark: str | None = None  # JSON text of the batch's watermark range
+    # The client's clock, like a manual watermark's ``manual_at``, at microsecond precision
+    # (Redshift's GETDATE() has whole seconds): the two are compared.
+    loaded_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +202,133 @@ class Statement:
 
     sql: str
     params: tuple[Any, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a warehouse can do, as data: the loader and ``explain`` read these, never the dialect's class."""
+
+    stage_fill: Literal["copy_from_stdin", "copy_from_s3"]  # how rows reach the stage table
+    advisory_locks: bool  # writers serialize on a key (readers never wait); else LOCK TABLE
+    enforces_keys: bool  # declared keys are enforced: an empty target may take a COPY directly
+    alter_type_in_transaction: bool  # ALTER COLUMN … TYPE may run inside a transaction block
+    distribution_keys: bool  # DISTKEY/SORTKEY exist (read back from the catalog before a rebuild)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """The target table as the loader found it before planning a batch."""
+
+    columns: tuple[ExistingColumn, ...] = ()  # empty: the table does not exist
+    empty: bool = True  # no rows (or missing): a warehouse that enforces keys may COPY straight in
+    unique_key: bool = False  # an enforced unique key on exactly the load's key columns
+    key_columns: frozenset[str] = frozenset()  # DISTKEY/SORTKEY columns the catalog reports
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.columns)
+
+
+@dataclass(frozen=True)
+class BatchLoad:
+    """One staged batch to load into one target (plain data; the loader builds it from a manifest)."""
+
+    target: TableRef
+    columns: tuple[WarehouseColumnLike, ...]  # in staged (parquet) order
+    write_mode: Literal["merge", "append", "replace"]
+    ledger: LedgerEntry
+    key: tuple[str, ...] = ()
+    order_by: tuple[str, ...] = ()
+    layout: TableLayout | None = None
+    manifest_url: str | None = None  # the batch's COPY manifest (Redshift)
+    authorization: Any = None  # S3Authorization (Redshift)
+    run_token: str = ""
+
+
+StepAction = Literal["execute", "autocommit", "commit", "copy_stdin", "copy_s3", "skip_if_loaded", "verify_columns"]
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """One step of a load plan.
+
+    ``execute`` runs ``sql``; ``autocommit`` runs it outside a transaction block; ``commit``
+    commits; ``copy_stdin`` streams the batch's rows into ``sql``; ``copy_s3`` runs the COPY
+    (``secret_sql`` when it carries credentials; ``sql`` is then the redacted text);
+    ``skip_if_loaded`` runs the ledger query and ends the batch (rolled back) if it finds a row;
+    ``verify_columns`` re-reads the target's columns under the lock and re-plans if they moved.
+    """
+
+    phase: Literal["stage", "prepare", "load", "cleanup"]
+    action: StepAction
+    sql: str = ""
+    params: tuple[Any, ...] = ()
+    secret_sql: str | None = field(default=None, repr=False)
+
+    @property
+    def executable(self) -> str:
+        return self.secret_sql if self.secret_sql is not None else self.sql
+
+    def display(self) -> str:
+        """The step as ``explain`` prints it (never the secret form)."""
+        if self.action == "commit":
+            return "COMMIT"
+        if self.action == "autocommit":
+            return f"{self.sql}  -- outside a transaction block"
+        if self.action == "copy_stdin":
+            return f"{self.sql}  -- rows streamed from the staged parquet"
+        if self.action == "skip_if_loaded":
+            return f"{self.sql}  -- a row: already loaded, roll back and skip the batch"
+        if self.action == "verify_columns":
+            return f"{self.sql}  -- columns changed since planning: roll back and plan again"
+        return self.sql
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Every statement of loading one batch, in order: the loader runs exactly these, ``explain`` prints them.
+
+    Phases: ``stage`` fills a session-private stage table and commits (temporary tables survive
+    commit), so the target is not locked while rows travel; ``prepare`` creates the target or runs
+    the ALTERs that cannot run in a transaction; ``load`` is one transaction — lock, ledger
+    check, in-transaction schema changes, merge/append/replace, ledger row, commit; ``cleanup``
+    drops the stage. A conflict (serialization failure) retries from ``prepare``.
+    """
+
+    steps: tuple[LoadStep, ...]
+    changes: tuple[SchemaChange, ...] = ()
+    direct: bool = False  # rows are COPYed straight into the target (no stage)
+    stage: str | None = None
+    # The target's (column, type) the load phase expects under the lock; type None: any.
+    expected_columns: tuple[tuple[str, str | None], ...] = ()
+
+    def columns_match(self, found: Sequence[tuple[str, str]]) -> bool:
+        """Whether the target under the lock is the one this plan was made for (``verify_columns``)."""
+        if [name for name, _ in found] != [name for name, _ in self.expected_columns]:
+            return False
+        return all(
+            want is None or want == got for (_, got), (_, want) in zip(found, self.expected_columns, strict=True)
+        )
+
+    def phase(self, name: str) -> tuple[LoadStep, ...]:
+        return tuple(s for s in self.steps if s.phase == name)
+
+    def lines(self) -> list[str]:
+        """The plan as printable SQL, phase by phase (COPY credentials redacted)."""
+        out: list[str] = []
+        titles = {
+            "stage": "-- stage: fill the stage table, committed before the target is locked",
+            "prepare": "-- prepare: create the target / changes that cannot run in a transaction",
+            "load": "-- load: one transaction",
+            "cleanup": "-- cleanup",
+        }
+        current = None
+        for step in self.steps:
+            if step.phase != current:
+                current = step.phase
+                out.append(titles[current])
+            out.append(step.display())
+        return out
 
 
 # --------------------------------------------------------------------------- quoting
@@ -266,7 +363,13 @@ class WarehouseDialect:
     name = "postgres"
     max_identifier_bytes = 63
     declares_primary_key = True  # Redshift does not enforce keys: do not declare them there
-    current_timestamp_sql = "now()"
+    capabilities = Capabilities(
+        stage_fill="copy_from_stdin",
+        advisory_locks=True,
+        enforces_keys=True,
+        alter_type_in_transaction=True,
+        distribution_keys=False,
+    )
     max_numeric_precision = 38
 
     # ------------------------------------------------------------------ names and literals
@@ -319,7 +422,7 @@ class WarehouseDialect:
     def enforce_limits(
         self,
         batch: pa.RecordBatch,
-        mappings: Sequence[ColumnMapping],
+        mappings: Sequence[WarehouseColumnLike],
         *,
         table: str,
         oversize_text: OversizePolicy = "fail",
@@ -469,37 +572,6 @@ class WarehouseDialect:
             return self.deduplicated_rows(stage, columns, key, order_by)
         return f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
 
-    def replace_plan(
-        self,
-        target: TableRef,
-        stage: str,
-        columns: Sequence[WarehouseColumnLike],
-        *,
-        key: Sequence[str] = (),
-        order_by: Sequence[str] = (),
-        layout: TableLayout | None = None,
-    ) -> ReplacePlan:
-        """Atomic replace by building a new table and renaming it over the target in one transaction.
-
-        Grants and dependent views of the old table do not follow a swap; use
-        ``replace_in_place_statements`` for tables that have them.
-        """
-        new = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_new", self.max_identifier_bytes))
-        old = TableRef(target.schema, derived_name(target.name, f"{INTERNAL_SUFFIX}_old", self.max_identifier_bytes))
-        rows = self._replacement_rows(stage, columns, key, order_by)
-        prepare = (
-            self.drop_table(new),
-            self.drop_table(old),
-            self.create_table(new, columns, primary_key=key, layout=layout, if_not_exists=False),
-        )
-        fill = (f"INSERT INTO {self.table_sql(new)} ({self.column_list(columns)}) {rows}",)
-        swap = (
-            f"ALTER TABLE {self.table_sql(target)} RENAME TO {self.quote(old.name)}",
-            f"ALTER TABLE {self.table_sql(new)} RENAME TO {self.quote(target.name)}",
-            self.drop_table(old, if_exists=False),
-        )
-        return ReplacePlan(target, new, old, prepare, fill, swap)
-
     def replace_in_place_statements(
         self,
         target: TableRef,
@@ -509,7 +581,12 @@ class WarehouseDialect:
         key: Sequence[str] = (),
         order_by: Sequence[str] = (),
     ) -> tuple[str, ...]:
-        """Atomic replace keeping the table itself (grants, views): DELETE all + INSERT, one transaction."""
+        """Atomic replace keeping the table itself (grants, ownership, dependent views): DELETE all + INSERT.
+
+        Run in one transaction: readers see the old rows until the commit and the new ones after.
+        Not TRUNCATE, which commits on Redshift; not a swap by rename, which breaks dependent
+        views (DROP is RESTRICT) and loses grants and ownership.
+        """
         rows = self._replacement_rows(stage, columns, key, order_by)
         return (
             f"DELETE FROM {self.table_sql(target)}",
@@ -565,10 +642,17 @@ class WarehouseDialect:
         desired: Sequence[WarehouseColumnLike],
         *,
         layout: TableLayout | None = None,
+        key_columns: frozenset[str] = frozenset(),
     ) -> EvolutionPlan:
-        """ADD the new columns, widen grown ones, keep the ones gone from the source; raise if incompatible."""
+        """ADD the new columns, widen grown ones, keep the ones gone from the source; raise if incompatible.
+
+        ``key_columns`` are the DISTKEY/SORTKEY columns the catalog reports (Redshift): a widening
+        that cannot happen in place on such a column (or on a NOT NULL one) rebuilds the table.
+        """
         by_name = {c.name: c for c in existing}
         changes: list[SchemaChange] = []
+        widened: dict[str, PhysicalType] = {}  # every column whose type grows
+        rebuild = False
         for column in desired:
             new_type = self.physical_type(column.logical)
             current = by_name.get(column.name)
@@ -588,7 +672,12 @@ class WarehouseDialect:
             target_type = self.widened(table, column.name, old_type, new_type)
             if target_type is None:
                 continue
-            statements, transactional = self.alter_column_type(table, column.name, old_type, target_type, layout)
+            widened[column.name] = target_type
+            altered = self.alter_column_type(table, current, old_type, target_type, layout, key_columns)
+            if altered is None:
+                rebuild = True
+                continue
+            statements, transactional = altered
             changes.append(
                 SchemaChange(
                     "widen_column",
@@ -600,6 +689,8 @@ class WarehouseDialect:
                     transactional,
                 )
             )
+        if rebuild:  # the deep copy carries every widening and every added column at once
+            changes = [self._rebuild_change(table, existing, desired, widened, layout)]
         desired_names = {c.name for c in desired}
         for current in existing:
             if current.name not in desired_names:
@@ -607,6 +698,41 @@ class WarehouseDialect:
                     SchemaChange("kept_column", str(table), current.name, self.existing_type(current).sql, None)
                 )
         return EvolutionPlan(str(table), tuple(changes))
+
+    def _rebuild_change(
+        self,
+        table: TableRef,
+        existing: Sequence[ExistingColumn],
+        desired: Sequence[WarehouseColumnLike],
+        widened: dict[str, PhysicalType],
+        layout: TableLayout | None,
+    ) -> SchemaChange:
+        """A deep copy: a new table with the widened types (NOT NULL and column order kept), filled, swapped in.
+
+        Runs inside the load transaction under the table lock. The old table is dropped without
+        CASCADE: a dependent view stops the load with the warehouse's own message.
+        """
+        known = {c.name for c in existing}
+        added = [c for c in desired if c.name not in known]
+        lines: list[str] = []
+        for column in existing:
+            kind = widened.get(column.name) or self.existing_type(column)
+            lines.append(f"{self.quote(column.name)} {kind.sql}{'' if column.nullable else ' NOT NULL'}")
+        lines += [f"{self.quote(c.name)} {self.render_type(c.logical)}" for c in added]
+        copy = TableRef(table.schema, derived_name(table.name, f"{INTERNAL_SUFFIX}_deep", self.max_identifier_bytes))
+        shape = [WarehouseColumn(c.name, LogicalType(Kind.TEXT)) for c in existing] + list(added)
+        body = ",\n  ".join(lines)
+        names = self.column_list([c.name for c in existing])
+        statements = (
+            self.drop_table(copy),
+            f"CREATE TABLE {self.table_sql(copy)} (\n  {body}\n){self.table_attributes(copy, shape, layout)}",
+            f"INSERT INTO {self.table_sql(copy)} ({names}) SELECT {names} FROM {self.table_sql(table)}",
+            self.drop_table(table, if_exists=False),
+            f"ALTER TABLE {self.table_sql(copy)} RENAME TO {self.quote(table.name)}",
+        )
+        described = ", ".join(f"{name} to {kind.sql}" for name, kind in widened.items())
+        note = described + (f"; added {', '.join(c.name for c in added)}" if added else "")
+        return SchemaChange("rebuild_table", str(table), ", ".join(widened), None, None, statements, True, note)
 
     def widened(self, table: TableRef, column: str, old: PhysicalType, new: PhysicalType) -> PhysicalType | None:
         """The type the target column must become to hold ``new`` values (None: it already can)."""
@@ -653,17 +779,19 @@ class WarehouseDialect:
     def alter_column_type(
         self,
         table: TableRef,
-        column: str,
+        column: ExistingColumn,
         old: PhysicalType,
         new: PhysicalType,
         layout: TableLayout | None,
-    ) -> tuple[tuple[str, ...], bool]:
-        """Statements that change a column's type in place, and whether they may run in a transaction."""
+        key_columns: frozenset[str] = frozenset(),
+    ) -> tuple[tuple[str, ...], bool] | None:
+        """Statements that change a column's type in place and whether they may run in a transaction.
+
+        None: the column cannot change in place; the table is rebuilt (deep copy).
+        """
+        name = self.quote(column.name)
         return (
-            (
-                f"ALTER TABLE {self.table_sql(table)} ALTER COLUMN {self.quote(column)} TYPE {new.sql} "
-                f"USING {self.quote(column)}::{new.sql}",
-            ),
+            (f"ALTER TABLE {self.table_sql(table)} ALTER COLUMN {name} TYPE {new.sql} USING {name}::{new.sql}",),
             True,
         )
 
@@ -690,11 +818,21 @@ class WarehouseDialect:
 
     def record_batch(self, schema: str, entry: LedgerEntry) -> Statement:
         """INSERT of the ledger row (run it in the same transaction as the batch's rows)."""
+        loaded_at = entry.loaded_at or dt.datetime.now(dt.UTC)
         return Statement(
             f"INSERT INTO {self.table_sql(self.ledger_table(schema))} "
             '("table_name", "batch_id", "run_id", "row_count", "file_count", "byte_count", "watermark", "loaded_at") '
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, {self.current_timestamp_sql})",
-            (entry.table_name, entry.batch_id, entry.run_id, entry.rows, entry.files, entry.bytes, entry.watermark),
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                entry.table_name,
+                entry.batch_id,
+                entry.run_id,
+                entry.rows,
+                entry.files,
+                entry.bytes,
+                entry.watermark,
+                loaded_at,
+            ),
         )
 
     def batch_loaded_query(self, schema: str, table_name: str, batch_id: str) -> Statement:
@@ -719,6 +857,118 @@ class WarehouseDialect:
         A transaction-scoped advisory lock: readers are never blocked, and it needs no table to exist.
         """
         return f"SELECT pg_advisory_xact_lock({lock_key(table)})"
+
+    # ------------------------------------------------------------------ what the loader reads first
+
+    def unique_key_query(self, table: TableRef) -> Statement | None:
+        """Rows of (unique index columns, sorted) for ``table``; None where keys are not enforced."""
+        return None
+
+    def key_columns_queries(self, table: TableRef) -> tuple[Statement, ...]:
+        """Statements whose last one lists (column, is_distkey, sortkey position); empty without DISTKEY/SORTKEY."""
+        return ()
+
+    def parse_key_columns(self, rows: Iterable[Sequence[Any]]) -> frozenset[str]:
+        return frozenset(str(name) for name, distkey, sortkey in rows if distkey or (sortkey or 0) != 0)
+
+    def is_conflict(self, sqlstate: str | None, message: str) -> bool:
+        """A concurrent-writer conflict that succeeds when the transaction is retried."""
+        return sqlstate in ("40001", "40P01")
+
+    # ------------------------------------------------------------------ the load plan
+
+    def fill_stage_step(self, stage: str, batch: BatchLoad) -> LoadStep:
+        """How the batch's rows reach the stage (``capabilities.stage_fill``)."""
+        return LoadStep("stage", "copy_stdin", self.copy_from_stdin(stage, batch.columns))
+
+    def copy_from_stdin(self, table: str | TableRef, columns: Sequence[WarehouseColumnLike | str]) -> str:
+        """COPY for ``cursor.copy_expert`` into a stage (by name) or a table, in PostgreSQL's text format."""
+        name = self.table_sql(table) if isinstance(table, TableRef) else self.quote(table)
+        return f"COPY {name} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
+
+    def copies_directly(self, batch: BatchLoad, state: TargetState) -> bool:
+        """Rows may skip the stage: the warehouse enforces the key and the target is empty (or replaced).
+
+        A repeated key in the batch then fails the COPY, and the loader plans again with the stage.
+        """
+        if not self.capabilities.enforces_keys:
+            return False
+        if not (state.empty or batch.write_mode == "replace"):
+            return False
+        return not batch.key or not state.exists or state.unique_key
+
+    def load_plan(self, batch: BatchLoad, state: TargetState, *, direct: bool | None = None) -> LoadPlan:
+        """The ordered statements of loading one batch (see ``LoadPlan``); raises ``IncompatibleSchemaChange``."""
+        target, columns, schema = batch.target, batch.columns, batch.target.schema
+        direct = self.copies_directly(batch, state) if direct is None else direct
+        steps: list[LoadStep] = []
+        stage = None if direct else self.stage_name(target, batch.run_token)
+        if stage is not None:
+            steps += [
+                LoadStep("stage", "execute", self.drop_stage(stage)),
+                LoadStep("stage", "execute", self.create_stage(stage, columns, layout=batch.layout)),
+                self.fill_stage_step(stage, batch),
+                LoadStep("stage", "commit"),
+            ]
+        changes: tuple[SchemaChange, ...] = ()
+        expected: tuple[tuple[str, str | None], ...] = tuple((c.name, None) for c in columns)
+        if not state.exists:
+            # Created before the lock: Redshift's LOCK needs the table, and IF NOT EXISTS lets racers pass.
+            create = self.create_table(target, columns, primary_key=batch.key, layout=batch.layout)
+            if self.capabilities.advisory_locks:  # see setup_statements
+                steps.append(LoadStep("prepare", "execute", self.lock_statement(target)))
+            steps += [LoadStep("prepare", "execute", create), LoadStep("prepare", "commit")]
+        else:
+            evolution = self.plan_evolution(
+                target, state.columns, columns, layout=batch.layout, key_columns=state.key_columns
+            )
+            changes = evolution.changes
+            steps += [
+                LoadStep("prepare", "autocommit", sql) for c in changes if not c.transactional for sql in c.statements
+            ]
+            types: dict[str, str | None] = {c.name: self.existing_type(c).sql for c in state.columns}
+            types.update({c.column: c.new_type for c in changes if not c.transactional and c.statements})
+            expected = tuple(types.items())
+        loaded = self.batch_loaded_query(schema, batch.ledger.table_name, batch.ledger.batch_id)
+        described = self.columns_query(target)
+        steps += [
+            LoadStep("load", "execute", self.lock_statement(target)),
+            LoadStep("load", "skip_if_loaded", loaded.sql, loaded.params),
+            LoadStep("load", "verify_columns", described.sql, described.params),
+        ]
+        steps += [LoadStep("load", "execute", sql) for c in changes if c.transactional for sql in c.statements]
+        if direct:
+            if batch.write_mode == "replace" and state.exists:
+                steps.append(LoadStep("load", "execute", f"DELETE FROM {self.table_sql(target)}"))
+            steps.append(LoadStep("load", "copy_stdin", self.copy_from_stdin(target, columns)))
+        else:
+            assert stage is not None
+            if batch.write_mode == "merge":
+                moved = self.merge_statements(target, stage, columns, key=batch.key, order_by=batch.order_by)
+            elif batch.write_mode == "replace":
+                moved = self.replace_in_place_statements(target, stage, columns, key=batch.key, order_by=batch.order_by)
+            else:
+                moved = self.append_statements(target, stage, columns)
+            steps += [LoadStep("load", "execute", sql) for sql in moved]
+        record = self.record_batch(schema, batch.ledger)
+        steps += [LoadStep("load", "execute", record.sql, record.params), LoadStep("load", "commit")]
+        if stage is not None:
+            steps += [LoadStep("cleanup", "execute", self.drop_stage(stage)), LoadStep("cleanup", "commit")]
+        return LoadPlan(tuple(steps), changes, direct, stage, expected)
+
+    def described_columns(self, columns: Sequence[ExistingColumn]) -> list[tuple[str, str]]:
+        """(name, type) of target columns, comparable with ``LoadPlan.expected_columns``."""
+        return [(c.name, self.existing_type(c).sql) for c in columns]
+
+    def setup_statements(self, schema: str) -> tuple[str, ...]:
+        """Once per load, committed on its own: the schema and the ledger exist (racing creators are harmless)."""
+        # PostgreSQL's concurrent CREATE … IF NOT EXISTS can still collide: serialize on an advisory key.
+        guard = (
+            (self.lock_statement(TableRef(schema, "_sync_platform_schema")),)
+            if self.capabilities.advisory_locks
+            else ()
+        )
+        return (*guard, self.create_schema(schema), self.create_ledger(schema))
 
 
 def lock_key(table: TableRef) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sync_platform.warehouse.dialect import TableRef, WarehouseColumnLike, WarehouseDialect
+from sync_platform.warehouse.dialect import Statement, TableRef, WarehouseColumnLike, WarehouseDialect
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)  # (256, 2)
@@ -32,7 +32,6 @@ class PostgresDialect(WarehouseDialect):
     name = "postgres"
     max_identifier_bytes = 63
     declares_primary_key = True
-    current_timestamp_sql = "now()"
     max_numeric_precision = 1000
 
     def deduplicated_rows(
@@ -46,10 +45,15 @@ class PostgresDialect(WarehouseDialect):
             f"FROM {self.quote(stage)} ORDER BY {order}"
         )
 
-    def copy_from_stdin(self, table: str | TableRef, columns: Sequence[WarehouseColumnLike | str]) -> str:
-        """COPY for ``cursor.copy_expert`` into a stage (by name) or a table; feed it ``copy_text`` output."""
-        name = self.table_sql(table) if isinstance(table, TableRef) else self.quote(table)
-        return f"COPY {name} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
+    def unique_key_query(self, table: TableRef) -> Statement:
+        """Each unique index of ``table`` as a sorted array of its column names."""
+        return Statement(
+            "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+            "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique GROUP BY i.indexrelid",
+            (table.schema, table.name),
+        )
 
 
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))

@@ -22,28 +22,37 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from sync_platform.engine.typemap import (
-    REDSHIFT_MAX_JSON_BYTES,
-    ColumnMapping,
-    Kind,
-    LogicalType,
-    OversizePolicy,
-    enforce_redshift_limits,
-    redshift_varbyte_bytes,
-    redshift_varchar_bytes,
-)
 from sync_platform.warehouse.dialect import (
     INTERNAL_SUFFIX,
+    BatchLoad,
+    Capabilities,
+    ExistingColumn,
+    LoadStep,
     PhysicalType,
+    Statement,
     TableLayout,
     TableRef,
     WarehouseColumnLike,
     WarehouseDialect,
     derived_name,
 )
+from sync_platform.warehouse.redshift_limits import (
+    REDSHIFT_MAX_IDENTIFIER_BYTES,
+    REDSHIFT_MAX_INTERLEAVED_SORTKEY_COLUMNS,
+    REDSHIFT_MAX_JSON_BYTES,
+    REDSHIFT_MAX_NUMERIC_PRECISION,
+    enforce_redshift_limits,
+    redshift_varbyte_bytes,
+    redshift_varchar_bytes,
+)
+from sync_platform.warehouse.types import Kind, LogicalType, OversizePolicy
 
-MAX_INTERLEAVED_SORTKEY_COLUMNS = 8
+MAX_INTERLEAVED_SORTKEY_COLUMNS = REDSHIFT_MAX_INTERLEAVED_SORTKEY_COLUMNS
 REDACTED = "***"
+
+
+class MissingCopyAuthorization(ValueError):
+    """A Redshift load without an IAM role or keys to read the staging bucket."""
 
 
 class LayoutError(ValueError):
@@ -91,10 +100,16 @@ class RedshiftDialect(WarehouseDialect):
     """Amazon Redshift (provisioned or serverless)."""
 
     name = "redshift"
-    max_identifier_bytes = 127
+    max_identifier_bytes = REDSHIFT_MAX_IDENTIFIER_BYTES
     declares_primary_key = False
-    current_timestamp_sql = "GETDATE()"
-    max_numeric_precision = 38
+    max_numeric_precision = REDSHIFT_MAX_NUMERIC_PRECISION
+    capabilities = Capabilities(
+        stage_fill="copy_from_s3",
+        advisory_locks=False,
+        enforces_keys=False,
+        alter_type_in_transaction=False,
+        distribution_keys=True,
+    )
 
     def literal(self, value: str) -> str:
         """Redshift string literals treat backslash as an escape: double it too."""
@@ -117,17 +132,22 @@ class RedshiftDialect(WarehouseDialect):
     def stage_type(self, logical: LogicalType) -> str:
         if logical.kind is Kind.JSON:
             return PhysicalType("varchar", length=REDSHIFT_MAX_JSON_BYTES).sql
+        if logical.kind is Kind.TIMESTAMPTZ:
+            # Parquet → TIMESTAMPTZ is not a documented COPY mapping: stage the UTC wall-clock.
+            return "TIMESTAMP"
         return self.render_type(logical)
 
     def insert_expression(self, column_sql: str, logical: LogicalType) -> str:
         if logical.kind is Kind.JSON:
             return f"JSON_PARSE({column_sql})"
+        if logical.kind is Kind.TIMESTAMPTZ:
+            return f"({column_sql} AT TIME ZONE 'UTC')"
         return column_sql
 
     def enforce_limits(
         self,
         batch: pa.RecordBatch,
-        mappings: Sequence[ColumnMapping],
+        mappings: Sequence[WarehouseColumnLike],
         *,
         table: str,
         oversize_text: OversizePolicy = "fail",
@@ -197,13 +217,14 @@ class RedshiftDialect(WarehouseDialect):
     ) -> CopyStatement:
         """COPY the staged parquet files listed in a Redshift manifest into the stage table.
 
-        ``columns`` must be in parquet order (COPY from parquet maps by position).
+        COPY from parquet takes no column list (it is not among the parameters columnar COPY
+        accepts) and maps columns by position: the stage has exactly ``columns``, in parquet order.
         ``serialize_to_json`` adds SERIALIZETOJSON, only needed for nested parquet types.
         """
         if not manifest_url.startswith("s3://"):
             raise ValueError(f"manifest URL must be s3://bucket/key, got {manifest_url!r}")
         fmt = "FORMAT AS PARQUET" + (" SERIALIZETOJSON" if serialize_to_json else "")
-        head = f"COPY {self.quote(stage)} ({self.column_list(columns)}) FROM {self.literal(manifest_url)}"
+        head = f"COPY {self.quote(stage)} FROM {self.literal(manifest_url)}"
         tail = f"{fmt} MANIFEST"
         if auth.iam_role:
             role = "default" if auth.iam_role.lower() == "default" else self.literal(auth.iam_role)
@@ -218,37 +239,64 @@ class RedshiftDialect(WarehouseDialect):
         masked = credentials(REDACTED, REDACTED if auth.session_token else None)
         return CopyStatement(f"{head} CREDENTIALS {secret} {tail}", f"{head} CREDENTIALS {masked} {tail}")
 
+    def fill_stage_step(self, stage: str, batch: BatchLoad) -> LoadStep:
+        if batch.authorization is None or batch.manifest_url is None:
+            raise MissingCopyAuthorization(
+                f"{batch.target}: Redshift COPY needs `iam_role` on the target connection or access keys "
+                "on the staging connection"
+            )
+        copy = self.copy_from_s3(stage, batch.columns, batch.manifest_url, batch.authorization)
+        secret = copy.sql if copy.sql != copy.redacted_sql else None
+        return LoadStep("stage", "copy_s3", copy.redacted_sql, secret_sql=secret)
+
     # ------------------------------------------------------------------ evolution
 
     def alter_column_type(
         self,
         table: TableRef,
-        column: str,
+        column: ExistingColumn,
         old: PhysicalType,
         new: PhysicalType,
         layout: TableLayout | None,
-    ) -> tuple[tuple[str, ...], bool]:
-        """VARCHAR grows in place (not inside a transaction block); anything else rebuilds the column."""
-        target = self.table_sql(table)
+        key_columns: frozenset[str] = frozenset(),
+    ) -> tuple[tuple[str, ...], bool] | None:
+        """VARCHAR grows in place (outside a transaction block); anything else rebuilds the column or the table.
+
+        Redshift's ALTER COLUMN … TYPE exists for VARCHAR only. A nullable, non-key column is
+        rebuilt (add new, copy, drop old, rename — it moves last); a DISTKEY/SORTKEY column cannot be
+        dropped and ADD COLUMN cannot add NOT NULL without a default, so those rebuild the table.
+        """
+        target, name = self.table_sql(table), column.name
         if old.name == "varchar" and new.name == "varchar":
-            return (f"ALTER TABLE {target} ALTER COLUMN {self.quote(column)} TYPE {new.sql}",), False
-        if layout is not None and column.lower() in layout.key_columns():
-            raise LayoutError(
-                f"{table}.{column}: widening {old.sql} to {new.sql} needs the column rebuilt, but it is a "
-                "DISTKEY/SORTKEY column, which Redshift cannot drop. Fix: deep-copy the table "
-                f"(CREATE TABLE … (LIKE {target}) with the new type, INSERT … SELECT, swap) "
-                "or drop it and run a full sync."
-            )
-        temporary = derived_name(column, f"{INTERNAL_SUFFIX}_widen", self.max_identifier_bytes)
+            return (f"ALTER TABLE {target} ALTER COLUMN {self.quote(name)} TYPE {new.sql}",), False
+        keys = {k.lower() for k in key_columns} | (layout.key_columns() if layout else set())
+        if name.lower() in keys or not column.nullable:
+            return None
+        temporary = derived_name(name, f"{INTERNAL_SUFFIX}_widen", self.max_identifier_bytes)
         return (
             (
                 f"ALTER TABLE {target} ADD COLUMN {self.quote(temporary)} {new.sql}",
-                f"UPDATE {target} SET {self.quote(temporary)} = {self.quote(column)}",
-                f"ALTER TABLE {target} DROP COLUMN {self.quote(column)}",
-                f"ALTER TABLE {target} RENAME COLUMN {self.quote(temporary)} TO {self.quote(column)}",
+                f"UPDATE {target} SET {self.quote(temporary)} = {self.quote(name)}",
+                f"ALTER TABLE {target} DROP COLUMN {self.quote(name)}",
+                f"ALTER TABLE {target} RENAME COLUMN {self.quote(temporary)} TO {self.quote(name)}",
             ),
             True,
         )
+
+    def key_columns_queries(self, table: TableRef) -> tuple[Statement, ...]:
+        """PG_TABLE_DEF lists only tables on the search_path: put the schema there first."""
+        return (
+            Statement(f"SET search_path TO {self.quote(table.schema)}, public"),
+            Statement(
+                'SELECT "column", distkey, sortkey FROM pg_table_def WHERE schemaname = %s AND tablename = %s',
+                (table.schema, table.name),
+            ),
+        )
+
+    def is_conflict(self, sqlstate: str | None, message: str) -> bool:
+        """Error 1023, serializable isolation violation: concurrent transactions touched the same tables."""
+        lowered = message.lower()
+        return sqlstate == "40001" or "serializable isolation" in lowered or lowered.lstrip().startswith("1023")
 
     def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
         return (

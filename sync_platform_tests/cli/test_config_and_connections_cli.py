@@ -142,8 +142,11 @@ def test_version_and_features() -> None:
     assert features.returncode == 0 and "hybrid" in features.stdout
 
 
-def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(make_config_dir, mysql_db, pg_db) -> None:
-    config = make_config_dir(target_schema="shop")
+def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(
+    make_config_dir, mysql_db, warehouse_db
+) -> None:
+    pg_db = warehouse_db  # PostgreSQL, or the database behind the Redshift stand-in (`type: redshift`)
+    config = make_config_dir(target_schema="shop", postgres=warehouse_db)
     config.write(
         "pipelines/shop.yml",
         {

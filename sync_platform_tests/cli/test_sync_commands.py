@@ -32,11 +32,11 @@ def dagster_home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    h = Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    h = Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
     schema = h.config.target_schema
     for table in ("orders", "items", "adhoc", "legacy_orders", "_sync_load_ledger"):  # each test starts from nothing
-        pg_db.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
+        warehouse_db.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
     create_orders(h, "orders", 300)
     create_orders(h, "items", 120)
     h.set_tables(
@@ -273,6 +273,13 @@ def test_dry_run_shows_the_plan_and_changes_nothing(harness: Harness, dagster_ho
     assert f"dw.{harness.config.target_schema}.orders" in out  # the target
     assert "amount" in out and "NUMERIC(12,2)" in out  # a column with its warehouse type
     assert "SELECT" in out and "LIMIT 40" in out  # the SQL that would run, with the --limit page
+    # The warehouse statements are the load plan the loader executes, in its order.
+    schema = harness.config.target_schema
+    if harness.warehouse == "postgres":
+        assert "pg_advisory_xact_lock" in out and "FROM STDIN" in out
+    else:
+        assert out.index("FORMAT AS PARQUET MANIFEST") < out.index(f'LOCK "{schema}"."orders"')
+        assert "pg_advisory" not in out and "FROM STDIN" not in out
     # Nothing happened: no target table, no staged batch, no Dagster run.
     assert harness.pg.query(f"SELECT to_regclass('{harness.config.target_schema}.orders')") == [(None,)]
     assert staged_batches(harness, "orders") == []

@@ -28,6 +28,11 @@ class Harness:
     pg: PostgresDatabase
     watermarks: dict[str, Watermark] = field(default_factory=dict)
 
+    @property
+    def warehouse(self) -> str:
+        """``postgres`` or ``redshift`` (the stand-in in front of the same PostgreSQL database)."""
+        return self.config.warehouse
+
     def set_tables(self, tables: dict[str, dict[str, Any]], **pipeline: Any) -> None:
         settings = {
             "name": PIPELINE,

@@ -23,8 +23,8 @@ class Crash(RuntimeError):
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    h = Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    h = Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
     return h
 
 
@@ -99,16 +99,18 @@ def test_crash_after_parts_before_manifest(harness: Harness, monkeypatch: pytest
 
 def test_crash_during_load_before_commit(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_events(harness, "ev_d", 250)
-    real = load_module.TableLoader._apply
+    real = load_module.checkpoint
 
-    def copy_then_crash(self, cursor, manifest, columns):
-        real(self, cursor, manifest, columns)  # rows are in the transaction …
-        raise Crash("killed during COPY/merge")  # … which never commits
+    def crash_before_commit(name: str) -> None:
+        if name == "load.before_commit":  # rows and ledger row are in the transaction …
+            raise Crash("killed before the load commit")  # … which never commits
+        real(name)
 
-    monkeypatch.setattr(load_module.TableLoader, "_apply", copy_then_crash)
+    monkeypatch.setattr(load_module, "checkpoint", crash_before_commit)
     with pytest.raises(Crash):
         harness.sync("ev_d")
-    monkeypatch.setattr(load_module.TableLoader, "_apply", real)
+    assert harness.pg.query('SELECT COUNT(*) FROM public."ev_d"') == [(0,)], "nothing of the batch is visible"
+    monkeypatch.setattr(load_module, "checkpoint", real)
     harness.sync("ev_d")
     assert_exactly(harness, "ev_d", data)
 

@@ -154,7 +154,8 @@ def test_a_table_without_a_key_probes_the_page_boundary_then_reads_whole_groups(
     assert "NOT (`ts` > '2025-01-01 00:00:00.000000')" in page  # the whole group of 7 equal ts, not 5 rows
     assert len(h.mysql.query(page)) == 7
     assert not any("DELETE FROM" in s for s in explained.load_sql)  # appended: no merge
-    assert any(s.startswith('INSERT INTO "public"."events"') for s in explained.load_sql)
+    # A new target: the batch is COPYed straight into it (PostgreSQL; no key to dedup on).
+    assert any(s.startswith('COPY "public"."events" (') for s in explained.load_sql)
 
 
 def test_columns_show_warehouse_names_and_types_with_renames(harness: Harness) -> None:
@@ -176,7 +177,8 @@ def test_columns_show_warehouse_names_and_types_with_renames(harness: Harness) -
     assert "1st_value" in text and "col_1st_value" in text and "renamed" in text
     # full_sync replace: every run reads the whole table and swaps it in
     assert explained.write_mode == "replace" and explained.incremental_sql == explained.first_run_sql
-    assert any("RENAME TO" in s for s in explained.load_sql)
+    # Replaced in place (grants, ownership and dependent views survive), never swapped by rename.
+    assert not any("RENAME" in s for s in explained.load_sql)
 
 
 def test_a_custom_query_that_is_not_a_select_is_refused_before_it_reaches_the_source(harness: Harness) -> None:
@@ -216,4 +218,11 @@ def test_a_redshift_target_gets_copy_from_the_manifest_with_the_role_and_no_secr
     assert "IAM_ROLE 'arn:aws:iam::1:role/copy' FORMAT AS PARQUET MANIFEST" in copy
     assert f"FROM 's3://{h.config.staging_location}/p/{h.mysql.name}/rs/<batch-id>/_manifest-copy.json'" in copy
     assert any('"note" VARCHAR(65535)' in s for s in explained.load_sql)  # TEXT: Redshift VARCHAR in bytes
+    order = [s.split(" ")[0] for s in explained.load_sql if not s.startswith(("--", " ", ")"))]
+    # The stage is filled and committed before the target is created and locked (LOCK needs the table).
+    assert order.index("COPY") < order.index("COMMIT") < order.index("LOCK")
+    assert explained.load_sql.index(next(s for s in explained.load_sql if s.startswith("CREATE TABLE IF"))) < (
+        explained.load_sql.index('LOCK "public"."rs"')
+    )
+    assert not any("pg_advisory" in s or "_sync_platform_schema" in s for s in explained.load_sql)
     assert "Never-Printed-1" not in "\n".join(explained.lines())

@@ -21,8 +21,8 @@ COLUMNS = ["id", "name", "amount", "updated_at", "note"]
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    return Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
 
 
 def create_orders(h: Harness, table: str, rows: int, *, start: dt.datetime | None = None, step_s: float = 1.0) -> None:
@@ -371,6 +371,42 @@ def test_a_new_source_column_and_a_wider_varchar_reach_the_target(harness: Harne
     assert any("coupon" in change for change in result.load.schema_changes)
     assert any("name" in change for change in result.load.schema_changes)
     assert assert_same(h, "evolve", [*COLUMNS, "coupon"], "id") == 5
+
+
+def test_widening_a_key_and_a_sort_key_column_keeps_every_row_not_null_and_the_layout(harness: Harness) -> None:
+    """INT → BIGINT on the (NOT NULL) key and a SORTKEY column: Redshift cannot ALTER them, so the table is rebuilt."""
+    h = harness
+    h.mysql.execute("DROP TABLE IF EXISTS grow")
+    h.mysql.execute(
+        "CREATE TABLE grow (id INT PRIMARY KEY, qty INT, amount DECIMAL(10,2), updated_at DATETIME(6), "
+        "KEY (updated_at))"
+    )
+    h.mysql.executemany(
+        "INSERT INTO grow VALUES (%s, %s, %s, %s)",
+        [(i, i * 10, f"{i}.50", f"2025-01-01 00:00:{i:02d}") for i in range(1, 21)],
+    )
+    layout = {"distkey": "id", "sortkey": ["qty"]}  # PostgreSQL ignores it
+    h.set_tables({f"{h.mysql.name}.grow": hybrid(lookback=0, redshift=layout)})
+    h.sync("grow")
+    h.mysql.execute("ALTER TABLE grow MODIFY id BIGINT, MODIFY qty BIGINT, MODIFY amount DECIMAL(16,2)")
+    h.mysql.execute("INSERT INTO grow VALUES (5000000000, 6000000000, '12345678901234.25', '2026-01-01')")
+    result = h.sync("grow")
+    assert result.load.rows == 1 and result.load.schema_changes
+    assert assert_same(h, "grow", ["id", "qty", "amount", "updated_at"], "id") == 21
+    nullable = dict(
+        h.pg.query(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'grow'",
+            (h.config.target_schema,),
+        )
+    )
+    assert nullable["id"] == "NO", "the key column is still NOT NULL"
+    if h.warehouse != "postgres":
+        assert any("rebuilt (deep copy)" in change for change in result.load.schema_changes)
+        with h.registry() as registry, registry.warehouse(h.config.target).connect() as conn, conn.cursor() as cur:
+            cur.execute('SELECT "column", distkey, sortkey FROM pg_table_def WHERE tablename = %s', ("grow",))
+            keys = {name: (distkey, sortkey) for name, distkey, sortkey in cur.fetchall()}
+        assert keys["id"][0] is True and keys["qty"][1] == 1, keys  # DISTKEY and SORTKEY survive the rebuild
 
 
 def test_an_incompatible_source_change_stops_the_table_with_a_clear_error(harness: Harness) -> None:

@@ -81,5 +81,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir) -> Harness:
-    return Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    """The reliability suite runs against both warehouses (``warehouse``: postgres and the Redshift stand-in)."""
+    return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)

@@ -215,11 +215,11 @@ def test_unknown_key_with_brackets_is_reported_not_raised(tmp_path, fault_report
     """Found by the fuzzer: a top-level key such as ``[`` was dropped from the error location as if
     it were one of pydantic's own steps, and ``loc[-1]`` raised IndexError."""
     (tmp_path / "connections.yml").write_text("'[': null\nconnections: {'a[b]': 1}\n")
-    project, problems = read_project(tmp_path, env={})
+    project, problems = read_project(tmp_path, env={}, strict=True)  # unknown keys are warnings unless strict
     assert project is None
     messages = {(p.key, p.message) for p in problems}
-    assert any(message == "unknown key `[`" for _, message in messages), messages
-    assert any(message == "unknown key `a[b]`" for _, message in messages), messages
+    assert any(message.startswith("unknown key `[`") for _, message in messages), messages
+    assert any(message.startswith("unknown key `a[b]`") for _, message in messages), messages
     fault_report(
         "connections.yml with keys `[` and `a[b]` (found by the fuzzer)",
         "reported as unknown keys; before the fix in configuration/loader.py read_project raised IndexError",

@@ -33,6 +33,14 @@ from sync_platform_tests.stack import (
 ROWS = 600
 
 
+@pytest.fixture
+def harness(mysql_db, pg_db, make_config_dir) -> Harness:
+    """PostgreSQL only, unlike the rest of the suite: these tests find the loader's COPY backend in
+    pg_stat_activity while it streams (a Redshift COPY from S3 is one statement after the checkpoint),
+    and stopping the local servers would take the stand-in's backing database down with them anyway."""
+    return Harness(make_config_dir(), mysql_db, pg_db)
+
+
 def _first_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("ERROR ")]
     return lines[-1] if lines else err.strip().splitlines()[-1]

@@ -461,8 +461,7 @@ def test_replace_is_atomic_for_a_concurrent_reader(db: PostgresDatabase, conn: p
                     f"INSERT INTO {PG.quote(stage)} SELECT g, {PG.literal(tag)} FROM generate_series(1, {count}) AS g"
                 )
                 conn.commit()
-                plan = PG.replace_plan(table, stage, columns, key=["id"])
-                for sql in plan.statements:
+                for sql in PG.replace_in_place_statements(table, stage, columns, key=["id"]):
                     cur.execute(sql)
             conn.commit()
         time.sleep(0.2)

@@ -27,7 +27,7 @@ from sync_platform.warehouse import RedshiftDialect, S3Authorization, copy_text
 from sync_platform.warehouse.postgres import PostgresDialect
 
 _COPY = re.compile(
-    r'^COPY (?P<stage>"[^"]+") \((?P<columns>.+?)\) FROM \'(?P<url>s3://[^\']+)\' '
+    r'^COPY (?P<stage>"[^"]+") FROM \'(?P<url>s3://[^\']+)\' '
     r"IAM_ROLE (?:default|'[^']+') FORMAT AS PARQUET MANIFEST$"
 )
 
@@ -36,7 +36,13 @@ def emulate_redshift_copy(sql: str, s3_client, pg_cursor) -> int:
     """Run a Redshift ``COPY … FROM 's3://…manifest' MANIFEST FORMAT AS PARQUET`` on PostgreSQL."""
     match = _COPY.match(sql)
     assert match, f"not the COPY form Redshift expects: {sql}"
-    columns = [c.strip().strip('"') for c in match["columns"].split(",")]
+    # Columnar COPY has no column list: it fills the stage's columns by position.
+    pg_cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attnum",
+        (match["stage"],),
+    )
+    columns = [name for (name,) in pg_cursor.fetchall()]
     bucket, key = match["url"].removeprefix("s3://").split("/", 1)
     manifest = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
     loaded = 0
@@ -48,7 +54,7 @@ def emulate_redshift_copy(sql: str, s3_client, pg_cursor) -> int:
         body = s3_client.get_object(Bucket=entry_bucket, Key=entry_key)["Body"].read()
         table = pq.read_table(io.BytesIO(body))
         assert len(table.column_names) == len(columns), "COPY from parquet maps columns by position"
-        assert table.column_names == columns, "staged column order must match the COPY column list"
+        assert table.column_names == columns, "staged column order must match the stage table's"
         for batch in table.to_batches():
             pg_cursor.copy_expert(
                 PostgresDialect().copy_from_stdin(match["stage"].strip('"'), columns),

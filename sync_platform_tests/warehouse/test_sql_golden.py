@@ -8,6 +8,8 @@ clause sqlglot lacks (or, for LOCK, that sqlglot keeps them verbatim as a Comman
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pytest
 import sqlglot
@@ -17,6 +19,7 @@ from sqlglot import exp
 from sync_platform.engine.source_schema import SourceColumn
 from sync_platform.engine.typemap import Kind, LogicalType, OversizeValueError, map_column
 from sync_platform.warehouse import (
+    BatchLoad,
     ExistingColumn,
     IncompatibleSchemaChange,
     LayoutError,
@@ -26,6 +29,7 @@ from sync_platform.warehouse import (
     S3Authorization,
     TableLayout,
     TableRef,
+    TargetState,
     WarehouseColumn,
     dialect_for,
 )
@@ -162,8 +166,9 @@ def test_stage_golden() -> None:
 
 def test_redshift_copy_golden_with_role_and_redacted_keys() -> None:
     with_role = RS.copy_from_s3(STAGE, COLUMNS, MANIFEST, ROLE)
+    # No column list: columnar COPY does not take one (it maps parquet columns by position).
     assert with_role.sql == (
-        'COPY "orders__sp_stage" ("id", "na""me `x`", "doc", "updated_at") '
+        'COPY "orders__sp_stage" '
         "FROM 's3://bucket/prefix/shop/orders/run-1/_manifest-copy.json' "
         "IAM_ROLE 'arn:aws:iam::123456789012:role/copy' FORMAT AS PARQUET MANIFEST"
     )
@@ -173,7 +178,7 @@ def test_redshift_copy_golden_with_role_and_redacted_keys() -> None:
 
     with_keys = RS.copy_from_s3(STAGE, ["id"], MANIFEST, KEYS)
     assert with_keys.sql == (
-        f'COPY "orders__sp_stage" ("id") FROM \'{MANIFEST}\' '
+        f"COPY \"orders__sp_stage\" FROM '{MANIFEST}' "
         "CREDENTIALS 'aws_access_key_id=AKIAEXAMPLE;aws_secret_access_key=s3cr3t/key+x;token=tok' "
         "FORMAT AS PARQUET MANIFEST"
     )
@@ -212,20 +217,84 @@ def test_append_and_replace_golden() -> None:
         'INSERT INTO "shop"."orders" ("id", "na""me `x`", "doc", "updated_at") '
         'SELECT "id", "na""me `x`", JSON_PARSE("doc"), "updated_at" FROM "orders__sp_stage"',
     )
-    plan = RS.replace_plan(ORDERS, STAGE, COLUMNS, layout=TableLayout(distkey="id"))
-    assert plan.new_table == TableRef("shop", "orders__sp_new")
-    assert plan.statements == (
-        'DROP TABLE IF EXISTS "shop"."orders__sp_new"',
-        'DROP TABLE IF EXISTS "shop"."orders__sp_old"',
-        'CREATE TABLE "shop"."orders__sp_new" (\n  "id" BIGINT,\n  "na""me `x`" VARCHAR(120),\n  "doc" SUPER,\n'
-        '  "updated_at" TIMESTAMP\n)\nDISTSTYLE KEY DISTKEY ("id") SORTKEY AUTO',
-        'INSERT INTO "shop"."orders__sp_new" ("id", "na""me `x`", "doc", "updated_at") '
-        'SELECT "id", "na""me `x`", JSON_PARSE("doc"), "updated_at" FROM "orders__sp_stage"',
-        'ALTER TABLE "shop"."orders" RENAME TO "orders__sp_old"',
-        'ALTER TABLE "shop"."orders__sp_new" RENAME TO "orders"',
-        'DROP TABLE "shop"."orders__sp_old"',
+    # Replace keeps the table (grants, ownership, dependent views): DELETE + INSERT in the load transaction.
+    replace = RS.replace_in_place_statements(ORDERS, STAGE, COLUMNS, key=["id"], order_by=["updated_at"])
+    assert replace == (
+        'DELETE FROM "shop"."orders"',
+        'INSERT INTO "shop"."orders" ("id", "na""me `x`", "doc", "updated_at") '
+        'SELECT "id", "na""me `x`", JSON_PARSE("doc"), "updated_at" FROM ('
+        'SELECT "id", "na""me `x`", "doc", "updated_at", ROW_NUMBER() OVER (PARTITION BY "id" '
+        'ORDER BY "updated_at" DESC NULLS LAST) AS "__sp_rn" FROM "orders__sp_stage") AS "__sp_dedup" '
+        'WHERE "__sp_rn" = 1',
     )
-    assert not any(s.upper().startswith("TRUNCATE") for s in plan.statements)  # TRUNCATE commits on Redshift
+    assert not any(s.upper().startswith(("TRUNCATE", "ALTER", "DROP")) for s in replace)  # TRUNCATE commits
+
+
+BATCH = BatchLoad(
+    target=ORDERS,
+    columns=(*COLUMNS, WarehouseColumn("seen_at", LogicalType(Kind.TIMESTAMPTZ))),
+    write_mode="merge",
+    ledger=LedgerEntry("shop.orders", "b-1", "run-1", 10, loaded_at=dt.datetime(2026, 1, 2, 3, 4, 5, 678901, dt.UTC)),
+    key=("id",),
+    order_by=("updated_at",),
+    manifest_url=MANIFEST,
+    authorization=KEYS,
+)
+
+
+def test_redshift_load_plan_golden() -> None:
+    """A first load into Redshift: the stage is filled and committed, the table created, then one locked transaction."""
+    plan = RS.load_plan(BATCH, TargetState())
+    assert [(s.phase, s.action) for s in plan.steps] == [
+        ("stage", "execute"),
+        ("stage", "execute"),
+        ("stage", "copy_s3"),
+        ("stage", "commit"),
+        ("prepare", "execute"),
+        ("prepare", "commit"),
+        ("load", "execute"),
+        ("load", "skip_if_loaded"),
+        ("load", "verify_columns"),
+        ("load", "execute"),
+        ("load", "execute"),
+        ("load", "execute"),
+        ("load", "commit"),
+        ("cleanup", "execute"),
+        ("cleanup", "commit"),
+    ]
+    sql = [s.sql for s in plan.steps]
+    assert sql[1] == (
+        'CREATE TEMPORARY TABLE "orders__sp_stage" (\n  "id" BIGINT,\n  "na""me `x`" VARCHAR(120),\n'
+        '  "doc" VARCHAR(65535),\n  "updated_at" TIMESTAMP,\n  "seen_at" TIMESTAMP\n)'
+    )  # TIMESTAMPTZ staged as the UTC TIMESTAMP parquet maps to
+    assert "s3cr3t" not in sql[2] and plan.steps[2].secret_sql is not None and "s3cr3t" in plan.steps[2].secret_sql
+    assert sql[4].startswith('CREATE TABLE IF NOT EXISTS "shop"."orders" (')  # before the lock: LOCK needs the table
+    assert sql[6] == 'LOCK "shop"."orders"'
+    assert sql[10].endswith(
+        'JSON_PARSE("doc"), "updated_at", ("seen_at" AT TIME ZONE \'UTC\') FROM (' + sql[10].split(" FROM (", 1)[1]
+    )
+    assert "GETDATE" not in sql[11] and plan.steps[11].params[-1] == BATCH.ledger.loaded_at  # microseconds kept
+    assert sql[13] == 'DROP TABLE IF EXISTS "orders__sp_stage"'
+    assert not any("pg_advisory" in s or "SAVEPOINT" in s or "FROM STDIN" in s for s in sql)
+    assert plan.lines()[0].startswith("-- stage") and "COMMIT" in plan.lines()
+
+
+def test_postgres_load_plan_copies_straight_into_a_new_table_and_locks_by_advisory_key() -> None:
+    plan = PG.load_plan(BATCH, TargetState())
+    assert plan.direct and plan.stage is None
+    actions = [(s.phase, s.action) for s in plan.steps]
+    assert ("load", "copy_stdin") in actions and not any(p == "stage" for p, _ in actions)
+    assert plan.steps[0].sql.startswith("SELECT pg_advisory_xact_lock(")
+    columns = (
+        ExistingColumn("id", "bigint", nullable=False),
+        ExistingColumn('na"me `x`', "character varying", 30),
+        ExistingColumn("doc", "jsonb"),
+        ExistingColumn("updated_at", "timestamp without time zone"),
+        ExistingColumn("seen_at", "timestamp with time zone"),
+    )
+    existing = TargetState(columns, empty=False, unique_key=True)
+    staged = PG.load_plan(BATCH, existing)
+    assert not staged.direct and staged.steps[2].action == "copy_stdin" and staged.steps[2].phase == "stage"
 
 
 def test_ledger_and_lock_golden() -> None:
@@ -247,9 +316,10 @@ def test_ledger_and_lock_golden() -> None:
     record = RS.record_batch("shop", LedgerEntry("shop.orders", "b-1", "run-1", 10, files=2, bytes=99))
     assert record.sql == (
         'INSERT INTO "shop"."_sync_load_ledger" ("table_name", "batch_id", "run_id", "row_count", "file_count", '
-        '"byte_count", "watermark", "loaded_at") VALUES (%s, %s, %s, %s, %s, %s, %s, GETDATE())'
-    )
-    assert record.params == ("shop.orders", "b-1", "run-1", 10, 2, 99, None)
+        '"byte_count", "watermark", "loaded_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s)'
+    )  # loaded_at from the client clock at microseconds, like a manual watermark's time (not GETDATE's seconds)
+    assert record.params[:7] == ("shop.orders", "b-1", "run-1", 10, 2, 99, None)
+    assert isinstance(record.params[7], dt.datetime) and record.params[7].tzinfo is not None
     loaded = PG.batch_loaded_query("shop", "shop.orders", "b-1")
     assert loaded.sql == 'SELECT 1 FROM "shop"."_sync_load_ledger" WHERE "table_name" = %s AND "batch_id" = %s'
     assert RS.lock_statement(ORDERS) == 'LOCK "shop"."orders"'
@@ -301,10 +371,29 @@ def test_redshift_evolution_plan_golden() -> None:
     assert plan.changes[0].describe() == ('shop.orders: widened column na"me `x` from VARCHAR(40) to VARCHAR(120)')
 
 
-def test_redshift_cannot_rebuild_a_sort_key_column() -> None:
-    desired = [WarehouseColumn("amount", LogicalType(Kind.DECIMAL, precision=14, scale=2))]
-    with pytest.raises(LayoutError, match="DISTKEY/SORTKEY"):
-        RS.plan_evolution(ORDERS, EXISTING[4:5], desired, layout=TableLayout(sortkey=("amount",)))
+def test_redshift_widens_a_key_or_not_null_column_by_deep_copy() -> None:
+    """A DISTKEY/SORTKEY column cannot be dropped and ADD COLUMN cannot add NOT NULL: the table is rebuilt."""
+    desired = [
+        WarehouseColumn("id", LogicalType(Kind.BIGINT)),
+        WarehouseColumn("amount", LogicalType(Kind.DECIMAL, precision=14, scale=2)),
+        WarehouseColumn("note", LogicalType(Kind.VARCHAR, length=5)),
+    ]
+    existing = [ExistingColumn("id", "integer", nullable=False), ExistingColumn("amount", "numeric", None, 10, 2)]
+    for keys, layout in ((frozenset({"amount"}), None), (frozenset(), TableLayout(sortkey=("amount",)))):
+        plan = RS.plan_evolution(ORDERS, existing, desired, layout=layout, key_columns=keys)
+        (change,) = plan.changes
+        assert change.action == "rebuild_table" and change.transactional
+        assert change.statements == (
+            'DROP TABLE IF EXISTS "shop"."orders__sp_deep"',
+            'CREATE TABLE "shop"."orders__sp_deep" (\n  "id" BIGINT NOT NULL,\n  "amount" NUMERIC(14,2),\n'
+            f'  "note" VARCHAR(20)\n){RS.table_attributes(ORDERS, desired, layout)}',
+            'INSERT INTO "shop"."orders__sp_deep" ("id", "amount") SELECT "id", "amount" FROM "shop"."orders"',
+            'DROP TABLE "shop"."orders"',
+            'ALTER TABLE "shop"."orders__sp_deep" RENAME TO "orders"',
+        )
+    # The NOT NULL key column alone also rebuilds (an added column would lose NOT NULL).
+    (change,) = RS.plan_evolution(ORDERS, existing[:1], desired[:1]).changes
+    assert change.action == "rebuild_table" and "id to BIGINT" in change.describe()
 
 
 @pytest.mark.parametrize(
@@ -392,7 +481,9 @@ def redshift_catalogue() -> list[str]:
     ]
     statements += list(RS.merge_statements(ORDERS, STAGE, COLUMNS, key=["id", "updated_at"], order_by=["updated_at"]))
     statements += list(RS.append_statements(ORDERS, STAGE, COLUMNS))
-    statements += list(RS.replace_plan(ORDERS, STAGE, COLUMNS, key=["id"], order_by=["updated_at"]).statements)
+    statements += [s.sql for s in RS.load_plan(BATCH, TargetState()).steps if s.action != "commit"]
+    key_columns = [ExistingColumn("id", "integer", nullable=False)]
+    statements += list(RS.plan_evolution(ORDERS, key_columns, COLUMNS[:1]).statements)
     statements += list(RS.replace_in_place_statements(ORDERS, STAGE, COLUMNS, key=["id"]))
     desired = [*COLUMNS, WarehouseColumn("amount", LogicalType(Kind.DECIMAL, precision=14, scale=2))]
     desired += [WarehouseColumn("added", LogicalType(Kind.BINARY, length=10))]
@@ -455,9 +546,28 @@ def test_every_postgres_statement_parses_with_sqlglot() -> None:
         PG.create_table(ORDERS, COLUMNS, primary_key=["id"]),
         PG.create_stage(STAGE, COLUMNS),
         *PG.merge_statements(ORDERS, STAGE, COLUMNS, key=["id"], order_by=["updated_at"]),
-        *PG.replace_plan(ORDERS, STAGE, COLUMNS, key=["id"]).statements,
+        *PG.replace_in_place_statements(ORDERS, STAGE, COLUMNS, key=["id"]),
+        *[s.sql for s in PG.load_plan(BATCH, TargetState()).steps if s.action not in ("commit", "copy_stdin")],
         PG.create_ledger("shop"),
         PG.lock_statement(ORDERS),
     ]
     for sql in statements:
         assert not isinstance(sqlglot.parse_one(sql, read="postgres"), exp.Command), sql
+
+
+def test_redshift_varchar_widening_runs_before_the_lock_and_the_ledger_is_checked_after_it() -> None:
+    """ALTER COLUMN … TYPE commits on its own: the lock and the ledger check must come after it, not before."""
+    existing = (
+        ExistingColumn("id", "bigint", nullable=False),
+        ExistingColumn('na"me `x`', "character varying", 40),
+        ExistingColumn("doc", "super"),
+        ExistingColumn("updated_at", "timestamp without time zone"),
+        ExistingColumn("seen_at", "timestamp with time zone"),
+    )
+    plan = RS.load_plan(BATCH, TargetState(existing, empty=False))
+    actions = [(s.phase, s.action) for s in plan.steps]
+    widen = actions.index(("prepare", "autocommit"))
+    assert plan.steps[widen].sql == 'ALTER TABLE "shop"."orders" ALTER COLUMN "na""me `x`" TYPE VARCHAR(120)'
+    assert widen < actions.index(("load", "skip_if_loaded")) and plan.steps[widen + 1].sql == 'LOCK "shop"."orders"'
+    assert plan.expected_columns[1] == ('na"me `x`', "VARCHAR(120)")  # what verify_columns expects under the lock
+    assert plan.columns_match(RS.described_columns(existing)) is False  # a target not yet widened: plan again
