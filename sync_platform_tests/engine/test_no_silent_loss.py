@@ -22,14 +22,10 @@ from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 
 
-@pytest.fixture(params=["postgres"])
-def warehouse_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-def harness(mysql_db, pg_db, make_config_dir, warehouse_kind: str) -> Harness:
-    return Harness(make_config_dir(), mysql_db, pg_db)
+def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
+    """The module's MariaDB and the ``warehouse`` parameter's target (PostgreSQL, the Redshift stand-in)."""
+    return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
 
 
 def hybrid(**extra):
