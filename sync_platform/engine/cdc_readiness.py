@@ -118,7 +118,7 @@ def _check_timestamp(
             "use a DATETIME, TIMESTAMP, DATE or integer epoch column",
         )
     else:
-        note = " (integer: read as epoch seconds)" if kind == "unix" else ""
+        note = " (integer: an epoch in seconds, ms or µs, told by magnitude)" if kind == "unix" else ""
         report.add("ok", f"cdc_timestamp_column `{ts}` exists, {column.column_type}{note}")
     if column.nullable:
         report.add(

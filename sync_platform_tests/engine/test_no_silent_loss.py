@@ -16,7 +16,7 @@ import pytest
 
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
-from sync_platform.engine.strategies import NullCursorRowsError
+from sync_platform.engine.strategies import NullCursorRowsError, PlanError
 from sync_platform.engine.typemap import quote_mysql_identifier
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
@@ -369,3 +369,38 @@ def test_a_dropped_or_emptied_target_is_read_again_from_the_beginning(harness: H
         pass
     assert assert_same(harness, "lost", ["id", "name", "updated_at"], "id") == 10
     assert harness.sync("lost").extract.rows == 0
+
+
+# --------------------------------------------------------------------------- case 3: epoch integer cursors
+
+
+def test_epoch_millisecond_cursors_are_read_in_their_unit_and_a_wrong_unit_fails_clearly(harness: Harness) -> None:
+    harness.mysql.execute("DROP TABLE IF EXISTS epochs")
+    harness.mysql.execute(
+        "CREATE TABLE epochs (id INT PRIMARY KEY, name VARCHAR(16), updated_ms BIGINT NOT NULL, KEY (updated_ms))"
+    )
+    (now_s,) = harness.mysql.query("SELECT UNIX_TIMESTAMP()")[0]
+    base_ms = (int(now_s) - 3600) * 1000
+    harness.mysql.executemany(
+        "INSERT INTO epochs VALUES (%s, %s, %s)", [(i, f"r{i}", base_ms + i * 1000) for i in range(1, 21)]
+    )
+    harness.set_tables(
+        {f"{harness.mysql.name}.epochs": hybrid(cdc_timestamp_column="updated_ms", lookback="10s")},
+        processing={"batch_size": 6},
+    )
+    first = harness.sync("epochs")
+    assert first.extract.rows == 20 and first.extract.ceiling == base_ms + 20_000
+    assert assert_same(harness, "epochs", ["id", "name", "updated_ms"], "id") == 20
+    harness.mysql.execute(f"UPDATE epochs SET name = 'changed', updated_ms = {base_ms + 60_000} WHERE id = 4")
+    second = harness.sync("epochs")
+    assert second.extract.rows >= 1  # the change, plus the 10 s lookback window re-read in milliseconds
+    assert second.extract.rows < 20
+    assert assert_same(harness, "epochs", ["id", "name", "updated_ms"], "id") == 20
+
+    # Values that are no epoch at all (YYYYMMDDhhmmss as a number): no run could ever read them.
+    harness.mysql.execute("DROP TABLE IF EXISTS stamps_num")
+    harness.mysql.execute("CREATE TABLE stamps_num (id INT PRIMARY KEY, changed BIGINT NOT NULL)")
+    harness.mysql.execute("INSERT INTO stamps_num VALUES (1, 20250101120000), (2, 20250102120000)")
+    harness.set_tables({f"{harness.mysql.name}.stamps_num": hybrid(cdc_timestamp_column="changed")})
+    with pytest.raises(PlanError, match=r"`changed` is read as epoch .*more than a day after the source's clock"):
+        harness.sync("stamps_num")
