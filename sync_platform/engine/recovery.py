@@ -122,6 +122,18 @@ def target_has_rows(registry: ConnectionRegistry, spec: TableSpec) -> bool | Non
         return cursor.fetchone() is not None
 
 
+def target_column_names(registry: ConnectionRegistry, spec: TableSpec) -> set[str] | None:
+    """The target table's column names; None when it does not exist."""
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    query = dialect.columns_query(target)
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        columns = dialect.parse_columns(cursor.fetchall())
+    return {c.name for c in columns} or None
+
+
 def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark | None:
     """The end position of the last batch the ledger records as loaded; None when it has no row for the table."""
     warehouse = registry.warehouse(spec.target)

@@ -27,7 +27,7 @@ from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
-from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_has_rows
+from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
@@ -228,6 +228,8 @@ def plan_extract(
         resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, staged)
+        if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
+            restart = _restart_for_new_columns(registry, spec, mapping)
         if restart is not None:
             resume, note = restart
             warnings.append(note)
@@ -270,6 +272,28 @@ def _restart_for_lost_target(
     note = (
         f"the target {spec.target_schema}.{spec.target_table} {state} although the watermark is at "
         f"{resume.describe()}: reading {spec.name} again from the beginning"
+    )
+    return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
+
+
+def _restart_for_new_columns(
+    registry: ConnectionRegistry, spec: TableSpec, mapping: TableMapping
+) -> tuple[Watermark, str] | None:
+    """The source gained columns the target lacks: re-read every row, so rows already loaded get their values.
+
+    The load adds the column; without a re-read, every row not changed since would hold NULL there
+    although the source has a value (a DEFAULT, a backfill). Loads merge, so the re-read is idempotent.
+    """
+    existing = target_column_names(registry, spec)
+    if existing is None:
+        return None
+    added = [c for c in mapping.columns if c.name not in existing]
+    if not added:
+        return None
+    names = ", ".join(c.source.name for c in added)
+    note = (
+        f"the source gained column(s) {names}, which {spec.target_schema}.{spec.target_table} lacks: reading "
+        f"every row of {spec.name} again so the rows already loaded get their values"
     )
     return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
 

@@ -404,3 +404,21 @@ def test_epoch_millisecond_cursors_are_read_in_their_unit_and_a_wrong_unit_fails
     harness.set_tables({f"{harness.mysql.name}.stamps_num": hybrid(cdc_timestamp_column="changed")})
     with pytest.raises(PlanError, match=r"`changed` is read as epoch .*more than a day after the source's clock"):
         harness.sync("stamps_num")
+
+
+# --------------------------------------------------------------------------- case 4: a column added with a DEFAULT
+
+
+def test_a_source_column_added_with_a_default_reaches_every_existing_target_row(harness: Harness) -> None:
+    _keyed_table(harness, "added", "INT", list(range(1, 11)), step=dt.timedelta(minutes=1))
+    harness.set_tables({f"{harness.mysql.name}.added": hybrid(lookback=0)}, processing={"batch_size": 4})
+    assert harness.sync("added").extract.rows == 10
+    harness.mysql.execute("ALTER TABLE added ADD COLUMN state VARCHAR(10) NOT NULL DEFAULT 'active'")
+    harness.mysql.execute("UPDATE added SET state = 'closed', updated_at = '2025-06-01' WHERE id IN (3, 4)")
+    evolved = harness.sync("added")
+    assert any("gained column(s) state" in w for w in evolved.extract.warnings)
+    assert evolved.extract.rows == 10
+    assert assert_same(harness, "added", ["id", "name", "updated_at", "state"], "id") == 10
+    states = dict(harness.pg.query(f"SELECT state, count(*) FROM {harness.target('added')} GROUP BY state"))
+    assert states == {"active": 8, "closed": 2}
+    assert harness.sync("added").extract.rows == 0  # once the target has the column, runs are incremental again
