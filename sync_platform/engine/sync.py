@@ -226,6 +226,13 @@ def plan_extract(
     if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
         # Without a key a re-read duplicates rows: the ledger also says how far loads got.
         resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+    loose = [k for k in choice.primary_key if choice.write_mode == "merge" and source_table.column(k).compares_loosely]
+    if loose:
+        warnings.append(
+            f"key column(s) {', '.join(loose)} compare without case (collation "
+            f"{source_table.column(loose[0]).collation}): a key whose case changes at the source stays twice in "
+            f"the target; `cdc validate -t {spec.name}` says how to fix it"
+        )
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, staged)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":

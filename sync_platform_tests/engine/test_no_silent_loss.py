@@ -422,3 +422,34 @@ def test_a_source_column_added_with_a_default_reaches_every_existing_target_row(
     states = dict(harness.pg.query(f"SELECT state, count(*) FROM {harness.target('added')} GROUP BY state"))
     assert states == {"active": 8, "closed": 2}
     assert harness.sync("added").extract.rows == 0  # once the target has the column, runs are incremental again
+
+
+# --------------------------------------------------------------------------- case 5: keys MySQL compares loosely
+
+
+def test_a_case_insensitive_merge_key_is_refused_by_cdc_validate_naming_the_column_and_fix(harness: Harness) -> None:
+    harness.mysql.execute("DROP TABLE IF EXISTS ci_keys")
+    harness.mysql.execute(
+        "CREATE TABLE ci_keys (code VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, "
+        "updated_at DATETIME NOT NULL, KEY (updated_at))"
+    )
+    harness.mysql.execute("INSERT INTO ci_keys VALUES ('abc', '2025-01-01'), ('xyz', '2025-01-01')")
+    table = f"{harness.mysql.name}.ci_keys"
+    harness.set_tables({table: hybrid(lookback=0)})
+    checked = run("--config-dir", str(harness.config.path), "cdc", "validate", "-t", table, "-p", PIPELINE)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    text = checked.stdout + checked.stderr
+    assert "key column `code` has collation utf8mb4_general_ci" in text and "COLLATE utf8mb4_bin" in text
+    pipeline = run("--config-dir", str(harness.config.path), "cdc", "validate-pipeline", "-p", PIPELINE)
+    assert pipeline.returncode == 1 and "`code`" in pipeline.stdout + pipeline.stderr
+    # A sync still runs, and says so.
+    assert any("compare without case" in w for w in harness.sync("ci_keys").extract.warnings)
+
+    harness.mysql.execute("DROP TABLE IF EXISTS bin_keys")
+    harness.mysql.execute(
+        "CREATE TABLE bin_keys (code VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, "
+        "updated_at DATETIME NOT NULL, KEY (updated_at))"
+    )
+    harness.set_tables({f"{harness.mysql.name}.bin_keys": hybrid(lookback=0)})
+    exact = run("--config-dir", str(harness.config.path), "cdc", "validate", "-t", f"{harness.mysql.name}.bin_keys")
+    assert exact.returncode == 0, exact.stdout + exact.stderr
