@@ -76,7 +76,9 @@ def parse_copy(tokens: list[Token]) -> CopyCommand:
         column_list = [t.name for t in sig[i + 1 : end] if t.name]
         i = end + 1
     if i >= len(sig) or sig[i].upper not in ("FROM", "TO"):
-        raise CopyRefused("42601", f'syntax error at or near "{sig[i].text if i < len(sig) else ""}"')
+        if i >= len(sig):
+            raise Refusal("42601", "syntax error at end of input")
+        raise Refusal("42601", f'syntax error at or near "{sig[i].text}"', position=sig[i].offset + 1)
     direction = sig[i].upper
     i += 1
     source_token = sig[i]
@@ -86,7 +88,7 @@ def parse_copy(tokens: list[Token]) -> CopyCommand:
     while i < len(sig):
         word = sig[i].upper
         if not word:
-            raise CopyRefused("42601", f'syntax error at or near "{sig[i].text}"')
+            raise Refusal("42601", f'syntax error at or near "{sig[i].text}"', position=sig[i].offset + 1)
         i += 1
         if word == "FORMAT":
             if i < len(sig) and sig[i].upper == "AS":

@@ -48,18 +48,27 @@ class Rule:
 class Refusal(Exception):
     """A statement refused: the SQLSTATE and text the client receives (``rule_id`` when a rule says so)."""
 
-    def __init__(self, sqlstate: str, message: str, rule_id: str = "", detail: str | None = None) -> None:
+    def __init__(
+        self,
+        sqlstate: str,
+        message: str,
+        rule_id: str = "",
+        detail: str | None = None,
+        position: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.rule_id = rule_id
         self.detail = detail
+        self.position = position  # 1-based character in the Query string, as PostgreSQL reports syntax errors
 
 
-def refused(rule_id: str, **values: Any) -> Refusal:
-    """The refusal a rule of the table prescribes, its message filled with ``values``."""
+def refused(rule_id: str, *, at: Token | None = None, **values: Any) -> Refusal:
+    """The refusal a rule prescribes, its message filled with ``values``; ``at`` is the token to point at."""
     rule = RULES_BY_ID[rule_id]
-    return Refusal(rule.sqlstate, rule.message.format(**values), rule_id)
+    position = at.offset + 1 if at is not None and at.offset >= 0 else None
+    return Refusal(rule.sqlstate, rule.message.format(**values), rule_id, position=position)
 
 
 # ------------------------------------------------------------------------- checks
@@ -200,14 +209,16 @@ def _on_conflict(stmt: Statement) -> dict[str, Any] | None:
         return None
     for i, t in enumerate(sig[:-1]):
         if t.upper == "ON" and sig[i + 1].upper == "CONFLICT":
-            return {}
+            return {"at": t}
     return None
 
 
 def _returning(stmt: Statement) -> dict[str, Any] | None:
     sig = stmt.sig
-    if sig and sig[0].upper in ("INSERT", "UPDATE", "DELETE") and any(t.upper == "RETURNING" for t in sig):
-        return {}
+    if sig and sig[0].upper in ("INSERT", "UPDATE", "DELETE"):
+        for t in sig:
+            if t.upper == "RETURNING":
+                return {"at": t}
     return None
 
 
@@ -253,8 +264,8 @@ def _oid_types(stmt: Statement) -> dict[str, Any] | None:
 def _lock_mode(stmt: Statement) -> dict[str, Any] | None:
     sig = stmt.sig
     if sig and sig[0].upper == "LOCK" and any(t.upper in ("IN", "NOWAIT") for t in sig):
-        word = next(t.text for t in sig if t.upper in ("IN", "NOWAIT"))
-        return {"word": word}
+        token = next(t for t in sig if t.upper in ("IN", "NOWAIT"))
+        return {"word": token.text, "at": token}
     return None
 
 
@@ -406,7 +417,7 @@ def _add_several_columns(stmt: Statement) -> dict[str, Any] | None:
         elif t.text == ")":
             depth -= 1
         elif t.text == "," and depth == 0:
-            return {}
+            return {"at": t}
     return None
 
 
@@ -450,7 +461,7 @@ def _is_distinct_from(stmt: Statement) -> dict[str, Any] | None:
         if t.upper == "IS" and (
             sig[i + 1].upper == "DISTINCT" or (sig[i + 1].upper == "NOT" and sig[i + 2].upper == "DISTINCT")
         ):
-            return {}
+            return {"at": next(s for s in sig[i:] if s.upper == "DISTINCT")}
     return None
 
 

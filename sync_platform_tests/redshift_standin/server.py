@@ -75,10 +75,14 @@ def _fields_payload(fields: dict[str, str]) -> bytes:
     return b"".join(k.encode() + v.encode("utf-8") + b"\0" for k, v in fields.items()) + b"\0"
 
 
-def error_fields(sqlstate: str, message: str, detail: str | None = None, severity: str = "ERROR") -> dict[str, str]:
+def error_fields(
+    sqlstate: str, message: str, detail: str | None = None, position: int | None = None, severity: str = "ERROR"
+) -> dict[str, str]:
     fields = {"S": severity, "V": severity, "C": sqlstate, "M": message}
     if detail:
         fields["D"] = detail
+    if position is not None:
+        fields["P"] = str(position)
     return fields
 
 
@@ -86,9 +90,9 @@ _DOMAIN_CHECK = re.compile(r'value for domain (?:\S+\.)?"?(varchar|varbyte)_(\d+
 _PG_TOO_LONG = re.compile(r"value too long for type character varying\((\d+)\)")
 
 
-def translate_error(fields: dict[str, str]) -> dict[str, str]:
-    """PostgreSQL's error as Redshift words it (and without positions into the rewritten SQL)."""
-    kept = {k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS}
+def translate_error(fields: dict[str, str], *, keep_position: bool = False) -> dict[str, str]:
+    """PostgreSQL's error as Redshift words it (positions kept only when they point into the client's text)."""
+    kept = {k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS or (keep_position and k == "P")}
     message = kept.get("M", "")
     match = _DOMAIN_CHECK.search(message)
     if match:
@@ -163,6 +167,7 @@ class Session:
         self.up: _Stream | None = None
         self.status = "I"
         self.database = ""
+        self.query_text = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -260,7 +265,7 @@ class Session:
 
     # ------------------------------------------------------------------ upstream
 
-    def run_upstream(self, sql: str, *, forward: bool) -> Result:
+    def run_upstream(self, sql: str, *, forward: bool, keep_position: bool = False) -> Result:
         assert self.up is not None
         self.up.send_now(_message(b"Q", sql.encode("utf-8") + b"\0"))
         result = Result()
@@ -270,7 +275,7 @@ class Session:
                 result.status = self.status = data.decode()
                 return result
             if kind == b"E":
-                result.error = translate_error(_fields(data))
+                result.error = translate_error(_fields(data), keep_position=keep_position)
                 if forward:
                     self.client.write(_message(b"E", _fields_payload(result.error)))
                 continue
@@ -295,17 +300,17 @@ class Session:
 
     # ------------------------------------------------------------------ client replies
 
-    def send_error(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        self.client.write(_message(b"E", _fields_payload(error_fields(sqlstate, message, detail))))
+    def send_error(self, sqlstate: str, message: str, detail: str | None = None, position: int | None = None) -> None:
+        self.client.write(_message(b"E", _fields_payload(error_fields(sqlstate, message, detail, position))))
 
-    def refuse(self, sqlstate: str, message: str, detail: str | None = None) -> None:
+    def refuse(self, sqlstate: str, message: str, detail: str | None = None, position: int | None = None) -> None:
         """Refuse a statement; inside a transaction block the transaction fails, as on Redshift."""
         if self.status == "T":
             self.run_upstream(
                 "DO $standin$BEGIN RAISE EXCEPTION 'statement refused by the Redshift stand-in'; END$standin$",
                 forward=False,
             )
-        self.send_error(sqlstate, message, detail)
+        self.send_error(sqlstate, message, detail, position)
 
     def complete(self, tag: str) -> None:
         self.client.write(_message(b"C", tag.encode() + b"\0"))
@@ -317,6 +322,7 @@ class Session:
     # ------------------------------------------------------------------ statements
 
     def on_query(self, sql: str) -> None:
+        self.query_text = sql
         try:
             statements = split_statements(sql)
         except SqlLexError as exc:
@@ -347,7 +353,7 @@ class Session:
             return self.forward("SELECT 1")  # PostgreSQL answers: current transaction is aborted
         refusal = first_violation(Statement(tokens, self.status, self.lookup)) or _beyond_postgres(sig)
         if refusal is not None:
-            self.refuse(refusal.sqlstate, refusal.message)
+            self.refuse(refusal.sqlstate, refusal.message, refusal.detail, refusal.position)
             return False
         try:
             if head[0] == "COPY":
@@ -359,12 +365,13 @@ class Session:
             if head[0] == "TRUNCATE":
                 return self.truncate(tokens)
         except Refusal as exc:
-            self.refuse(exc.sqlstate, exc.message, exc.detail)
+            self.refuse(exc.sqlstate, exc.message, exc.detail, exc.position)
             return False
         return self.forward(render(rewrite_expressions(tokens)))
 
     def forward(self, sql: str) -> bool:
-        return self.run_upstream(sql, forward=True).error is None
+        # PostgreSQL's error position points into what it ran: keep it when that is the client's own text.
+        return self.run_upstream(sql, forward=True, keep_position=sql == self.query_text).error is None
 
     # ------------------------------------------------------------------ TRUNCATE
 
@@ -621,7 +628,7 @@ class Session:
                 self._finish_upstream()
                 self.send_error(exc.sqlstate, exc.message, exc.detail)
             else:
-                self.refuse(exc.sqlstate, exc.message, exc.detail)
+                self.refuse(exc.sqlstate, exc.message, exc.detail, exc.position)
             return False
         self.notice("INFO", f"Load into table '{command.table[-1]}' completed, {rows} record(s) loaded successfully.")
         self.complete(f"COPY {rows}")

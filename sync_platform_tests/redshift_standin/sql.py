@@ -26,6 +26,7 @@ class SqlLexError(ValueError):
 class Token:
     kind: str  # word, qident, string, estring, dollar, number, op, punct, space, comment, param
     text: str
+    offset: int = -1  # character offset in the Query string (-1: made by a rewrite)
 
     @property
     def upper(self) -> str:
@@ -159,7 +160,12 @@ def tokenize(sql: str) -> list[Token]:
         else:
             tokens.append(Token("op", ch))
             i += 1
-    return tokens
+    placed: list[Token] = []
+    offset = 0
+    for token in tokens:
+        placed.append(Token(token.kind, token.text, offset))
+        offset += len(token.text)
+    return placed
 
 
 def _end_of_quoted(sql: str, start: int, quote: str, *, backslash: bool) -> int:
@@ -219,7 +225,7 @@ def quote_literal(value: str) -> str:
 
 def fold_quoted_identifiers(tokens: list[Token]) -> list[Token]:
     """Redshift folds even quoted identifiers to lower case (enable_case_sensitive_identifier off)."""
-    return [Token("qident", t.text.lower()) if t.kind == "qident" else t for t in tokens]
+    return [Token("qident", t.text.lower(), t.offset) if t.kind == "qident" else t for t in tokens]
 
 
 def words(tokens: list[Token], count: int) -> list[str]:

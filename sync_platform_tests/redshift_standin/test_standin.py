@@ -191,6 +191,25 @@ def test_copy_without_manifest_reads_every_file_under_the_prefix(conn, s3) -> No
         query(conn, f"COPY prefixed FROM 's3://{bucket}/prefix/none/' {ROLE} FORMAT AS PARQUET")
 
 
+def test_a_syntax_error_points_into_the_statement_as_redshift_does(conn) -> None:
+    """libpq quotes the statement around the error position (with whatever credentials it holds), as on Redshift."""
+    query(conn, "CREATE TABLE syntax_target (id INT)")
+    sql = (
+        "COPY syntax_target FROM 's3://b/k' CREDENTIALS 'aws_access_key_id=AKIA;aws_secret_access_key=SECRET' "
+        "FORMAT AS PARQUET 42"
+    )
+    with pytest.raises(psycopg2.errors.SyntaxError) as raised:
+        query(conn, sql)
+    assert raised.value.diag.statement_position == str(sql.index("42") + 1)
+    assert "LINE 1:" in raised.value.pgerror and "SECRET" in raised.value.pgerror
+    with pytest.raises(psycopg2.errors.SyntaxError) as raised:
+        query(conn, "INSERT INTO syntax_target VALUES (1) ON CONFLICT DO NOTHING")
+    assert raised.value.diag.statement_position == "38"
+    with pytest.raises(psycopg2.errors.SyntaxError) as raised:
+        query(conn, "SELEC 1")  # PostgreSQL's own position, into the client's text
+    assert raised.value.diag.statement_position == "1"
+
+
 def test_a_failed_copy_leaves_nothing_and_fails_the_transaction(conn, s3) -> None:
     client, bucket = s3
     good = put_parquet(client, bucket, "partial/part-0.parquet", pa.table({"name": ["ok"] * 5}))
