@@ -264,7 +264,7 @@ def plan_extract(
 def _restart_for_lost_target(
     registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, staged: list[Manifest]
 ) -> tuple[Watermark, str] | None:
-    """A watermark says rows were loaded, but the target is gone or empty: read from the beginning.
+    """The ledger says rows were loaded, but the target is gone or empty: read from the beginning.
 
     Resuming would bring back only the rows changed since (a dropped table, a TRUNCATE, a new
     warehouse). The restart is marked like a manual reset, so batches staged before it never move
@@ -273,8 +273,10 @@ def _restart_for_lost_target(
     has_rows = target_has_rows(registry, spec)
     if has_rows:
         return None
-    if staged and ledger_watermark(registry, spec) is None:
-        return None  # staged, never loaded (e.g. --backup-only): the batches are waiting for their load
+    if ledger_watermark(registry, spec) is None:
+        # The ledger never recorded a load of this table: the batches wait for their load
+        # (--backup-only), or a person set where a new table starts (watermark set).
+        return None
     state = "does not exist" if has_rows is None else "is empty"
     note = (
         f"the target {spec.target_schema}.{spec.target_table} {state} although the watermark is at "
