@@ -25,27 +25,13 @@ from typing import Any
 import psycopg2
 
 from bench.common import BenchSettings, rate
+from bench.seed import ORDERS, Shape
 
 TARGET_SCHEMA = "raw_pipe"
 
 # The same columns and PostgreSQL types the engine creates for bench.orders (JSON → JSONB).
-TARGET_DDL = """
-CREATE TABLE {table} (
-  id BIGINT PRIMARY KEY,
-  customer_id INTEGER NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  sku VARCHAR(64) NOT NULL,
-  amount NUMERIC(12,2) NOT NULL,
-  quantity SMALLINT NOT NULL,
-  is_gift SMALLINT NOT NULL,
-  created_at TIMESTAMP NOT NULL,
-  updated_at TIMESTAMP NOT NULL,
-  note TEXT,
-  attributes JSONB
-)
-"""
-
-COLUMNS = "id, customer_id, status, sku, amount, quantity, is_gift, created_at, updated_at, note, attributes"
+TARGET_DDL = ORDERS.pg_ddl
+COLUMNS = ORDERS.columns
 
 
 def ensure_pg_database(settings: BenchSettings) -> None:
@@ -74,8 +60,8 @@ def pg_cursor(settings: BenchSettings) -> Iterator[Any]:
         conn.close()
 
 
-def _mariadb_command(settings: BenchSettings) -> list[str]:
-    sql = f"SELECT {COLUMNS} FROM {settings.qualified_table}"
+def _mariadb_command(settings: BenchSettings, sql: str | None = None) -> list[str]:
+    sql = sql or f"SELECT {COLUMNS} FROM {settings.qualified_table}"
     return [
         "mariadb",
         f"--host={settings.mysql_host}",
@@ -86,7 +72,9 @@ def _mariadb_command(settings: BenchSettings) -> list[str]:
         "--skip-column-names",
         "--default-character-set=utf8mb4",
         "-e",
-        sql,
+        # psql may stall for a while (a checkpoint, a loaded machine): the server must keep waiting
+        # for its client rather than drop the connection after its default 60 s.
+        f"SET SESSION net_write_timeout = 3600; {sql}",
     ]
 
 
@@ -105,14 +93,8 @@ def time_client_read(settings: BenchSettings) -> float:
     return time.perf_counter() - started
 
 
-def time_pipe(settings: BenchSettings) -> float:
-    """mariadb | psql COPY into a fresh table; returns wall seconds (both processes done)."""
-    table = f"{TARGET_SCHEMA}.{settings.table}"
-    with pg_cursor(settings) as cursor:
-        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {TARGET_SCHEMA}")
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(TARGET_DDL.format(table=table))
-    psql = [
+def psql_command(settings: BenchSettings, *args: str) -> list[str]:
+    return [
         "psql",
         f"--host={settings.pg_host}",
         f"--port={settings.pg_port}",
@@ -122,17 +104,37 @@ def time_pipe(settings: BenchSettings) -> float:
         "--quiet",
         "-v",
         "ON_ERROR_STOP=1",
-        "-c",
-        f"COPY {table} ({COLUMNS}) FROM STDIN WITH (FORMAT text, NULL 'NULL')",
+        *args,
     ]
+
+
+def pipe(settings: BenchSettings, select_sql: str, psql_args: list[str]) -> float:
+    """``mariadb -e select_sql | psql psql_args``; returns wall seconds (both processes done)."""
     started = time.perf_counter()
-    reader = subprocess.Popen(_mariadb_command(settings), stdout=subprocess.PIPE, env=_env(settings))
-    writer = subprocess.Popen(psql, stdin=reader.stdout, stdout=subprocess.DEVNULL)
+    reader = subprocess.Popen(_mariadb_command(settings, select_sql), stdout=subprocess.PIPE, env=_env(settings))
+    writer = subprocess.Popen(psql_command(settings, *psql_args), stdin=reader.stdout, stdout=subprocess.DEVNULL)
     assert reader.stdout is not None
     reader.stdout.close()  # psql owns the read end now; mariadb sees SIGPIPE if psql dies
     if writer.wait() != 0 or reader.wait() != 0:
         raise RuntimeError(f"raw pipe failed: mariadb exit {reader.returncode}, psql exit {writer.returncode}")
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def time_pipe(settings: BenchSettings, shape: Shape = ORDERS) -> float:
+    """mariadb | psql COPY into a fresh table; returns wall seconds (both processes done).
+
+    ``settings.table`` names the source table (of ``shape``); the target is ``raw_pipe.<table>``.
+    """
+    table = f"{TARGET_SCHEMA}.{settings.table}"
+    with pg_cursor(settings) as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {TARGET_SCHEMA}")
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(shape.pg_ddl.format(table=table))
+    seconds = pipe(
+        settings,
+        f"SELECT {shape.columns} FROM {settings.qualified_table}",
+        ["-c", f"COPY {table} ({shape.columns}) FROM STDIN WITH (FORMAT text, NULL 'NULL')"],
+    )
     with pg_cursor(settings) as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {table}")
         loaded = cursor.fetchone()[0]

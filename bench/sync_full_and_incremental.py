@@ -140,9 +140,9 @@ def _change_source(settings: BenchSettings) -> int:
 
 
 def _restore_source(settings: BenchSettings) -> None:
-    with connect(settings, settings.database) as conn, conn.cursor() as cursor:
-        cursor.execute(f"DELETE FROM `{settings.table}` WHERE id > {settings.rows}")
-        conn.commit()
+    from bench.user_path import restore_source
+
+    restore_source(settings)
 
 
 def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=print) -> dict[str, Any]:

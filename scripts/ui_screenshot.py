@@ -1,16 +1,20 @@
-"""Screenshot the Dagster UI's asset graph with headless Chromium, to see the UI working in a real browser.
+"""Screenshot the Dagster UI with headless Chromium: your instance as the UI shows it, in a real browser.
 
-    python scripts/ui_screenshot.py                                  # starts its own webserver on ./config
-    python scripts/ui_screenshot.py --config-dir /path/to/config --output graph.png
+    python scripts/ui_screenshot.py              # your instance ($DAGSTER_HOME, else ~/.sync_platform/dagster)
+    python scripts/ui_screenshot.py --demo       # run `sync-platform demo` into it first
+    python scripts/ui_screenshot.py --page /runs --output runs.png
     python scripts/ui_screenshot.py --url http://127.0.0.1:3000      # a webserver that is already running
 
-Needs Chromium (``apt-get install -y chromium``). Starting its own webserver, it uses a temporary
-``DAGSTER_HOME`` unless one is given, and stops the webserver afterwards. Only loopback is contacted.
+Needs Chromium (``apt-get install -y chromium``). It starts ``dagster-webserver`` on a free loopback port
+over the same instance the CLI uses (so the graph shows your runs and materializations), takes the
+shot, then stops the webserver and its code server and removes Chromium's temporary profile: nothing
+is left running or behind. Only loopback is contacted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -51,14 +55,32 @@ def _ready(url: str) -> bool:
         return False
 
 
+def instance_home(dagster_home: str | None) -> str:
+    """The instance to picture: the one given, else the CLI's own (``$DAGSTER_HOME``, else the default)."""
+    if dagster_home:
+        os.environ["DAGSTER_HOME"] = str(Path(dagster_home).expanduser().resolve())
+    from sync_platform.orchestration.instance import ensure_dagster_home
+
+    return str(ensure_dagster_home())
+
+
+def run_demo(config_dir: str | None, home: str) -> None:
+    """``sync-platform demo`` into ``home``, so the picture has runs and materializations to show."""
+    command = [sys.executable, "-m", "sync_platform.cli.main"]
+    command += ["--config-dir", str(Path(config_dir).resolve())] if config_dir else []
+    subprocess.run([*command, "demo"], check=True, env={**os.environ, "DAGSTER_HOME": home})
+
+
 @contextmanager
-def webserver(config_dir: str | None, dagster_home: str | None, timeout: float = 90) -> Iterator[str]:
-    """A ``dagster-webserver -m sync_platform.definitions`` on a free loopback port; yields its URL."""
+def webserver(config_dir: str | None, home: str, timeout: float = 120) -> Iterator[str]:
+    """A ``dagster-webserver -m sync_platform.definitions`` over ``home`` on a free loopback port; yields its URL.
+
+    It runs in its own process group, which is stopped (webserver and code server) on the way out.
+    """
     port = _free_port()
     env = dict(os.environ)
     if config_dir:
         env["SYNC_PLATFORM_CONFIG_DIR"] = str(Path(config_dir).resolve())
-    home = dagster_home or tempfile.mkdtemp(prefix="sync-platform-ui-")
     env["DAGSTER_HOME"] = home
     command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
     command += ["-m", "sync_platform.definitions"]
@@ -72,9 +94,20 @@ def webserver(config_dir: str | None, dagster_home: str | None, timeout: float =
             time.sleep(0.5)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the webserver's process group (its code server too), SIGKILL what is left after 20 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a code server that outlived its webserver
+    process.wait(timeout=5)
 
 
 def dismiss_welcome(base_url: str) -> None:
@@ -115,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running webserver (default: start one)")
     parser.add_argument("--config-dir", help="configuration directory (default: $SYNC_PLATFORM_CONFIG_DIR or ./config)")
-    parser.add_argument("--dagster-home", help="DAGSTER_HOME for the webserver started here (default: a temporary one)")
+    parser.add_argument(
+        "--dagster-home", help="the instance to picture (default: $DAGSTER_HOME, else ~/.sync_platform/dagster)"
+    )
+    parser.add_argument("--demo", action="store_true", help="run `sync-platform demo` into the instance first")
     parser.add_argument("--page", default="/asset-groups", help="UI path to capture (default: the asset graph)")
     parser.add_argument("--output", default="ui-asset-graph.png", help="PNG to write")
     parser.add_argument("--wait-ms", type=int, default=20_000, help="time the page's scripts get before the shot")
@@ -125,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         dismiss_welcome(args.url.rstrip("/"))
         path = screenshot(args.url.rstrip("/") + args.page, Path(args.output), wait_ms=args.wait_ms)
     else:
-        with webserver(args.config_dir, args.dagster_home) as url:
+        home = instance_home(args.dagster_home)
+        if args.demo:
+            run_demo(args.config_dir, home)
+        with webserver(args.config_dir, home) as url:
             dismiss_welcome(url)
             path = screenshot(url + args.page, Path(args.output), wait_ms=args.wait_ms)
     print(path)

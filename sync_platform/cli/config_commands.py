@@ -13,10 +13,11 @@ from sync_platform.cli.context import CliContext, pass_cli
 from sync_platform.cli.exit_codes import ExitCode
 from sync_platform.configuration import compat
 from sync_platform.configuration.compat import IgnoredKey
-from sync_platform.configuration.errors import ConfigProblem
+from sync_platform.configuration.errors import ConfigProblem, key_path
 from sync_platform.configuration.loader import read_configuration
 from sync_platform.configuration.project import ConfigurationRead, Pipeline, TableSpec
 from sync_platform.configuration.scaffold import write_skeleton
+from sync_platform.engine.strategies import PlanError, check_custom_query
 
 
 @click.group("config")
@@ -134,6 +135,8 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool, strict: boo
         click.echo(str(warning), err=True)
     if strict:
         errors += [replace(w, severity="error") for w in warnings]
+    if p is not None:
+        errors += _query_problems(p)
     if errors:
         click.echo(f"pipeline {pipeline}: {len(errors)} problem(s)", err=True)
         for problem in errors:
@@ -157,6 +160,27 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool, strict: boo
         notes = [i for i in read.ignored if i.file is not None and _serves(i.file, p)]
         _print_keys("Read in the older tool's shapes", [i for i in notes if i.kind == "translated"])
         _print_keys("Accepted and ignored (as the older tool ignored them)", [i for i in notes if i.kind == "ignored"])
+
+
+def _query_problems(pipeline: Pipeline) -> list[ConfigProblem]:
+    """Each ``custom_query`` the engine would refuse (not one read-only SELECT), found without a connection."""
+    problems = []
+    for name, spec in pipeline.tables.items():
+        query = spec.config.custom_query
+        if query is None:
+            continue
+        try:
+            check_custom_query(query)
+        except PlanError as exc:
+            problems.append(
+                ConfigProblem(
+                    pipeline.file,
+                    key_path(("tables", name, "custom_query")),
+                    str(exc),
+                    "write one SELECT that only reads, with placeholders such as {table_name} and {last_id}",
+                )
+            )
+    return problems
 
 
 def _print_keys(title: str, keys: list[IgnoredKey]) -> None:

@@ -16,6 +16,13 @@ from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.launch import run_tables
 
 DEMO_PIPELINE = "shop"
+UI_PORT = 3000
+UI_URL = f"http://127.0.0.1:{UI_PORT}"
+
+
+def run_url(run_id: str) -> str:
+    """Where the Dagster UI (``dagster dev`` on its default port) shows one run."""
+    return f"{UI_URL}/runs/{run_id}"
 
 
 @click.command("demo")
@@ -54,7 +61,8 @@ def demo(ctx: CliContext, pipeline: str) -> None:
     click.echo(
         f"The run is in the Dagster instance at {home}. See it in the UI:\n"
         f"  DAGSTER_HOME={home} SYNC_PLATFORM_CONFIG_DIR={project.config_dir.resolve()} "
-        "dagster dev -m sync_platform.definitions   # then open http://127.0.0.1:3000"
+        f"dagster dev -m sync_platform.definitions -p {UI_PORT}\n"
+        f"  then open {run_url(outcome.run_id)} (this run), or {UI_URL}/asset-groups (the asset graph)"
     )
     click.echo("Run `sync-platform demo` again: the source changes a little and the sync is incremental.")
     if outcome.failed:

@@ -1,27 +1,89 @@
-"""The ``sync-platform`` (and older ``s3-backup``) command line."""
+"""The ``sync-platform`` (and older ``s3-backup``) command line.
+
+Start-up is part of every run's time (a scheduler starts `sync-platform sync` every few minutes), so
+a command's module, and what it imports, is loaded only when that command runs, and the garbage
+collector waits until the modules are loaded (it would otherwise walk every object of Dagster's
+import many times over).
+"""
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import logging
 import sys
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import click
 
 from sync_platform import __version__
-from sync_platform.cli.cdc_commands import cdc_group, column_mappings_group
-from sync_platform.cli.config_commands import config_group
-from sync_platform.cli.connections_commands import connections_group
+from sync_platform.cli import timings
 from sync_platform.cli.context import CliContext
-from sync_platform.cli.demo_command import demo
 from sync_platform.cli.exit_codes import ExitCode
-from sync_platform.cli.info_commands import features, version
-from sync_platform.cli.s3clean_commands import s3clean_group
-from sync_platform.cli.status_commands import info, status
-from sync_platform.cli.sync_commands import backup, sync_group
-from sync_platform.cli.watermark_commands import watermark_count_group, watermark_group
 from sync_platform.configuration.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
+
+# command name → "module:attribute"
+COMMANDS = {
+    "config": "sync_platform.cli.config_commands:config_group",
+    "connections": "sync_platform.cli.connections_commands:connections_group",
+    "demo": "sync_platform.cli.demo_command:demo",
+    "s3clean": "sync_platform.cli.s3clean_commands:s3clean_group",
+    "sync": "sync_platform.cli.sync_commands:sync_group",
+    "backup": "sync_platform.cli.sync_commands:backup",
+    "watermark": "sync_platform.cli.watermark_commands:watermark_group",
+    "watermark-count": "sync_platform.cli.watermark_commands:watermark_count_group",
+    "cdc": "sync_platform.cli.cdc_commands:cdc_group",
+    "column-mappings": "sync_platform.cli.cdc_commands:column_mappings_group",
+    "status": "sync_platform.cli.status_commands:status",
+    "info": "sync_platform.cli.status_commands:info",
+    "version": "sync_platform.cli.info_commands:version",
+    "features": "sync_platform.cli.info_commands:features",
+    "reconcile": "sync_platform.cli.reconcile_command:reconcile",
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands, each imported on first use (``--help`` and ``items()`` load them all)."""
+
+    def __init__(self, targets: dict[str, str]):
+        self._targets = dict(targets)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, _, attribute = self._targets[name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command) or command.name != name:
+                raise TypeError(f"{self._targets[name]} is not the `{name}` command")
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._targets.setdefault(name, "")
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._targets[name]
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
+
+def resume_collection() -> None:
+    """Garbage collection back on (see :func:`main`). What is loaded by now lives until exit: it is
+    frozen, so that no collection walks it again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -72,6 +134,7 @@ def cli(
     strict: bool,
 ) -> None:
     """Keep MySQL tables in sync with Redshift (or PostgreSQL) through parquet staged in S3."""
+    resume_collection()  # click has imported the subcommand's module by now
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -87,25 +150,14 @@ def cli(
     ctx.obj = CliContext(config_dir=config_dir, quiet=quiet, debug=debug, strict=True if strict else None)
 
 
-cli.add_command(config_group)
-cli.add_command(connections_group)
-cli.add_command(demo)
-cli.add_command(s3clean_group)
-cli.add_command(sync_group)
-cli.add_command(backup)
-cli.add_command(watermark_group)
-cli.add_command(watermark_count_group)
-cli.add_command(cdc_group)
-cli.add_command(column_mappings_group)
-cli.add_command(status)
-cli.add_command(info)
-cli.add_command(version)
-cli.add_command(features)
+cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
     """Run the CLI; a usage error exits 1 like a configuration error (click's own default is 2,
     which here means a connection failure)."""
+    timings.mark("main")
+    gc.disable()  # while the command's modules load; resume_collection() turns it back on
     try:
         code = cli.main(prog_name=Path(sys.argv[0]).name or "sync-platform", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -116,6 +168,11 @@ def main() -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         code = ExitCode.INTERRUPTED
+    finally:
+        timings.write()
+        # Dagster's modules leave hundreds of thousands of objects: the interpreter's collections at
+        # exit took seconds over them. Frozen objects are skipped; the process is ending anyway.
+        gc.freeze()
     sys.exit(code or 0)
 
 

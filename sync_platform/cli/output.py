@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sync_platform.configuration.project import TableSpec
+
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -46,3 +48,24 @@ def fail(text: str) -> None:
 def mask(value: object) -> str:
     """What the CLI prints in place of any secret."""
     return "********" if value not in (None, "") else "(not set)"
+
+
+def confirm(question: str, *, flag: str = "--yes") -> bool:
+    """Ask ``question`` on a terminal; without one (cron, CI, a pipe) refuse with exit 1 and say which flag answers it.
+
+    Reading an answer from a closed stdin would look like Ctrl-C (exit 130), which a scheduler reads as
+    "killed", not as "needs a flag".
+    """
+    if not sys.stdin.isatty():
+        click.echo(f"{question}\nThis needs a confirmation and there is no terminal to ask on: pass {flag}.", err=True)
+        raise SystemExit(1)  # the usage-error code (ExitCode.CONFIG)
+    return click.confirm(question)
+
+
+def failure_line(spec: TableSpec, error: str) -> str:
+    """``<table>: <what failed>``, naming the table once even when the engine's message starts with it."""
+    for name in (spec.identity, spec.name):
+        if error.startswith(f"{name}: "):
+            error = error[len(name) + 2 :]
+            break
+    return f"{spec.identity}: {error}"

@@ -114,7 +114,7 @@ def _clean(
             if (
                 pending
                 and not yes
-                and not click.confirm(
+                and not output.confirm(
                     f"{len(pending)} of these batches are NOT loaded: their rows exist nowhere else. Delete them?"
                 )
             ):

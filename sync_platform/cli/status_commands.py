@@ -8,6 +8,7 @@ name keys, not values, and health reports are masked by the registry.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import click
@@ -22,6 +23,7 @@ from sync_platform.configuration import ConfigError, Project, load_project
 from sync_platform.connections.health import check_all
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.orchestration.instance import DAGSTER_HOME, DEFAULT_DAGSTER_HOME, cli_instance
+from sync_platform.orchestration.run_health import runs_in_progress
 from sync_platform.orchestration.watermarks import Origin, WatermarkRecord, read_extract_watermark, read_load_watermark
 
 
@@ -64,10 +66,50 @@ def _watermark_rows(project: Project) -> list[tuple[object, ...]]:
     return rows
 
 
+def _show_runs_in_progress() -> None:
+    """Runs not yet ended; those that look stuck are flagged with the reason and what to do."""
+    try:
+        runs = runs_in_progress(cli_instance())
+    except Exception as exc:  # reported with the watermarks above; the rest of the status still stands
+        output.fail(f"runs in progress: cannot read the Dagster instance ({type(exc).__name__}: {exc})")
+        return
+    if not runs:
+        click.echo("Runs in progress: none")
+        return
+    output.table(
+        "Runs in progress",
+        ["run", "status", "started", "last event", "where", "stuck?"],
+        [
+            (
+                r.run_id,
+                r.status,
+                _at(r.started_at),
+                _at(r.last_event_at),
+                r.where or "launched by Dagster",
+                r.stuck or "",
+            )
+            for r in runs
+        ],
+    )
+    stuck = [r for r in runs if r.stuck]
+    for r in stuck:
+        output.fail(
+            f"run {r.run_id} looks stuck: {r.stuck}. If its process is gone, terminate it in the UI (Runs → "
+            "Terminate), or let the daemon's run monitoring end it (dagster.yaml run_monitoring)"
+        )
+
+
+def _at(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
 @click.command("status")
 @pass_cli
 def status(ctx: CliContext) -> None:
-    """Configuration, connectivity and each table's last watermarks; exit 1 (config) or 2 (connection) on problems."""
+    """Configuration, connectivity, each table's last watermarks and runs in progress (stuck ones flagged).
+
+    Exit 1 (configuration) or 2 (a connection is down) on problems.
+    """
     project = _load(ctx)
     environment = f"environment {project.environment}, " if project.environment else ""
     output.ok(
@@ -88,6 +130,7 @@ def status(ctx: CliContext) -> None:
             ["table", "pipeline", "extract watermark", "extracted at", "load watermark", "loaded at"],
             rows,
         )
+    _show_runs_in_progress()
     failed = [r for r in reports if not r.ok]
     if failed:
         click.echo(f"{len(failed)} of {len(reports)} connection(s) unreachable", err=True)

@@ -19,11 +19,10 @@ from typing import Any
 
 import click
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
 
-from sync_platform.cli import output
+from sync_platform.cli import output, timings
 from sync_platform.cli.context import CliContext, pass_cli
-from sync_platform.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_names
+from sync_platform.cli.exit_codes import ExitCode, exit_code_for
 from sync_platform.cli.run_progress import RunProgress
 from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, TableSpec, table_spec
@@ -32,7 +31,9 @@ from sync_platform.configuration.project import Pipeline
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.sync import RunOptions
 from sync_platform.engine.watermark import Watermark
+from sync_platform.errors import INTERRUPTED, Classification
 from sync_platform.orchestration import watermarks
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, TableOutcome, run_tables, with_pipeline
 
@@ -76,8 +77,9 @@ def _sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--retries",
             type=click.IntRange(min=0),
-            help="Attempts after a transient error (lost connection, table busy); default 3, backing off "
-            "30/60/120 s. 0 fails at once (e.g. when Airflow retries the task itself).",
+            help=f"Attempts after a transient error (lost connection, table busy); default "
+            f"{DEFAULT_RETRY_SCHEDULE.retries}, backing off {DEFAULT_RETRY_SCHEDULE.describe()}. 0 fails at once "
+            "(e.g. when Airflow retries the task itself). An endpoint down at the start is never retried.",
         ),
         click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility; tables run in turn."),
         click.option("--parallel", is_flag=True, hidden=True, help="Accepted for compatibility."),
@@ -129,6 +131,7 @@ def sync_group(
     click_ctx: click.Context, ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any
 ) -> None:
     """Sync tables: `sync -t schema.table` (v1.0.0), `sync pipeline -p P`, `sync connections -s S -r T -t T`."""
+    timings.mark("command")
     if click_ctx.invoked_subcommand is not None:
         given = [name for name, value in options.items() if value not in (None, False, DEFAULT_WAIT_TIMEOUT)]
         if tables or pipeline or given:
@@ -153,17 +156,12 @@ def sync_group(
 def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **options: Any) -> None:
     """Sync the tables of pipeline P (its pipeline.name or file name; all enabled tables when -t is not given)."""
     request = _request(options, pipeline_label=pipeline)
+    timings.mark("command")
     with json_on_every_exit(ctx, request, tables):
         project = ctx.project(pipeline=pipeline)
         try:
             if tables:
-                specs = [table_spec(project, pipeline, name) for name in tables]
-                for name, spec in zip(tables, specs, strict=True):
-                    source = name.rpartition(":")[0]
-                    if source and source != spec.source:
-                        raise ConfigError(
-                            [ConfigProblem(None, f"-t {name}", f"pipeline {pipeline} reads from `{spec.source}`")]
-                        )
+                specs = [resolve_table(project, name, pipeline) for name in tables]
             else:
                 specs = [s for s in table_spec_list(project, pipeline) if s.config.enabled]
         except ConfigError as exc:
@@ -207,9 +205,6 @@ def json_on_every_exit(ctx: CliContext, request: SyncRequest, tables: Sequence[s
     except KeyboardInterrupt:
         write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
         raise
-    except DagsterExecutionInterruptedError as exc:  # an interrupt Dagster turned into its own error
-        write_json(path, failure_document(request, tables, "interrupted", int(ExitCode.INTERRUPTED), started))
-        raise KeyboardInterrupt from exc
     except Exception as exc:
         code = exit_code_for(exc)
         write_json(path, failure_document(request, tables, f"{type(exc).__name__}: {exc}", int(code), started))
@@ -261,6 +256,7 @@ def sync_connections(
     ctx: CliContext, source: str, target: str, tables: tuple[str, ...], s3_config: str | None, **options: Any
 ) -> None:
     """Sync tables between two connections without a pipeline file (pipeline `adhoc_<source>_<target>`)."""
+    timings.mark("command")
     request = _request(options, pipeline_label=f"adhoc_{source}_{target}")
     with json_on_every_exit(ctx, request, tables):
         project = ctx.project()
@@ -306,13 +302,19 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
 @click.option("--dry-run", is_flag=True, help="Show strategy, columns and SQL; change nothing.")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON.")
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
-@click.option("--retries", type=click.IntRange(min=0), help="Attempts after a transient error (default 3).")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help=f"Attempts after a transient error (default {DEFAULT_RETRY_SCHEDULE.retries}, backing off "
+    f"{DEFAULT_RETRY_SCHEDULE.describe()}).",
+)
 @click.option("-s", "--strategy", "execution_strategy", hidden=True, help="Accepted for compatibility.")
 @click.option("--max-workers", type=int, hidden=True, help="Accepted for compatibility.")
 @click.option("--estimate", is_flag=True, hidden=True, help="Accepted: use --dry-run.")
 @pass_cli
 def backup(ctx: CliContext, tables: tuple[str, ...], pipeline: str | None, **options: Any) -> None:
     """Stage tables from MySQL without loading them (v1.0.0; the same as `sync --backup-only`)."""
+    timings.mark("command")
     request = _request(options, backup_only=True)
     with json_on_every_exit(ctx, request, tables):
         _sync_named(ctx, tables, pipeline, request)
@@ -332,6 +334,7 @@ def _sync_named(ctx: CliContext, tables: Sequence[str], pipeline: str | None, re
 
 
 def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], request: SyncRequest) -> None:
+    timings.mark("configuration")
     if request.batch_size:
         specs = [dataclasses.replace(s, page_rows=request.batch_size) for s in specs]
     if request.dry_run:
@@ -339,6 +342,7 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
         return
     started = dt.datetime.now(dt.UTC)
     instance = cli_instance()
+    timings.mark("instance")
     try:
         with RunProgress(specs, quiet=ctx.quiet) as progress:
             outcome = run_tables(
@@ -354,14 +358,16 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
                 progress=progress.update,
             )
             progress.finish(outcome)
+        timings.record(outcome.marks)
     except ConfigError as exc:  # e.g. an ad-hoc table that a pipeline already writes
         raise _config_error(exc, ctx) from None
     summary(outcome, request)
     code = exit_code(outcome)
     run = instance.get_run_by_id(outcome.run_id)
-    interrupted = (
-        run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
-    ) or any(_INTERRUPTED in text for t in outcome.failed for text in (*t.error_classes, t.error or ""))
+    canceled = run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+    interrupted = not outcome.blocked and (  # a blocked run is canceled by the watchdog, not interrupted
+        canceled or any(t.error_kind is not None and t.error_kind.kind == INTERRUPTED.kind for t in outcome.failed)
+    )
     if interrupted:  # Ctrl-C / SIGINT: Dagster ended the run at its next checkpoint
         code = ExitCode.INTERRUPTED
         for table in outcome.failed:
@@ -372,20 +378,16 @@ def _execute(ctx: CliContext, project: Project, specs: Sequence[TableSpec], requ
     raise SystemExit(code)
 
 
-_INTERRUPTED = DagsterExecutionInterruptedError.__name__
-
-
 def exit_code(outcome: RunOutcome) -> ExitCode:
     failed = outcome.failed
     if not failed:
         return ExitCode.OK
     if len(failed) < len(outcome.tables):
         return ExitCode.PARTIAL
-    if outcome.blocked:
-        return ExitCode.CONNECTION
     if all(t.check_errors for t in failed):  # the data is wrong, not the run: a check found it
         return ExitCode.DATA
-    return exit_code_for_names(failed[0].error_classes)
+    kind = failed[0].error_kind
+    return kind.exit_code if kind is not None else ExitCode.PARTIAL
 
 
 def summary(outcome: RunOutcome, request: SyncRequest) -> None:
@@ -414,9 +416,18 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
         for warning in t.warnings:
             click.echo(f"warning: {t.spec.identity}: {warning}", err=True)
     for t in outcome.failed:
-        output.fail(f"{t.spec.identity}: {_failure_text(t)}")
+        output.fail(output.failure_line(t.spec, _failure_text(t)))
     if request.stage and not request.load and not outcome.failed:
         click.echo("Staged only: the batches load with `sync --redshift-only` or the load_staged_batches sensor.")
+
+
+def _error_kind(t: TableOutcome) -> Classification:
+    """The table's failure as the taxonomy classifies it (a failed check: data)."""
+    if t.error_kind is not None:
+        return t.error_kind
+    if t.check_errors:
+        return Classification("data", ExitCode.DATA, False)
+    return Classification("error", ExitCode.PARTIAL, False)
 
 
 def _failure_text(t: TableOutcome) -> str:
@@ -477,6 +488,9 @@ def json_document(
             results[t.spec.name] = {
                 "status": "failed",
                 "error_message": _failure_text(t),
+                "error_kind": _error_kind(t).kind,
+                "exit_code": int(_error_kind(t).exit_code),
+                "transient": _error_kind(t).transient,
                 "checks": dict(t.checks),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }

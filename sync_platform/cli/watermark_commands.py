@@ -8,15 +8,11 @@ counts are not stored at all: ``validate-counts`` computes them with the asset c
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
-import dagster as dg
-import pyarrow as pa
 
 from sync_platform.cli import output
 from sync_platform.cli.context import CliContext, pass_cli
@@ -25,22 +21,19 @@ from sync_platform.cli.tables import resolve_table
 from sync_platform.configuration import ConfigError, TableSpec
 from sync_platform.connections.registry import ConnectionRegistry, UnknownConnection
 from sync_platform.engine.cleanup import inventory
+from sync_platform.engine.reconcile.counts import NotComparable, compare_row_counts, duplicate_keys
 from sync_platform.engine.recovery import TableShape, null_cursor_counts, read_table_shape
-from sync_platform.engine.strategies import CursorColumn
-from sync_platform.engine.typemap import ColumnMapping
-from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.engine.watermark import (
+    TIMESTAMP_FORMAT,
+    ManualPositionError,
+    Watermark,
+    manual_position,
+    moves_back,
+    parse_timestamp,
+)
 from sync_platform.orchestration import watermarks
-from sync_platform.orchestration.automation import TABLES_JOB
 from sync_platform.orchestration.instance import cli_instance
 from sync_platform.orchestration.keys import staging_key, warehouse_key
-from sync_platform.orchestration.reconcile import NotComparable, compare_row_counts, duplicate_keys
-
-TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS"
-# Strict: the older tool's documented form, optionally with microseconds; no offset (values are UTC / as stored).
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
-_HISTORY_PAGE = 1000
-_RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-_RUNS_SCANNED = 500  # runs in progress at once; dagster.yaml allows a handful
 
 
 def _fail(message: str, code: ExitCode = ExitCode.CONFIG) -> NoReturn:
@@ -62,7 +55,7 @@ def _reported(spec: TableSpec, registry: ConnectionRegistry) -> Iterator[None]:
     except (SystemExit, click.ClickException, click.Abort):
         raise
     except Exception as exc:
-        _fail(f"{spec.identity}: {registry.mask(str(exc)) or type(exc).__name__}", _exit_code(exc))
+        _fail(output.failure_line(spec, registry.mask(str(exc)) or type(exc).__name__), _exit_code(exc))
 
 
 # --------------------------------------------------------------------------- which table
@@ -145,129 +138,17 @@ def _strategy_text(spec: TableSpec) -> str:
 # --------------------------------------------------------------------------- mapping --timestamp / --id
 
 
-def parse_timestamp(text: str) -> dt.datetime:
-    """``--timestamp``: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, nothing looser (a typo must not move a watermark)."""
-    value = text.strip()
-    if _TIMESTAMP.match(value):
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    _fail(
-        f"--timestamp {text!r} is not a valid date and time: expected '{TIMESTAMP_FORMAT}' "
-        "(optionally .ffffff), in UTC for TIMESTAMP columns and as stored for DATETIME columns, without an offset"
-    )
-
-
-def _fitted(column: ColumnMapping, value: Any, flag: str, spec: TableSpec) -> CursorValue:
-    """``value`` as the engine reads the column back (the staged Arrow type): int, Decimal, ... ."""
-    try:
-        return pa.array([value], type=column.arrow_type)[0].as_py()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-        _fail(f"{spec.identity}: {flag} {value} does not fit column {column.source_name} ({column.source.column_type})")
-
-
-def _timestamp_value(column: ColumnMapping, cursor: CursorColumn, value: dt.datetime, spec: TableSpec) -> CursorValue:
-    """The ``--timestamp`` value in the exact form the engine writes for this cursor column."""
-    where = f"{spec.identity}: {cursor.name} is {column.source.column_type}"
-    if cursor.kind == "datetime":
-        return value  # DATETIME holds wall-clock values with no zone: compared as written
-    if cursor.kind == "timestamp":
-        return value.replace(tzinfo=dt.UTC)  # TIMESTAMP is an instant: the engine keeps it as aware UTC
-    if cursor.kind == "date":
-        if value.time() != dt.time(0):
-            _fail(f"{where}: give --timestamp 'YYYY-MM-DD 00:00:00' (a date has no time of day)")
-        return value.date()
-    if cursor.kind == "unix":
-        if value.microsecond:
-            _fail(f"{where}, holding epoch seconds: give --timestamp in whole seconds")
-        return _fitted(column, int(value.replace(tzinfo=dt.UTC).timestamp()), "--timestamp", spec)
-    _fail(f"{where}: --timestamp cannot be mapped onto it (supported: DATETIME, TIMESTAMP, DATE, integer epoch)")
-
-
-def _id_value(column: ColumnMapping, cursor: CursorColumn, value: int, spec: TableSpec) -> CursorValue:
-    if cursor.kind in ("integer", "decimal"):
-        return _fitted(column, value, "--id", spec)
-    if cursor.kind == "string":
-        return str(value)  # the engine pages a text key in its collation order; the literal is the text
-    _fail(f"{spec.identity}: {cursor.name} is {column.source.column_type}: --id cannot be mapped onto it")
-
-
-def manual_position(
-    spec: TableSpec, shape: TableShape, timestamp: dt.datetime | None, ident: int | None
-) -> dict[str, CursorValue]:
-    """The keyset position ``--timestamp`` / ``--id`` mean for this table's strategy (exit 1 when they do not fit).
-
-    The timestamp goes to the cursor column, the id to the single tie-breaker or id column; a tie-breaker
-    left unset is NULL, so the next run reads strictly after the timestamp (the older tool's semantics).
-    """
-    strategy = shape.choice.strategy
-    keyset = shape.keyset
-    names = ", ".join(c.name for c in keyset)
-    about = f"{spec.identity} uses {strategy}" + (f" on ({names})" if names else "")
-    if strategy == "full_sync" or not keyset:
-        _fail(f"{about}: it reads the whole table on every run, so it has no watermark to set")
-    ts_column = keyset[0] if shape.choice.timestamp_column == keyset[0].name and strategy != "id_only" else None
-    ids = keyset[1:] if ts_column else keyset
-    if timestamp is not None and ts_column is None:
-        _fail(f"{about}: it has no timestamp cursor, so --timestamp does not apply; use --id")
-    if ident is not None and len(ids) != 1:
-        if not ids:
-            _fail(f"{about}: it has no id column to break ties, so --id does not apply; use --timestamp alone")
-        hint = "; use --timestamp alone" if ts_column else ""
-        _fail(f"{about}: --id sets one column, but the position is on ({', '.join(c.name for c in ids)}){hint}")
-    if ts_column is not None and timestamp is None:
-        _fail(
-            f"{about}: it resumes in {ts_column.name} order, so --timestamp is required "
-            f"(--id only orders rows sharing one {ts_column.name} value)"
-        )
-    if ts_column is None and ident is None:
-        _fail(f"{about}: give --id")
-
-    def mapping(cursor: CursorColumn) -> ColumnMapping:
-        return shape.mapping.column(shape.mapping.warehouse_name(cursor.name))
-
-    position: dict[str, CursorValue] = {}
-    if ts_column is not None and timestamp is not None:
-        position[ts_column.name] = _timestamp_value(mapping(ts_column), ts_column, timestamp, spec)
-    for cursor in ids:
-        position[cursor.name] = _id_value(mapping(cursor), cursor, ident, spec) if ident is not None else None
-    return position
-
-
-def moves_back(wanted: Watermark, current: Watermark, columns: tuple[str, ...]) -> bool:
-    """Whether the next run would read again rows that ``current`` has already passed.
-
-    A NULL tie-breaker reads strictly after its cursor value (``ts > T``), so it sorts after every id
-    there, not before as in :func:`sync_platform.engine.watermark.later`.
-    """
-    new, old = wanted.values(columns), current.values(columns)
-    if new is None or old is None:
-        return False
-    try:
-        if new[0] != old[0]:
-            return new[0] < old[0]
-        if None in new[1:]:
-            return False
-        return None in old[1:] or new[1:] < old[1:]
-    except TypeError:  # incomparable values (a changed column type): nothing to warn about reliably
-        return False
-
-
-def _refuse_while_a_run_extracts(instance: dg.DagsterInstance, spec: TableSpec, yes: bool) -> None:
+def _refuse_while_a_run_extracts(instance: Any, spec: TableSpec, yes: bool) -> None:
     """A run already extracting the table stores its own watermark when it ends, replacing a set made now."""
     if yes:
         return
-    key = staging_key(spec)
-    for record in instance.get_run_records(dg.RunsFilter(statuses=_RUNNING), limit=_RUNS_SCANNED):
-        run = record.dagster_run
-        selection = run.asset_selection
-        if (key in selection) if selection is not None else run.job_name == TABLES_JOB:
-            _fail(
-                f"{spec.identity}: run {run.run_id} is extracting this table ({run.status.value}); the watermark it "
-                "stores when it ends would replace this one. Wait for it to finish, or cancel it in the UI; "
-                "pass --yes if that run is dead (its process gone)."
-            )
+    run = watermarks.run_extracting(instance, spec)
+    if run is not None:
+        _fail(
+            f"{spec.identity}: run {run.run_id} is extracting this table ({run.status.value}); the watermark it "
+            "stores when it ends would replace this one. Wait for it to finish, or cancel it in the UI; "
+            "pass --yes if that run is dead (its process gone)."
+        )
 
 
 def _appends(shape: TableShape) -> bool:
@@ -376,11 +257,17 @@ def set_watermark(
     spec = _spec(ctx, table, pipeline, connection)
     if timestamp_text is None and ident is None:
         _fail(f"{spec.identity}: give --timestamp '{TIMESTAMP_FORMAT}' and/or --id N")
-    timestamp = parse_timestamp(timestamp_text) if timestamp_text is not None else None
+    try:
+        timestamp = parse_timestamp(timestamp_text) if timestamp_text is not None else None
+    except ManualPositionError as exc:
+        _fail(str(exc))
     with _registry(ctx) as registry, cli_instance() as instance:
         with _reported(spec, registry):
             shape = read_table_shape(registry, spec)
-        wanted = Watermark(manual_position(spec, shape, timestamp, ident))
+        try:
+            wanted = Watermark(manual_position(spec.identity, shape, timestamp, ident))
+        except ManualPositionError as exc:
+            _fail(str(exc))
         _refuse_while_a_run_extracts(instance, spec, yes)
         with _reported(spec, registry):
             current = watermarks.resolve_extract_watermark(instance, registry, spec)
@@ -403,9 +290,7 @@ def set_watermark(
     )
 
 
-def _reset(
-    ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, *, ask: bool, note: str
-) -> None:
+def _reset(ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, *, note: str) -> None:
     spec = _spec(ctx, table, pipeline, connection)
     with _registry(ctx) as registry, cli_instance() as instance:
         _refuse_while_a_run_extracts(instance, spec, yes)
@@ -426,9 +311,6 @@ def _reset(
                 "point, use `watermark set` (--id / --timestamp); to rebuild the table, empty the target table "
                 "first, then reset with --yes."
             )
-        if ask and not yes and not click.confirm(f"Reset {spec.identity}? Its next run reads the whole table again."):
-            click.echo(f"{spec.identity}: not reset")
-            raise SystemExit(ExitCode.OK)
         before = watermarks.read_extract_watermark(instance, spec)
         watermarks.reset_watermark(instance, spec, note=note)
     was = describe(before.watermark, spec) if before else "nothing recorded"
@@ -456,9 +338,10 @@ def reset(
 ) -> None:
     """Start the table over: the next run reads every row again (keyed tables merge, nothing duplicates).
 
-    Asks first. Refused without --yes for tables that append (no key): every row would arrive twice.
+    A keyed table is reset at once (its rows merge, so reading them again changes nothing). Refused without
+    --yes for tables that append (no key): every row would arrive twice.
     """
-    _reset(ctx, table, pipeline, connection, yes, ask=True, note="reset")
+    _reset(ctx, table, pipeline, connection, yes, note="reset")
 
 
 @watermark_group.command("force-reset")
@@ -469,12 +352,12 @@ def reset(
 def force_reset(
     ctx: CliContext, table: str, pipeline: str | None, connection: str | None, yes: bool, preserve_files: bool
 ) -> None:
-    """The same reset, without the question for keyed tables (append-only tables still need --yes).
+    """The same reset (append-only tables still need --yes).
 
     The older tool needed force-reset because its reset could be undone by backup copies of the
     watermark; here there are none, and both commands record the same reset in the instance.
     """
-    _reset(ctx, table, pipeline, connection, yes, ask=False, note="force-reset")
+    _reset(ctx, table, pipeline, connection, yes, note="force-reset")
 
 
 @watermark_group.command("list")
@@ -523,23 +406,6 @@ def watermark_count_group() -> None:
     """Row counts of a table: computed from the source, the warehouse and the run history (never stored)."""
 
 
-def _materialized_rows(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, int]:
-    """(rows summed over every recorded materialization of ``key``, number of materializations)."""
-    rows = runs = 0
-    cursor: str | None = None
-    while True:
-        page = instance.fetch_materializations(key, limit=_HISTORY_PAGE, cursor=cursor, ascending=True)
-        for record in page.records:
-            materialization = record.event_log_entry.asset_materialization
-            value = materialization.metadata.get(watermarks.ROWS) if materialization else None
-            if value is not None and isinstance(value.value, int):
-                rows += value.value
-                runs += 1
-        if not page.has_more:
-            return rows, runs
-        cursor = page.cursor
-
-
 @watermark_count_group.command("validate-counts")
 @_table_options
 @pass_cli
@@ -557,8 +423,8 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
         counts = compare_row_counts(registry, spec, shape, _ordered(load.watermark, spec))
         duplicates = duplicate_keys(registry, spec, shape)
         nulls = null_cursor_counts(registry, spec, shape)
-        extracted, extract_runs = _materialized_rows(instance, staging_key(spec))
-        loaded, load_runs = _materialized_rows(instance, warehouse_key(spec))
+        extracted, extract_runs = watermarks.materialized_rows(instance, staging_key(spec))
+        loaded, load_runs = watermarks.materialized_rows(instance, warehouse_key(spec))
     problems: list[str] = []
     click.echo(f"table             {spec.identity} → {spec.target_schema}.{spec.target_table}")
     click.echo(f"load watermark    {describe(load.watermark, spec)} ({_provenance(load)})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync_platform.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -14,20 +16,26 @@ class ConfigProblem:
     hint: str = ""
     severity: str = "error"  # or "warning": an unknown key that is not a near-miss (--strict makes it an error)
 
+    @property
+    def on_command_line(self) -> bool:
+        """A problem with a command-line argument (``-t x``, ``--pipeline``), not with a file or variable."""
+        return self.file is None and self.key.startswith("-")
+
     def __str__(self) -> str:
-        where = str(self.file) if self.file else "environment"
+        where = str(self.file) if self.file else "command line" if self.on_command_line else "environment"
         label = "warning: " if self.severity == "warning" else ""
         text = f"{label}{where}: {self.key or '(top level)'}: {self.message}"
         return f"{text}\n    fix: {self.hint}" if self.hint else text
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     """Every problem found, reported at once."""
 
     def __init__(self, problems: list[ConfigProblem]):
         self.problems = list(problems)
         count = len(self.problems)
-        header = f"{count} configuration problem{'s' if count != 1 else ''}:"
+        what = "command-line" if self.problems and all(p.on_command_line for p in self.problems) else "configuration"
+        header = f"{count} {what} problem{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *(f"- {p}" for p in self.problems)]))
 
 

@@ -55,6 +55,9 @@ class SSHTunnelConfig(Strict):
     password: SecretStr | None = None
     local_port: int = 0  # 0: the OS picks a free port (the only safe choice when tunnels are shared)
     keepalive_seconds: float = 30.0
+    # strict: only keys already in the known-hosts file; accept-new: remember a new bastion's key, refuse a
+    # changed one; off: no check (connections/host_keys.py).
+    host_key_check: Literal["strict", "accept-new", "off"] = "accept-new"
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> SSHTunnelConfig:
@@ -230,6 +233,18 @@ class ScheduleConfig(Strict):
     enabled: bool = True
 
 
+class ReconcileConfig(Strict):
+    """``pipeline.reconcile``: when and how gently the pipeline's tables are compared with the source."""
+
+    schedule: str | None = None  # cron for the pipeline's reconcile job, e.g. "0 3 * * *"
+    timezone: str = "UTC"
+    enabled: bool = True
+    repair: bool | None = None  # the scheduled job repairs (default: each table's `repair`)
+    range_rows: int = Field(2_000, gt=0)  # rows per checksummed key range
+    rows_per_second: float | None = Field(None, gt=0)  # pace of source reads
+    sleep_seconds: float = Field(0.0, ge=0)  # pause after each source range
+
+
 class TableConfig(Strict):
     """Settings of one table (merged from defaults, templates, tables/ files and the pipeline)."""
 
@@ -249,6 +264,8 @@ class TableConfig(Strict):
     lookback: str | float | None = None  # default 60s for keyed tables, 0 for append-only
     safety_lag: str | float | None = None  # default 5s
     oversize_text: Literal["fail", "truncate"] = "fail"
+    deletes: Literal["hard", "soft", "report"] = "report"  # rows reconcile finds deleted at the source
+    repair: bool = False  # reconcile re-loads lost and changed rows
     # Rows whose cursor is NULL: read by key every run and merged (load), only counted (report), or refused (fail).
     null_cursor: Literal["load", "report", "fail"] = "load"
     processing: TableProcessing = Field(default_factory=TableProcessing)
@@ -336,6 +353,7 @@ class PipelineSettings(Strict):
     owners: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     max_concurrent_per_source: int = Field(2, gt=0)  # Dagster pool limit for the source connection
+    reconcile: ReconcileConfig | None = None
     # Keys the older tool accepted without acting on them: compat.IGNORED_KEYS (listed with the reason).
 
     @field_validator("schedule", mode="before")

@@ -16,6 +16,7 @@ from sync_platform.connections.ssh_tunnel import TunnelPool
 from sync_platform.connections.staging import open_store
 from sync_platform.connections.staging.store import StagingStore
 from sync_platform.connections.warehouse import Warehouse
+from sync_platform.errors import ConfigurationError
 
 Role = Literal["source", "target", "staging"]
 
@@ -26,7 +27,7 @@ _SECTION: dict[Role, str] = {
 }
 
 
-class UnknownConnection(KeyError):
+class UnknownConnection(ConfigurationError, KeyError):
     """A name that connections.yml does not define; the message lists the names it does define."""
 
     def __init__(self, role: Role | None, name: str, known: list[str]):

@@ -20,12 +20,14 @@ import psycopg2
 import psycopg2.errors
 import pymysql
 
+from sync_platform.errors import Classification, EndpointError, ExitCode
+
 T = TypeVar("T")
 
 MASK = "***"
 
 
-class ConnectionFailure(Exception):
+class ConnectionFailure(EndpointError):
     """A connection could not be made or was lost; the message says where and what to check.
 
     ``transient`` tells callers (and :func:`retry`) whether trying again may help. The message never
@@ -90,6 +92,37 @@ _PG_PERMANENT_TEXT = (
 _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT, errno.EHOSTUNREACH}
 )
+
+
+def classify_driver_error(exc: BaseException) -> Classification:
+    """Kind, exit code and retry decision for an error raised by a driver rather than by the platform.
+
+    Lost or refused connections are ``connection`` errors (transient when :func:`is_transient_db_error`
+    says so); another PostgreSQL error is the warehouse refusing a statement; other OS errors are the
+    staging store (local directory) failing.
+    """
+    transient = is_transient_db_error(exc)
+    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+        return Classification("connection", ExitCode.CONNECTION, transient)
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return Classification("connection", ExitCode.CONNECTION, transient)
+    if isinstance(exc, psycopg2.Error):
+        return Classification("warehouse", ExitCode.WAREHOUSE, transient)
+    if _is_unreachable_s3(exc):
+        return Classification("connection", ExitCode.CONNECTION, True)
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return Classification("connection", ExitCode.CONNECTION, True)
+    if isinstance(exc, OSError):
+        return Classification("staging", ExitCode.STAGING, transient)
+    return Classification("error", ExitCode.PARTIAL, transient)
+
+
+def _is_unreachable_s3(exc: BaseException) -> bool:
+    try:
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+    except ImportError:  # pragma: no cover - botocore is a declared dependency
+        return False
+    return isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
 
 
 def is_transient_db_error(exc: BaseException) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sync_platform.configuration.models import SSHTunnelConfig
+from sync_platform.connections import host_keys
 from sync_platform.connections.retry import ConnectionFailure, mask_secrets
 
 if TYPE_CHECKING:  # imported where a tunnel is opened: most runs never need an SSH stack in memory
@@ -201,6 +202,7 @@ class TunnelPool:
             spec.private_key_passphrase.get_secret_value() if spec.private_key_passphrase else None,
         ]
         self._probe(key)
+        server_key = self._checked_host_key(spec, key)
         pkey = _load_key(spec, key) if spec.private_key_path else None
         capture = _CapturedLog()
         tunnel_log = logging.Logger(f"sshtunnel[{key.bastion}]", logging.INFO)
@@ -240,8 +242,31 @@ class TunnelPool:
                 ),
                 transient=not reachable,
             ) from None
+        if server_key is not None and _session_key(forwarder) != server_key:  # swapped since the check
+            _discard(forwarder)
+            raise host_keys.HostKeyError(
+                f"SSH bastion {key.bastion} presented a different host key to the tunnel than to the check just "
+                "before it; refused (someone may be intercepting the connection)"
+            )
         log.debug("opened SSH tunnel %s on local port %s", key, forwarder.local_bind_port)
         return _Tunnel(key, forwarder)
+
+    def _checked_host_key(self, spec: SSHTunnelConfig, key: TunnelKey) -> paramiko.PKey | None:
+        """The bastion's host key, verified against the known hosts before any credential is sent."""
+        if spec.host_key_check == "off":
+            return None
+        import paramiko
+
+        try:
+            server_key = host_keys.presented_key(key.bastion_host, key.bastion_port, self._connect_timeout)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise TunnelError(
+                f"SSH bastion {key.bastion}: no SSH handshake ({exc or type(exc).__name__}); check that "
+                "ssh_tunnel.host and ssh_tunnel.port point at an SSH server",
+                transient=True,
+            ) from None
+        host_keys.verify(key.bastion_host, key.bastion_port, server_key, spec.host_key_check, bastion=key.bastion)
+        return server_key
 
     def _probe(self, key: TunnelKey) -> None:
         """Fail fast, within the connect timeout, when nothing answers at the bastion's address."""
@@ -273,6 +298,14 @@ def _discard(forwarder: sshtunnel.SSHTunnelForwarder) -> None:
         with suppress(Exception):
             server.server_close()
     _close_transport(forwarder)
+
+
+def _session_key(forwarder: sshtunnel.SSHTunnelForwarder) -> paramiko.PKey | None:
+    transport = getattr(forwarder, "_transport", None)
+    try:
+        return transport.get_remote_server_key() if transport is not None else None
+    except Exception:
+        return None
 
 
 def _close_transport(forwarder: sshtunnel.SSHTunnelForwarder) -> None:

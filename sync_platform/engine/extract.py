@@ -39,6 +39,7 @@ import connectorx as cx
 import pyarrow as pa
 
 from sync_platform.connections.mysql import SESSION_SETUP
+from sync_platform.errors import EndpointError
 
 DEFAULT_BUFFER_BATCHES = 2  # batches held in memory ahead of the consumer before spilling to disk
 CLOSE_WAIT_SECONDS = 5.0  # how long close() waits for the reader thread before leaving it to finish alone
@@ -53,7 +54,7 @@ _RETRYABLE = re.compile(
 _NOT_RETRYABLE = re.compile(r"ERROR 104[4-9]|Access denied|Unknown database", re.IGNORECASE)
 
 
-class ExtractError(RuntimeError):
+class ExtractError(EndpointError, RuntimeError):
     """Reading a query from MySQL failed; the message names the table and says what to do.
 
     ``retryable`` is True for lost connections and interrupted queries (a later attempt may work),
@@ -64,6 +65,7 @@ class ExtractError(RuntimeError):
         super().__init__(message)
         self.table = table
         self.retryable = retryable
+        self.transient = retryable  # read by sync_platform.errors.classify
 
 
 @dataclass

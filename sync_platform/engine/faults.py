@@ -23,6 +23,7 @@ Checkpoint names:
   committed (``load.TableLoader._run``, before the load phase's COMMIT).
 - ``load.after_commit``: a batch's warehouse transaction (rows + ledger row) has committed
   (needs the call in ``load.TableLoader._load_batch``; see the reliability README).
+- ``reconcile.staged``: a reconcile repair batch is staged (manifested) and not loaded yet.
 - ``sync.after_load``: the whole sync returned; the caller has not stored the new watermark
   (the orchestrator's metadata) yet. Called by callers that store watermarks.
 """
@@ -47,6 +48,7 @@ CHECKPOINTS = (
     "load.before_commit",
     "load.after_commit",
     "sync.after_load",
+    "reconcile.staged",
 )
 
 _hits: dict[str, int] = {}

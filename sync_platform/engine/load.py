@@ -33,6 +33,7 @@ from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.manifest import Manifest
 from sync_platform.engine.result import LoadResult
 from sync_platform.engine.watermark import Watermark
+from sync_platform.errors import WarehouseError, classify
 from sync_platform.warehouse import (
     BatchLoad,
     LedgerEntry,
@@ -56,7 +57,7 @@ _EXCERPT = re.compile(r"^LINE \d+: .*(?:\n\s*\^)?", re.MULTILINE)
 _CREDENTIAL_PARTS = re.compile(r"(aws_secret_access_key|token)=[^;'\s]*", re.IGNORECASE)
 
 
-class LoadError(RuntimeError):
+class LoadError(WarehouseError, RuntimeError):
     """The warehouse refused a batch (names table, batch and the statement that failed)."""
 
 
@@ -148,6 +149,15 @@ def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview
                     checkpoint("load.copy")
                     yield copy_text(batch)
                 del group
+
+
+def _ledger_watermark(manifest: Manifest) -> str:
+    """The ledger's watermark text; a reconcile repair batch has no position, so it records none
+    (the ledger's latest "end" must stay the last sync's, see ``recovery.ledger_watermark``)."""
+    load = manifest.extra.get("load", {})
+    if load.get("strategy") == "reconcile":
+        return json.dumps({"reconcile": {"rows": manifest.rows}})
+    return json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end})
 
 
 def _rollback_quietly(conn: psycopg2.extensions.connection) -> None:
@@ -244,7 +254,7 @@ class TableLoader:
             manifest.rows,
             len(manifest.files),
             manifest.bytes,
-            json.dumps({"start": manifest.watermark_start, "end": manifest.watermark_end}),
+            _ledger_watermark(manifest),
             loaded_at=dt.datetime.now(dt.UTC),
         )
         from_s3 = self.dialect.capabilities.stage_fill == "copy_from_s3"
@@ -343,6 +353,7 @@ class TableLoader:
                 _rollback_quietly(conn)
                 if attempt == CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     failure = LoadError(self._failure_text(f"{doing} {self.spec.target}", exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     failure = None
             if failure is not None:
@@ -375,6 +386,7 @@ class TableLoader:
                 if attempt >= CONFLICT_ATTEMPTS or not self.dialect.is_conflict(exc.pgcode, str(exc)):
                     what = f"loading batch {manifest.batch_id} into {spec.target}"
                     failure = LoadError(self._failure_text(what, exc))
+                    failure.transient = classify(exc).transient  # a lost connection is worth another attempt
                 else:
                     log.warning(
                         "%s: batch %s met a concurrent writer (%s); retrying", spec.table, manifest.batch_id, exc.pgcode

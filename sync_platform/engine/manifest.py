@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from sync_platform.engine.watermark import encode_value
+from sync_platform.errors import StagingStoreError
 
 MANIFEST_NAME = "_manifest.json"
 COPY_MANIFEST_NAME = "_manifest-copy.json"
@@ -36,7 +37,7 @@ _RUN_ID = re.compile(r"^(\d{8}T\d{12}Z)-([0-9a-f]{8})$")
 _BATCH_ID = re.compile(r"^(\d{8}T\d{12}Z)-([0-9a-f]{8})-(\d{5,})$")
 
 
-class ManifestError(ValueError):
+class ManifestError(StagingStoreError, ValueError):
     """A manifest that cannot be read or does not describe a valid batch."""
 
 

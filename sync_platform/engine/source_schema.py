@@ -18,8 +18,10 @@ from typing import Any
 import pymysql
 import pymysql.connections
 
+from sync_platform.errors import ConfigurationError
 
-class SourceTableNotFound(LookupError):
+
+class SourceTableNotFound(ConfigurationError, LookupError):
     """The table does not exist on the source server (or the login cannot see it)."""
 
 

@@ -46,6 +46,7 @@ from sync_platform.engine.manifest import (
     is_batch_id,
     new_run_id,
 )
+from sync_platform.errors import StagingStoreError
 
 __all__ = [
     "COPY_MANIFEST_NAME",
@@ -69,7 +70,7 @@ PARQUET_VERSION = "2.4"  # INT64 TIMESTAMP_MICROS, INT_8/INT_16 and DECIMAL anno
 READ_BATCH_ROWS = 65_536
 
 
-class StagingError(RuntimeError):
+class StagingError(StagingStoreError, RuntimeError):
     """A batch could not be staged or read back (names the batch and the part)."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 from sync_platform.configuration.project import TableSpec
 from sync_platform.engine.mysql_sql import keyset_after, literal, quote_mysql, table_sql
 from sync_platform.engine.watermark import CursorValue, Watermark
+from sync_platform.errors import ConfigurationError, DataError
 
 CursorKind = Literal["datetime", "timestamp", "date", "integer", "unix", "decimal", "string"]
 TIMESTAMP_CANDIDATES = (
@@ -50,7 +51,7 @@ class SourceTableLike(Protocol):
     primary_key: tuple[str, ...]
 
 
-class PlanError(ValueError):
+class PlanError(ConfigurationError, ValueError):
     """The table's configuration cannot be read with its strategy (names table, column and the fix)."""
 
 
@@ -498,7 +499,7 @@ def null_cursor_query(first: CursorColumn, table: str, extra_where: str | None) 
     return f"SELECT COUNT(*) FROM {table} WHERE {quote_mysql(first.name)} IS NULL{where}"
 
 
-class NullCursorRowsError(RuntimeError):
+class NullCursorRowsError(DataError, RuntimeError):
     """``null_cursor: fail`` and the source holds rows whose cursor is NULL (a data problem: exit 4)."""
 
 

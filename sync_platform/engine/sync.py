@@ -50,6 +50,7 @@ from sync_platform.engine.strategies import (
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, later
+from sync_platform.errors import TableBusy
 from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ READ_BATCH_ROWS = 16_384
 LOCK_WAIT_SECONDS = 0
 
 
-class ConcurrentRunError(RuntimeError):
+class ConcurrentRunError(TableBusy, RuntimeError):
     """Another run of the same table holds its lock (one writer per table)."""
 
 
@@ -85,7 +86,7 @@ def _lock_name(spec: TableSpec) -> str:
 
 
 @contextmanager
-def _table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
+def table_lock(conn: pymysql.connections.Connection, spec: TableSpec, wait: float) -> Iterator[None]:
     """One extract of a table at a time, held on the source server (visible to every process)."""
     name = _lock_name(spec)
     with conn.cursor() as cursor:
@@ -375,7 +376,7 @@ def extract_table(
         watermark=previous,
         started_at=wall,
     )
-    with source.connect() as conn, _table_lock(conn, spec, options.lock_wait_seconds):
+    with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
         planned = plan_extract(registry, spec, conn, previous, options)
         choice, plan, mapping = planned.choice, planned.plan, planned.mapping
         resume, ceiling = planned.resume, planned.ceiling
@@ -492,9 +493,7 @@ def _stream_to_stage(
             sequence=sequence,
             table_identity=spec.identity,
             schema=mapping.arrow_schema,
-            columns=[
-                {"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns
-            ],
+            columns=staged_columns(mapping),
             max_rows=spec.file_max_rows,
             max_mb=spec.file_max_mb,
             compression=spec.compression,
@@ -560,6 +559,11 @@ def _keep_manual_mark(end: Watermark, start: Watermark) -> Watermark:
     if end.manual_at or not start.manual_at or end.is_empty:
         return end
     return Watermark(end.position, manual_at=start.manual_at)
+
+
+def staged_columns(mapping: TableMapping) -> list[dict]:
+    """The column descriptions a batch's manifest carries (the loader creates the table from them)."""
+    return [{"name": c.name, "source": c.source.name, "logical": _logical_dict(c.logical)} for c in mapping.columns]
 
 
 def _logical_dict(logical: LogicalType) -> dict:

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from sync_platform.engine.mysql_sql import quote_mysql as quote_mysql_identifier  # the one quoting rule
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
+from sync_platform.errors import DataError
 
 # The logical types and Redshift's limits belong to the warehouse; re-exported here for callers
 # that import them from the type map.
@@ -88,11 +89,11 @@ class Conversion(StrEnum):
     UNIX_MICROS = "unix_micros"  # int64 µs since the epoch; 0 is MySQL's zero TIMESTAMP
 
 
-class UnsupportedColumnType(ValueError):
+class UnsupportedColumnType(DataError, ValueError):
     """A source column type the type map does not know; the message names table, column and type."""
 
 
-class ColumnNameCollision(ValueError):
+class ColumnNameCollision(DataError, ValueError):
     """Two source columns would get the same warehouse name."""
 
 

@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from sync_platform.errors import ConfigurationError
+
+if TYPE_CHECKING:  # the manual-position helpers only read attributes of these
+    from sync_platform.engine.recovery import TableShape
+    from sync_platform.engine.strategies import CursorColumn
+    from sync_platform.engine.typemap import ColumnMapping
 
 CursorValue = dt.datetime | dt.date | int | Decimal | str | float | None
+
+TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS"
+# Strict: the older tool's documented form, optionally with microseconds; no offset (values are UTC / as stored).
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+
+
+class ManualPositionError(ConfigurationError):
+    """A position given by hand (``watermark set --timestamp/--id``) that does not fit the table."""
 
 
 def encode_value(value: CursorValue) -> Any:
@@ -102,10 +120,16 @@ class Watermark:
         return cls.from_dict(json.loads(text)) if text else cls()
 
     def describe(self) -> str:
+        """The position in words. A NULL tie-breaker (set by hand with --timestamp alone) reads as
+        "every row at that timestamp", never as ``id=None``."""
         if self.is_empty:
             return "start (no watermark)"
-        parts = [f"{k}={v.isoformat(sep=' ') if isinstance(v, dt.datetime) else v}" for k, v in self.position.items()]
-        return ", ".join(parts)
+        shown = [(k, v) for k, v in self.position.items() if v is not None]
+        parts = [f"{k}={v.isoformat(sep=' ') if isinstance(v, dt.datetime) else v}" for k, v in shown]
+        text = ", ".join(parts)
+        if len(shown) < len(self.position) and shown:
+            text += f" (after every row with that {shown[-1][0]})"
+        return text
 
 
 def later(a: Watermark, b: Watermark, columns: tuple[str, ...]) -> Watermark:
@@ -138,3 +162,124 @@ def _rank(value: CursorValue) -> tuple[int, Any]:
 def is_zero_date(value: Any) -> bool:
     """The server's text of a zero DATE / DATETIME / TIMESTAMP value, which no Python date can hold."""
     return isinstance(value, str) and value.startswith("0000-00-00")
+
+
+# --------------------------------------------------------------------------- positions set by hand
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """``--timestamp``: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, nothing looser (a typo must not move a watermark)."""
+    value = text.strip()
+    if _TIMESTAMP.match(value):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ManualPositionError(
+        f"--timestamp {text!r} is not a valid date and time: expected '{TIMESTAMP_FORMAT}' "
+        "(optionally .ffffff), in UTC for TIMESTAMP columns and as stored for DATETIME columns, without an offset"
+    )
+
+
+def _fitted(column: ColumnMapping, value: Any, flag: str, table: str) -> CursorValue:
+    """``value`` as the engine reads the column back (the staged Arrow type): int, Decimal, ... ."""
+    try:
+        return pa.array([value], type=column.arrow_type)[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        raise ManualPositionError(
+            f"{table}: {flag} {value} does not fit column {column.source_name} ({column.source.column_type})"
+        ) from None
+
+
+def timestamp_value(column: ColumnMapping, cursor: CursorColumn, value: dt.datetime, table: str) -> CursorValue:
+    """The ``--timestamp`` value in the exact form the engine writes for this cursor column."""
+    where = f"{table}: {cursor.name} is {column.source.column_type}"
+    if cursor.kind == "datetime":
+        return value  # DATETIME holds wall-clock values with no zone: compared as written
+    if cursor.kind == "timestamp":
+        return value.replace(tzinfo=dt.UTC)  # TIMESTAMP is an instant: the engine keeps it as aware UTC
+    if cursor.kind == "date":
+        if value.time() != dt.time(0):
+            raise ManualPositionError(f"{where}: give --timestamp 'YYYY-MM-DD 00:00:00' (a date has no time of day)")
+        return value.date()
+    if cursor.kind == "unix":
+        if value.microsecond:
+            raise ManualPositionError(f"{where}, holding epoch seconds: give --timestamp in whole seconds")
+        return _fitted(column, int(value.replace(tzinfo=dt.UTC).timestamp()), "--timestamp", table)
+    raise ManualPositionError(
+        f"{where}: --timestamp cannot be mapped onto it (supported: DATETIME, TIMESTAMP, DATE, integer epoch)"
+    )
+
+
+def _id_value(column: ColumnMapping, cursor: CursorColumn, value: int, table: str) -> CursorValue:
+    if cursor.kind in ("integer", "decimal"):
+        return _fitted(column, value, "--id", table)
+    if cursor.kind == "string":
+        return str(value)  # the engine pages a text key in its collation order; the literal is the text
+    raise ManualPositionError(f"{table}: {cursor.name} is {column.source.column_type}: --id cannot be mapped onto it")
+
+
+def manual_position(
+    table: str, shape: TableShape, timestamp: dt.datetime | None, ident: int | None
+) -> dict[str, CursorValue]:
+    """The keyset position ``--timestamp`` / ``--id`` mean for this table's strategy.
+
+    The timestamp goes to the cursor column, the id to the single tie-breaker or id column; a tie-breaker
+    left unset is NULL, so the next run reads strictly after the timestamp (the older tool's semantics).
+    Raises :class:`ManualPositionError` when they do not fit.
+    """
+    strategy = shape.choice.strategy
+    keyset = shape.keyset
+    names = ", ".join(c.name for c in keyset)
+    about = f"{table} uses {strategy}" + (f" on ({names})" if names else "")
+    if strategy == "full_sync" or not keyset:
+        raise ManualPositionError(f"{about}: it reads the whole table on every run, so it has no watermark to set")
+    ts_column = keyset[0] if shape.choice.timestamp_column == keyset[0].name and strategy != "id_only" else None
+    ids = keyset[1:] if ts_column else keyset
+    if timestamp is not None and ts_column is None:
+        raise ManualPositionError(f"{about}: it has no timestamp cursor, so --timestamp does not apply; use --id")
+    if ident is not None and len(ids) != 1:
+        if not ids:
+            raise ManualPositionError(
+                f"{about}: it has no id column to break ties, so --id does not apply; use --timestamp alone"
+            )
+        hint = "; use --timestamp alone" if ts_column else ""
+        raise ManualPositionError(
+            f"{about}: --id sets one column, but the position is on ({', '.join(c.name for c in ids)}){hint}"
+        )
+    if ts_column is not None and timestamp is None:
+        raise ManualPositionError(
+            f"{about}: it resumes in {ts_column.name} order, so --timestamp is required "
+            f"(--id only orders rows sharing one {ts_column.name} value)"
+        )
+    if ts_column is None and ident is None:
+        raise ManualPositionError(f"{about}: give --id")
+
+    def mapping(cursor: CursorColumn) -> ColumnMapping:
+        return shape.mapping.column(shape.mapping.warehouse_name(cursor.name))
+
+    position: dict[str, CursorValue] = {}
+    if ts_column is not None and timestamp is not None:
+        position[ts_column.name] = timestamp_value(mapping(ts_column), ts_column, timestamp, table)
+    for cursor in ids:
+        position[cursor.name] = _id_value(mapping(cursor), cursor, ident, table) if ident is not None else None
+    return position
+
+
+def moves_back(wanted: Watermark, current: Watermark, columns: tuple[str, ...]) -> bool:
+    """Whether the next run would read again rows that ``current`` has already passed.
+
+    A NULL tie-breaker reads strictly after its cursor value (``ts > T``), so it sorts after every id
+    there, not before as in :func:`later`.
+    """
+    new, old = wanted.values(columns), current.values(columns)
+    if new is None or old is None:
+        return False
+    try:
+        if new[0] != old[0]:
+            return new[0] < old[0]
+        if None in new[1:]:
+            return False
+        return None in old[1:] or new[1:] < old[1:]
+    except TypeError:  # incomparable values (a changed column type): nothing to warn about reliably
+        return False

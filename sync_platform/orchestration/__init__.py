@@ -2,7 +2,8 @@
 
 Modules: ``keys`` (asset keys and names), ``translator`` (table → AssetSpec), ``resources`` (one per
 connection), ``assets`` (the per-table op that adapts the engine), ``watermarks`` (watermarks in the
-instance — the API the CLI uses), ``reconcile`` / ``checks`` (asset checks), ``automation`` (job,
+instance — the API the CLI uses), ``checks`` (asset checks; queries in ``engine.reconcile``),
+``reconciliation`` (the ``source_equals_target`` check, reconcile jobs and schedules), ``automation`` (job,
 schedules, sensors, pool limits), ``factory`` (``build_definitions``), ``component`` (the same as a
 Dagster Component).
 """

@@ -3,35 +3,56 @@
 The op adapts the engine and holds no sync logic: it reads the watermark from the instance, calls
 ``sync_table`` (extract and load overlapped) when both assets are selected, ``extract_table`` or
 ``load_table`` when only one is, and reports what the engine returned as materialization metadata.
-Transient failures (a lost connection, another run of the same table holding its lock) are left to
-the op's RetryPolicy; anything else fails the step without retries, with the engine's message.
+Before reading anything the op checks that every endpoint the table needs answers (a down endpoint
+fails the step at once, without retries). Transient failures in the middle of the run (a lost
+connection, another run of the same table holding its lock) are retried on a fixed back-off; a retry
+resumes after the batches already staged. Anything else fails the step with the engine's message.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the op's config annotation at runtime.
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from sync_platform.configuration.project import Project
+from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.connections.retry import is_transient_db_error
-from sync_platform.engine.extract import ExtractError
+from sync_platform.engine.reconcile.counts import target_columns
 from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
-from sync_platform.engine.sync import ConcurrentRunError, RunOptions, extract_table, load_table, sync_table
+from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
+from sync_platform.errors import classify
 from sync_platform.orchestration import checks, watermarks
 from sync_platform.orchestration.keys import TableKeys
-from sync_platform.orchestration.reconcile import target_columns
 from sync_platform.orchestration.resources import build_registry
 from sync_platform.orchestration.translator import staging_spec, warehouse_spec
 
-# Transient errors are retried after 30 s, 60 s, 120 s (± jitter); a second run of a table therefore
-# waits for the first instead of interleaving with it.
-DEFAULT_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """How a table's step retries a transient error: ``retries`` more attempts, waiting
+    ``first_delay`` seconds, then twice as long before each next one (30 s, 60 s, 120 s by default).
+
+    The op requests each retry itself (``dg.RetryRequested``) so the waits are exactly these; Dagster's
+    exponential ``RetryPolicy`` would wait (2^n - 1) x delay +- delay, about 60/90/210 s.
+    """
+
+    retries: int = 3
+    first_delay: float = 30.0
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number + 1`` (``context.retry_number`` counts from 0)."""
+        return self.first_delay * 2**retry_number
+
+    def describe(self) -> str:
+        return "/".join(f"{self.delay(n):g}" for n in range(self.retries)) + " s" if self.retries else "no retries"
+
+
+# A second run of a table therefore waits for the first instead of interleaving with it.
+DEFAULT_RETRY_SCHEDULE = RetrySchedule()
 
 
 class TableRunConfig(dg.Config):
@@ -44,17 +65,8 @@ class TableRunConfig(dg.Config):
     )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a later attempt of the step may succeed."""
-    if isinstance(exc, ConcurrentRunError):
-        return True
-    if isinstance(exc, ExtractError):
-        return exc.retryable
-    return is_transient_db_error(exc)
-
-
 def table_assets(
-    project: Project, keys: TableKeys, *, retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY
+    project: Project, keys: TableKeys, *, retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE
 ) -> dg.AssetsDefinition:
     """The multi-asset of one table: staged batches → warehouse table, with its reconciliation checks."""
     pipeline = project.pipelines[keys.spec.pipeline]
@@ -65,33 +77,57 @@ def table_assets(
         check_specs=checks.check_specs(keys),
         can_subset=True,
         pool=keys.pool,
-        retry_policy=retry_policy,
         required_resource_keys=set(keys.resource_keys.values()),
         op_tags={"sync_platform/table": keys.spec.identity.replace(":", "."), "sync_platform/pipeline": keys.group},
         description=f"Sync {keys.spec.identity} → {keys.warehouse.to_user_string()}",
     )
     def sync_one_table(context: dg.AssetExecutionContext, config: TableRunConfig) -> Iterator[Any]:
-        yield from run_table(context, project, keys, config)
+        yield from run_table(context, project, keys, config, retry_schedule)
 
     return sync_one_table
 
 
 def run_table(
-    context: dg.AssetExecutionContext, project: Project, keys: TableKeys, config: TableRunConfig
+    context: dg.AssetExecutionContext,
+    project: Project,
+    keys: TableKeys,
+    config: TableRunConfig,
+    retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE,
 ) -> Iterator[Any]:
-    """Execute whatever of the table's assets and checks the run selected."""
+    """Execute whatever of the table's assets and checks the run selected.
+
+    Every failure leaves the step as a ``dg.Failure`` whose metadata is the error's classification
+    (:mod:`sync_platform.errors`), which the CLI reads for its exit code; transient ones are retried
+    on ``retry_schedule`` first.
+    """
     resources = {key: getattr(context.resources, key) for key in keys.resource_keys.values()}
     registry = build_registry(project, resources)
     try:
+        if context.retry_number == 0:  # a retry resumes a run that already reached every endpoint
+            selected, checking = context.selected_asset_keys, bool(context.selected_asset_check_keys)
+            # The checks compare the source with the target, so they need both.
+            preflight(
+                registry,
+                [keys.spec],
+                stage=keys.staging in selected or checking,
+                load=keys.warehouse in selected or checking,
+            )
         yield from _run(context, registry, keys, config)
     except dg.Failure:
         raise
     except Exception as exc:
+        error = classify(exc)
         message = registry.mask(str(exc)) or type(exc).__name__
-        if is_transient(exc):
-            context.log.warning(f"{keys.spec.identity}: {message} (transient; the step will be retried)")
-            raise
-        raise dg.Failure(description=f"{keys.spec.identity}: {message}", allow_retries=False) from exc
+        failure = dg.Failure(description=message, metadata=error.as_metadata(), allow_retries=False)
+        failure.__cause__ = exc
+        if error.transient and context.retry_number < retry_schedule.retries:
+            wait = retry_schedule.delay(context.retry_number)
+            context.log.warning(
+                f"{message} (transient: retry {context.retry_number + 1} of {retry_schedule.retries} "
+                f"in {wait:g} s; it resumes after the batches already staged)"
+            )
+            raise dg.RetryRequested(max_retries=retry_schedule.retries, seconds_to_wait=wait) from failure
+        raise failure from exc
     finally:
         registry.close()  # closes any SSH tunnel the engine opened
 

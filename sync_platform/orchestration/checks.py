@@ -1,7 +1,7 @@
 """Asset checks of a warehouse table: rows reconcile with the source, keys are unique, data is fresh.
 
 The row-count and key checks belong to the table's sync op (they run right after a load, or alone
-from the UI); the queries are in :mod:`sync_platform.orchestration.reconcile`. Freshness checks use
+from the UI); the queries are in :mod:`sync_platform.engine.reconcile.counts`. Freshness checks use
 Dagster's last-update checks with each table's ``freshness.max_lag``, run by their own sensor.
 """
 
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import dagster as dg
 
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.reconcile.counts import KeyDuplicates, NotComparable, compare_row_counts, duplicate_keys
 from sync_platform.engine.recovery import TableShape, null_cursor_counts
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import TableKeys
-from sync_platform.orchestration.reconcile import KeyDuplicates, NotComparable, compare_row_counts, duplicate_keys
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 UNIQUE_KEY_CHECK = "primary_key_unique"

@@ -2,7 +2,8 @@
 
 Per table: the MySQL table (external asset) → the staged batches → the warehouse table, in one
 group per pipeline, with the reconciliation and freshness checks. Per pipeline: a schedule (all
-runs use one job). Per connection: a resource. Nothing here opens a connection.
+sync runs use one job), and a reconcile job (``source_equals_target`` checks) with its optional
+schedule. Per connection: a resource. Nothing here opens a connection.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
-from sync_platform.orchestration import automation, checks
-from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY, table_assets
+from sync_platform.engine.reconcile import reconcilable
+from sync_platform.orchestration import automation, checks, reconciliation
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
 from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
@@ -64,13 +66,14 @@ def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[Confi
 def build_definitions(
     project: Project,
     *,
-    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    retry_schedule: RetrySchedule | None = DEFAULT_RETRY_SCHEDULE,
     resources: Mapping[str, object] | None = None,
     strict: bool = True,
 ) -> dg.Definitions:
     """Dagster definitions for every pipeline of ``project`` (no I/O beyond reading the config files).
 
-    ``resources`` replaces the connection resources built from connections.yml (tests, deployments).
+    ``resources`` replaces the connection resources built from connections.yml (tests, deployments);
+    ``retry_schedule`` None: a transient error fails the step at once.
     Not ``strict``: every pipeline file that did not load (``project.broken``) is logged and shown
     in the UI as a ``config_problems`` asset whose description lists its problems, with a failing
     ``configuration_is_valid`` check; the other pipelines load as usual.
@@ -84,7 +87,7 @@ def build_definitions(
         pipeline = project.pipelines[keys.spec.pipeline]
         if keys.source not in sources:  # a MySQL table synced by several pipelines is one asset
             sources[keys.source] = source_spec(project, keys)
-        assets.append(table_assets(project, keys, retry_policy=retry_policy))
+        assets.append(table_assets(project, keys, retry_schedule=retry_schedule or RetrySchedule(retries=0)))
         lag = freshness_lag_seconds(pipeline, keys.spec)
         if lag is not None:
             lags.append((keys, lag))
@@ -104,11 +107,22 @@ def build_definitions(
     freshness = checks.freshness_checks(lags)
     if freshness:
         sensors.append(checks.freshness_sensor(freshness))
+    reconciled: list[dg.AssetChecksDefinition] = []
+    for name, keys_of_pipeline in by_pipeline.items():
+        comparable = [k for k in keys_of_pipeline if reconcilable(k.spec)]
+        if not comparable:
+            continue
+        reconciled += [reconciliation.source_equals_target_check(project, k) for k in comparable]
+        reconcile_job = reconciliation.reconcile_job(project.pipelines[name], comparable)
+        jobs.append(reconcile_job)
+        reconcile_schedule = reconciliation.reconcile_schedule(project.pipelines[name], reconcile_job)
+        if reconcile_schedule is not None:
+            schedules.append(reconcile_schedule)
 
     problem_specs, problem_checks = _broken_pipeline_markers(project) if not strict else ([], [])
     return dg.Definitions(
         assets=[*sources.values(), *assets, *problem_specs],
-        asset_checks=[*freshness, *problem_checks],
+        asset_checks=[*freshness, *reconciled, *problem_checks],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

@@ -25,6 +25,13 @@ concurrency:
   pools:
     default_limit: 2
     granularity: op
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_runtime_seconds: 43200
+  poll_interval_seconds: 60
+  free_slots_after_run_end_seconds: 300
 telemetry:
   enabled: false
 """

@@ -2,9 +2,12 @@
 
 One place for them, so the UI, the CLI (which selects assets by key) and the tests agree:
 
-- ``mysql/<source>/<schema>/<table>``: the MySQL table, an external asset (never materialized here);
-- ``staging/<pipeline>/<schema>/<table>``: the parquet batches staged in S3 or a directory ("backup");
+- ``mysql/<source>/<schema>/<table>_mysql``: the MySQL table, an external asset (never materialized here);
+- ``staging/<pipeline>/<schema>/<table>_staged``: the parquet batches staged in S3 or a directory ("backup");
 - ``warehouse/<target>/<target schema>/<target table>``: the Redshift (or PostgreSQL) table.
+
+The asset graph labels a node with the last part of its key only, so the three nodes of a table end
+differently (``orders_mysql`` → ``orders_staged`` → ``orders``): a person tells them apart at a glance.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import dagster as dg
 
 from sync_platform.configuration.project import TableSpec
 
+SOURCE_SUFFIX = "_mysql"
+STAGED_SUFFIX = "_staged"
 Role = Literal["source", "target", "staging"]
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
 _ROLE_PREFIX: dict[Role, str] = {"source": "mysql", "target": "warehouse", "staging": "staging"}
@@ -30,12 +35,12 @@ def identifier(text: str) -> str:
 
 
 def source_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey(["mysql", spec.source, spec.schema, spec.table])
+    return dg.AssetKey(["mysql", spec.source, spec.schema, spec.table + SOURCE_SUFFIX])
 
 
 def staging_key(spec: TableSpec) -> dg.AssetKey:
     # A pipeline.name may hold spaces or dots (the older tool allowed any text); key parts may not.
-    return dg.AssetKey(["staging", identifier(spec.pipeline), spec.schema, spec.table])
+    return dg.AssetKey(["staging", identifier(spec.pipeline), spec.schema, spec.table + STAGED_SUFFIX])
 
 
 def warehouse_key(spec: TableSpec) -> dg.AssetKey:

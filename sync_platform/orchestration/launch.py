@@ -5,13 +5,14 @@ in this process against the instance under ``DAGSTER_HOME``. A CLI run is theref
 reads and moves the same watermarks as schedules and ``dagster asset materialize``, honours the
 source pools and the per-table lock, and its results are read back from the run's events.
 
-A run whose steps cannot start (a pool with no free slot, another run holding the table) would wait
-for ever; a watchdog interrupts it after ``wait_timeout`` seconds without a running step.
+The run executes in a child process (:mod:`run_worker`) so that it can be stopped cleanly: a run whose
+steps cannot start (a pool with no free slot) would wait for ever; a watchdog gives up after
+``wait_timeout`` seconds without a running step, ends the child and records the run as canceled with
+what it was waiting for.
 """
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import os
 import socket
@@ -23,18 +24,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
 
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
+from sync_platform.errors import INTERRUPTED, Classification, RunBlocked, classify
 from sync_platform.orchestration import watermarks
-from sync_platform.orchestration.assets import DEFAULT_RETRY_POLICY
+from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
-from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.factory import build_definitions, project_tables
 from sync_platform.orchestration.keys import TableKeys, group_name
+from sync_platform.orchestration.run_worker import RunWorker, die_like
 
-DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry policy's longest back-off (120 s ± jitter)
+DEFAULT_WAIT_TIMEOUT = 600.0  # longer than the retry schedule's longest back-off (120 s)
 _POLL_SECONDS = 0.5
 _STEP_STARTED = {"STEP_START", "STEP_RESTARTED"}
+_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}  # how Dagster reports a step it interrupted
+_RUN_ENDED = {"PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED"}  # event type values of RUN_SUCCESS, …
 # A step waiting for its retry is not blocked: it is still the run's (its retry policy bounds the wait).
 _STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
 _DURATION_ENDS = _STEP_ENDED | {"STEP_UP_FOR_RETRY"}
@@ -45,7 +49,7 @@ _LIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.Dagst
 Progress = Callable[[TableSpec, str], None]
 
 
-class RunBlockedError(RuntimeError):
+class RunBlockedError(RunBlocked):
     """No step of the run could start within the wait timeout; the run was interrupted."""
 
 
@@ -70,7 +74,7 @@ class TableOutcome:
     schema_changes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
-    error_classes: tuple[str, ...] = ()  # the failure's exception classes, outermost first (for exit codes)
+    error_kind: Classification | None = None  # the failure's classification (sync_platform.errors), for exit codes
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
     check_errors: dict[str, str] = field(default_factory=dict)  # failed ERROR checks: name → what they found
@@ -82,6 +86,7 @@ class RunOutcome:
     tables: list[TableOutcome]
     seconds: float
     blocked: str | None = None  # why the run was interrupted by the watchdog
+    marks: dict[str, float] = field(default_factory=dict)  # phase → when it ended (epoch seconds)
 
     @property
     def failed(self) -> list[TableOutcome]:
@@ -97,6 +102,17 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
         if pipeline.tables.get(spec.name) != spec:
             pipelines[spec.pipeline] = replace(pipeline, tables={**pipeline.tables, spec.name: spec})
     return replace(project, pipelines=pipelines)
+
+
+def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
+    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
+    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    wanted: dict[str, dict[str, TableSpec]] = {}
+    for spec in specs:
+        wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+    return replace(
+        project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
+    )
 
 
 def with_pipeline(project: Project, pipeline: Pipeline) -> Project:
@@ -127,15 +143,11 @@ def run_tables(
     if not stage and not load:
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
-    policy = DEFAULT_RETRY_POLICY
-    if retries is not None:
-        policy = (
-            dg.RetryPolicy(max_retries=retries, delay=policy.delay, backoff=policy.backoff, jitter=policy.jitter)
-            if retries > 0
-            else None
-        )
-    definitions = build_definitions(project, retry_policy=policy)
+    schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
+    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    definitions = build_definitions(only_tables(project, specs), retry_schedule=schedule)
     job = definitions.resolve_job_def(TABLES_JOB)
+    marks = {"definitions": time.time()}
     keys = [TableKeys.of(spec) for spec in specs]
     selection = [k for t in keys for k in ((t.staging,) if stage else ()) + ((t.warehouse,) if load else ())]
     op_config = {"limit": limit, "max_chunks": max_chunks}
@@ -152,12 +164,11 @@ def run_tables(
         HOST_TAG: socket.gethostname(),
     }
     end_runs_of_dead_processes(instance)
+    marks["stale_runs"] = time.time()
     run_id = str(uuid.uuid4())
-    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress)
-    started = time.monotonic()
-    watchdog.start()
-    try:
-        job.execute_in_process(  # results are read back from the run's events, as the UI shows them
+
+    def execute() -> None:  # in the run worker; results are read back from the run's events, as the UI shows them
+        job.execute_in_process(
             run_config=run_config,
             instance=instance,
             asset_selection=selection,
@@ -165,19 +176,41 @@ def run_tables(
             tags=tags,
             raise_on_error=False,
         )
-        watchdog.finished()
-    except DagsterExecutionInterruptedError:
-        if watchdog.blocked is None:
-            raise
+
+    # Create the run's event storage before the fork: the worker writes it while the watchdog reads it,
+    # and two processes creating one SQLite file at once can each stamp its schema (a broken run log).
+    instance.get_records_for_run(run_id, limit=1)
+    instance.event_log_storage.get_concurrency_keys()
+    worker = RunWorker(execute)
+    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress, on_blocked=worker.kill)
+    started = time.monotonic()
+    worker.start()
+    watchdog.start()  # after the fork: the child inherits no thread
+    try:
+        exit_code = worker.wait()
     finally:
         watchdog.stop()
+    if watchdog.blocked is not None:
+        _cancel_blocked_run(instance, run_id, watchdog.blocked)
+    elif exit_code < 0:
+        die_like(exit_code)
     seconds = time.monotonic() - started
+    marks["run"] = time.time()
     outcomes = [_outcome(watchdog.records, t) for t in keys]
     if watchdog.blocked is not None:
         for outcome in outcomes:
             if outcome.status == "skipped":
                 outcome.status, outcome.error = "failed", watchdog.blocked
-    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked)
+                outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
+    return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked, marks=marks)
+
+
+def _cancel_blocked_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
+    """Record the run the watchdog stopped as canceled, with what it was waiting for, and free its pool claims."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, f"sync-platform {reason}")
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
@@ -191,7 +224,7 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
     ended: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE, tags={HOST_TAG: host})):
         pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or process_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the process that ran it ({host}, pid {pid}) is gone; ended by a later run")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -199,7 +232,8 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
     return ended
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -235,7 +269,10 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
             outcome.error = (user.description if user and user.description else None) or (
                 error.message.strip() if error else "failed"
             )
-            outcome.error_classes = _error_classes(error)
+            metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
+            outcome.error_kind = Classification.from_metadata(metadata)
+            if outcome.error_kind is None and error is not None and error.cls_name in _INTERRUPTS:
+                outcome.error_kind = INTERRUPTED
         elif kind == "ASSET_MATERIALIZATION":
             _read_materialization(outcome, keys, event.event_specific_data.materialization)
         elif kind == "ASSET_CHECK_EVALUATION":
@@ -245,14 +282,6 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
                 outcome.check_errors[evaluation.check_name] = evaluation.description or "failed"
     outcome.seconds = step_seconds
     return outcome
-
-
-def _error_classes(error: Any) -> tuple[str, ...]:
-    names: list[str] = []
-    while error is not None and len(names) < 10:
-        names.append(error.cls_name or "")
-        error = error.cause or error.context
-    return tuple(names)
 
 
 def _value(metadata: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -280,11 +309,11 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
 
 
 class _Watchdog(threading.Thread):
-    """Relays the run's progress messages and interrupts a run that cannot start any step.
+    """Relays the run's progress messages and gives up on a run that cannot start any step.
 
-    The in-process executor waits for a pool slot in a loop that never looks at signals (Dagster
-    defers SIGINT while a run executes), so the interruption is raised in the executing thread as
-    ``DagsterExecutionInterruptedError``: Dagster then ends the run as canceled and frees its claims.
+    The in-process executor waits for a pool slot in a loop that never looks at signals, so giving up
+    means ``on_blocked``: the run worker (the child process executing the run) is killed, and the run
+    is recorded as canceled with what it was waiting for (see :mod:`run_worker`).
     """
 
     def __init__(
@@ -294,6 +323,8 @@ class _Watchdog(threading.Thread):
         keys: Sequence[TableKeys],
         wait_timeout: float,
         progress: Progress | None,
+        *,
+        on_blocked: Callable[[], None],
     ):
         super().__init__(name="sync-platform-watchdog", daemon=True)
         self.instance, self.run_id, self.wait_timeout, self.progress = instance, run_id, wait_timeout, progress
@@ -303,16 +334,10 @@ class _Watchdog(threading.Thread):
         self._running: set[str] = set()
         self._waiting_since = time.monotonic()
         self._last_wait_reason = ""
-        self._executing_thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._finished = False
+        self._on_blocked = on_blocked
+        self._run_ended = False  # the run reached its end: nothing to give up on
         self._cursor: str | None = None
         self.records: list[Any] = []  # every event of the run, in order, once stopped
-
-    def finished(self) -> None:
-        """The run returned: interrupting it from now on would hit the caller instead."""
-        with self._lock:
-            self._finished = True
 
     def stop(self) -> None:
         self._halt.set()
@@ -326,21 +351,18 @@ class _Watchdog(threading.Thread):
                 self._poll()
             except Exception:  # the storage may be mid-write; the next poll reads it
                 continue
-            if self._running:
+            if self._run_ended:
+                return
+            if self._running or not self.records:  # a step runs, or the worker has not started the run yet
                 self._waiting_since = time.monotonic()
             elif time.monotonic() - self._waiting_since > self.wait_timeout:
                 reason = self._last_wait_reason or "no step started"
-                with self._lock:
-                    if self._finished:
-                        return
-                    self.blocked = (
-                        f"gave up after {self.wait_timeout:g} s without a running step ({reason}); "
-                        "other runs hold the source pool's slots or the table — see the Dagster UI "
-                        "(Deployment → Concurrency) or raise --wait-timeout"
-                    )
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(self._executing_thread), ctypes.py_object(DagsterExecutionInterruptedError)
-                    )
+                self.blocked = (
+                    f"gave up after {self.wait_timeout:g} s without a running step ({reason}); "
+                    "other runs hold the source pool's slots or the table — see the Dagster UI "
+                    "(Deployment → Concurrency) or raise --wait-timeout"
+                )
+                self._on_blocked()
                 return
 
     def _poll(self) -> bool:
@@ -354,6 +376,8 @@ class _Watchdog(threading.Thread):
             step = entry.step_key
             if event is not None:
                 kind = event.event_type_value
+                if kind in _RUN_ENDED:
+                    self._run_ended = True
                 if kind in _STEP_STARTED:
                     self._running.add(step)
                 elif kind in _STEP_ENDED:

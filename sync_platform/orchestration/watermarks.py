@@ -1,7 +1,7 @@
 """Watermarks in the Dagster instance: the one module that reads and writes them.
 
 - The **extract watermark** (where the next read from MySQL starts) is the ``watermark`` metadata
-  entry of the latest materialization of the staging asset ``staging/<pipeline>/<schema>/<table>``.
+  entry of the latest materialization of the staging asset ``staging/<pipeline>/<schema>/<table>_staged``.
 - The **load watermark** (the end of the last batch loaded) is the ``watermark`` entry of the latest
   materialization of the warehouse asset ``warehouse/<target>/<schema>/<table>``.
 - A **manual set or reset** is a runless ``AssetObservation`` on the staging asset carrying
@@ -264,3 +264,42 @@ def warehouse_metadata(result: LoadResult, stored: Watermark, origin: str) -> di
     if result.target_rows is not None:
         metadata[TARGET_ROWS] = result.target_rows
     return metadata
+
+
+# --------------------------------------------------------------------------- what the instance knows
+
+
+_IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+_RUNS_SCANNED = 500  # runs in progress at once; dagster.yaml allows a handful
+_HISTORY_PAGE = 1000
+
+
+def run_extracting(instance: dg.DagsterInstance, spec: TableSpec) -> dg.DagsterRun | None:
+    """A run in progress that extracts the table: it stores its own watermark when it ends, replacing
+    one set by hand meanwhile."""
+    from sync_platform.orchestration.automation import TABLES_JOB
+
+    key = staging_key(spec)
+    for record in instance.get_run_records(dg.RunsFilter(statuses=_IN_PROGRESS), limit=_RUNS_SCANNED):
+        run = record.dagster_run
+        selection = run.asset_selection
+        if (key in selection) if selection is not None else run.job_name == TABLES_JOB:
+            return run
+    return None
+
+
+def materialized_rows(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, int]:
+    """(rows summed over every recorded materialization of ``key``, number of materializations)."""
+    rows = runs = 0
+    cursor: str | None = None
+    while True:
+        page = instance.fetch_materializations(key, limit=_HISTORY_PAGE, cursor=cursor, ascending=True)
+        for record in page.records:
+            materialization = record.event_log_entry.asset_materialization
+            value = materialization.metadata.get(ROWS) if materialization else None
+            if value is not None and isinstance(value.value, int):
+                rows += value.value
+                runs += 1
+        if not page.has_more:
+            return rows, runs
+        cursor = page.cursor

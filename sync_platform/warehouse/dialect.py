@@ -19,12 +19,16 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from sync_platform.errors import DataError
 from sync_platform.warehouse.types import Kind, LogicalType, OversizePolicy
 from sync_platform.warehouse.types import WarehouseColumn as WarehouseColumn
 from sync_platform.warehouse.types import WarehouseColumnLike as WarehouseColumnLike
 
 LEDGER_TABLE = "_sync_load_ledger"
 INTERNAL_SUFFIX = "__sp"  # marks tables/columns the platform creates next to a target
+SOFT_DELETE_COLUMN = "_deleted_at"  # set by reconcile on rows deleted at the source (`deletes: soft`)
+FLOAT_DIGITS = 6  # significant digits a REAL (float32) is compared at (FLT_DIG)
+DOUBLE_DIGITS = 15  # significant digits a DOUBLE is compared at (DBL_DIG)
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class EvolutionPlan:
         return not self.statements
 
 
-class IncompatibleSchemaChange(ValueError):
+class IncompatibleSchemaChange(DataError, ValueError):
     """A source column changed in a way the target column cannot follow by widening."""
 
     def __init__(self, table: str, column: str, old_type: str, new_type: str, fix: str) -> None:
@@ -693,7 +697,7 @@ class WarehouseDialect:
             changes = [self._rebuild_change(table, existing, desired, widened, layout)]
         desired_names = {c.name for c in desired}
         for current in existing:
-            if current.name not in desired_names:
+            if current.name not in desired_names and current.name != SOFT_DELETE_COLUMN:
                 changes.append(
                     SchemaChange("kept_column", str(table), current.name, self.existing_type(current).sql, None)
                 )
@@ -795,6 +799,103 @@ class WarehouseDialect:
             True,
         )
 
+    # ------------------------------------------------------------------ reconcile: checksums and repairs
+    # Each value is rendered as one canonical text, identical to what the MySQL side renders for the
+    # same logical type (sync_platform/engine/reconcile/canonical.py); rows hash to 60-bit integers
+    # that are summed per key range. NULL renders as ''; text as '<length>:<text>' (unbounded text as
+    # its MD5 where ``hashes_unbounded_text``), binary as its MD5.
+
+    text_type = "TEXT"
+    # Unbounded text enters a row's canonical text as its MD5 (a fixed width) where text values are
+    # limited (Redshift's VARCHAR ends at 65535 bytes); elsewhere as itself, which costs less.
+    hashes_unbounded_text = False
+
+    def canonical_text(self, column_sql: str, logical: LogicalType) -> str:
+        """The canonical text of one column value (NULL when the value is NULL)."""
+        kind, text = logical.kind, self.text_type
+        if kind in (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT, Kind.DECIMAL):
+            return f"CAST({column_sql} AS {text})"  # numerics print at their declared scale
+        if kind is Kind.REAL:
+            return self.float_text(column_sql, FLOAT_DIGITS)
+        if kind is Kind.DOUBLE:
+            return self.float_text(column_sql, DOUBLE_DIGITS)
+        if kind is Kind.DATE:
+            return f"TO_CHAR({column_sql}, 'YYYY-MM-DD')"
+        if kind is Kind.TIMESTAMP:
+            return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        if kind is Kind.TIMESTAMPTZ:  # microseconds since the epoch: the instant, whatever the zone
+            return f"CAST(CAST(ROUND(EXTRACT(EPOCH FROM {column_sql}) * 1000000) AS BIGINT) AS {text})"
+        if kind is Kind.JSON:  # JSON text is normalized differently on each side: presence only
+            return f"CASE WHEN {column_sql} IS NULL THEN NULL ELSE 'j' END"
+        if kind is Kind.BINARY:
+            return f"MD5({self.binary_hex(column_sql)})"
+        if kind is Kind.TEXT and self.hashes_unbounded_text:
+            return f"MD5({column_sql})"
+        # Text as itself after its length: a '|' inside cannot be taken for a column boundary.
+        return f"CAST(LENGTH({column_sql}) AS {text}) || ':' || {column_sql}"
+
+    def binary_hex(self, column_sql: str) -> str:
+        return f"ENCODE({column_sql}, 'hex')"
+
+    def float_text(self, column_sql: str, digits: int) -> str:
+        """``digits`` significant digits as ``<integer mantissa>e<exponent>``, from IEEE arithmetic only.
+
+        MySQL and PostgreSQL print floats differently; this renders both the same way (see the MySQL
+        twin). ``FLOOR(m + 0.5)`` rather than ROUND, whose tie rule differs between servers.
+        """
+        x = f"CAST({column_sql} AS DOUBLE PRECISION)"
+        e = f"FLOOR(LOG(ABS({x})))"
+        scaled = f"(CASE WHEN {e} >= 0 THEN {x} / POWER(10, {e}) ELSE {x} * POWER(10, -{e}) END)"
+        mantissa = f"CAST(FLOOR({scaled} * POWER(10, {digits - 1}) + 0.5) AS BIGINT)"
+        return (
+            f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 0 THEN '0' ELSE "
+            f"CAST({mantissa} AS {self.text_type}) || 'e' || CAST(CAST({e} AS INTEGER) AS {self.text_type}) END"
+        )
+
+    def row_text(self, columns: Sequence[tuple[str, LogicalType]]) -> str:
+        """One text per row: canonical texts joined by '|' (NULL as '')."""
+        parts = [f"COALESCE({self.canonical_text(sql, logical)}, '')" for sql, logical in columns]
+        return " || '|' || ".join(parts)
+
+    def row_hash(self, text_sql: str) -> str:
+        """60 bits of the MD5 of a row's text, as an integer (summed per range)."""
+        return f"('x' || SUBSTR(MD5({text_sql}), 18))::BIT(60)::BIGINT"
+
+    def hash_sum(self, hash_sql: str) -> str:
+        return f"COALESCE(SUM({hash_sql}), 0)"
+
+    def key_order_expression(self, value_sql: str, logical: LogicalType, *, case_insensitive: bool) -> str:
+        """The expression keys are compared and ordered by: MySQL's order where the types allow.
+
+        A case-insensitive MySQL collation orders ``UPPER(k)`` (its weights are upper-case letters);
+        where the orders still differ (accents), reconcile matches rows by key across ranges.
+        """
+        if case_insensitive and logical.kind in (Kind.VARCHAR, Kind.TEXT):
+            return f"UPPER(CAST({value_sql} AS {self.text_type}))"
+        return value_sql
+
+    def delete_keys(self, table: TableRef, key: Sequence[str], count: int) -> str:
+        """DELETE of ``count`` rows by key (parameters: the key values, row after row)."""
+        return f"DELETE FROM {self.table_sql(table)} WHERE {self._keys_match(key, count)}"
+
+    def soft_delete_keys(self, table: TableRef, key: Sequence[str], count: int) -> str:
+        """Mark ``count`` rows deleted (``_deleted_at``) by key, keeping an earlier mark.
+
+        Parameters: the time of the mark, then the key values row after row.
+        """
+        column = self.quote(SOFT_DELETE_COLUMN)
+        return (
+            f"UPDATE {self.table_sql(table)} SET {column} = %s "
+            f"WHERE {column} IS NULL AND ({self._keys_match(key, count)})"
+        )
+
+    def add_soft_delete_column(self, table: TableRef) -> str:
+        return f"ALTER TABLE {self.table_sql(table)} ADD COLUMN {self.quote(SOFT_DELETE_COLUMN)} TIMESTAMPTZ"
+
+    def _keys_match(self, key: Sequence[str], count: int) -> str:
+        one = "(" + " AND ".join(f"{self.quote(k)} = %s" for k in key) + ")"
+        return " OR ".join([one] * count)
+
     # ------------------------------------------------------------------ ledger
 
     def ledger_table(self, schema: str) -> TableRef:
@@ -872,8 +973,15 @@ class WarehouseDialect:
         return frozenset(str(name) for name, distkey, sortkey in rows if distkey or (sortkey or 0) != 0)
 
     def is_conflict(self, sqlstate: str | None, message: str) -> bool:
-        """A concurrent-writer conflict that succeeds when the transaction is retried."""
-        return sqlstate in ("40001", "40P01")
+        """A concurrent-writer conflict that succeeds when the transaction is retried.
+
+        Besides serialization failures and deadlocks: two sessions racing through CREATE … IF NOT
+        EXISTS of the same table (the loser sees the winner's catalog row, or "already exists");
+        the retry finds the table and passes.
+        """
+        if sqlstate in ("40001", "40P01", "42P07"):
+            return True
+        return sqlstate == "23505" and "pg_type_typname_nsp_index" in message
 
     # ------------------------------------------------------------------ the load plan
 

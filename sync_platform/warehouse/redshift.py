@@ -1,16 +1,21 @@
 """Amazon Redshift: what differs from the PostgreSQL-flavoured SQL in ``dialect``.
 
-- Types: VARCHAR lengths are bytes (``typemap.redshift_varchar_bytes``), TEXT is VARCHAR(65535),
+- Capabilities (data, ``RedshiftDialect.capabilities``): the stage is filled from S3, no advisory
+  locks, keys not enforced, ALTER COLUMN TYPE only outside a transaction block, DISTKEY/SORTKEY.
+- Types: VARCHAR lengths are bytes (``redshift_limits.redshift_varchar_bytes``), TEXT is VARCHAR(65535),
   JSON is SUPER, binary is VARBYTE. JSON is staged as VARCHAR and parsed with ``JSON_PARSE`` on the
   way into the target: a parquet string COPYed straight into SUPER would stay a JSON *string*.
+  TIMESTAMPTZ is staged as the UTC TIMESTAMP parquet maps to and converted on insert.
 - Keys are not enforced, so none are declared (the planner trusts declared keys).
 - Layout: DISTSTYLE / DISTKEY / [COMPOUND | INTERLEAVED] SORTKEY; default DISTSTYLE AUTO SORTKEY AUTO.
 - The stage is filled by ``COPY … FROM 's3://…manifest' … FORMAT AS PARQUET MANIFEST``. Columnar
   COPY accepts only IAM_ROLE or CREDENTIALS for authorization (not ACCESS_KEY_ID/…), no REGION,
-  and maps parquet columns by position — the stage is created in staged order for that reason.
+  no column list, and maps parquet columns by position — the stage is created in staged order.
 - Schema evolution: only ``ALTER COLUMN … TYPE VARCHAR(n)`` exists (outside a transaction block);
-  other widenings rebuild the column (add new, copy, drop old, rename), which moves it last.
-- Locking: ``LOCK table`` (blocks readers too until commit; take it just before the merge).
+  other widenings rebuild the column (add new, copy, drop old, rename), which moves it last — or,
+  for a NOT NULL or DISTKEY/SORTKEY column (read from PG_TABLE_DEF), deep-copy the table.
+- Locking: ``LOCK table`` (blocks readers too until commit): the load plan takes it after the stage
+  is filled and committed, just before the merge. Error 1023 (serializable isolation) is a conflict.
 - Values: VARCHAR/SUPER/VARBYTE byte limits are checked on the Arrow batch before staging
   (``enforce_limits``), since a COPY failing on one long value would stop the whole load.
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse.dialect import (
     INTERNAL_SUFFIX,
     BatchLoad,
@@ -51,11 +57,11 @@ MAX_INTERLEAVED_SORTKEY_COLUMNS = REDSHIFT_MAX_INTERLEAVED_SORTKEY_COLUMNS
 REDACTED = "***"
 
 
-class MissingCopyAuthorization(ValueError):
+class MissingCopyAuthorization(ConfigurationError, ValueError):
     """A Redshift load without an IAM role or keys to read the staging bucket."""
 
 
-class LayoutError(ValueError):
+class LayoutError(ConfigurationError, ValueError):
     """A DISTKEY/SORTKEY setting that Redshift would reject (names table and setting)."""
 
 
@@ -296,7 +302,9 @@ class RedshiftDialect(WarehouseDialect):
     def is_conflict(self, sqlstate: str | None, message: str) -> bool:
         """Error 1023, serializable isolation violation: concurrent transactions touched the same tables."""
         lowered = message.lower()
-        return sqlstate == "40001" or "serializable isolation" in lowered or lowered.lstrip().startswith("1023")
+        if "serializable isolation" in lowered or lowered.lstrip().startswith("1023"):
+            return True
+        return super().is_conflict(sqlstate, message)  # and racing CREATE … IF NOT EXISTS
 
     def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
         return (
@@ -304,6 +312,18 @@ class RedshiftDialect(WarehouseDialect):
             f"it with the new type; or rebuild the column yourself as {new.sql} (ADD COLUMN, UPDATE … SET, "
             "DROP COLUMN, RENAME COLUMN) and rerun."
         )
+
+    # ------------------------------------------------------------------ reconcile
+
+    text_type = "VARCHAR(65535)"
+    hashes_unbounded_text = True  # a row's canonical text must stay within VARCHAR(65535)
+
+    def binary_hex(self, column_sql: str) -> str:
+        return f"TO_HEX({column_sql})"
+
+    def row_hash(self, text_sql: str) -> str:
+        """Redshift has no bit casts: STRTOL reads the 15 hex digits; DECIMAL keeps the sum exact."""
+        return f"CAST(STRTOL(SUBSTRING(MD5({text_sql}), 18), 16) AS DECIMAL(38,0))"
 
     # ------------------------------------------------------------------ locking
 

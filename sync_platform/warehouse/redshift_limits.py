@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync_platform.errors import DataError
 from sync_platform.warehouse.types import Kind, LogicalType, OversizePolicy, WarehouseColumnLike
 
 REDSHIFT_MAX_VARCHAR_BYTES = 65535
@@ -25,7 +26,7 @@ REDSHIFT_MAX_NUMERIC_PRECISION = 38
 REDSHIFT_MAX_INTERLEAVED_SORTKEY_COLUMNS = 8
 
 
-class OversizeValueError(ValueError):
+class OversizeValueError(DataError, ValueError):
     """A value longer than the warehouse column can hold, with ``oversize_text: fail``."""
 
     def __init__(self, table: str, column: str, byte_length: int, limit: int, *, hint: str) -> None:

@@ -177,6 +177,9 @@ def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(os.environ["DAGSTER_HOME"]))
     demo_runs = instance.get_runs(filters=dg.RunsFilter(tags={"sync_platform/trigger": "demo"}))
     assert len(demo_runs) >= 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in demo_runs[:2])
+    # Each run prints the UI address of its own run.
+    assert f"http://127.0.0.1:3000/runs/{demo_runs[0].run_id} (this run)" in second.stdout
+    assert f"http://127.0.0.1:3000/runs/{demo_runs[1].run_id} (this run)" in first.stdout
 
 
 def test_config_setup_in_an_existing_project_adds_nothing_that_breaks_it(make_config_dir) -> None:

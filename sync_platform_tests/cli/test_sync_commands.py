@@ -81,6 +81,7 @@ def test_sync_pipeline_without_tables_syncs_every_table_as_a_dagster_run(harness
     assert assert_same(harness, "orders", COLUMNS, "id") == 300
 
 
+@pytest.mark.timeout(600)  # six Dagster runs in sequence; through the stand-in each also COPYs from S3
 def test_airflow_loop_with_limit_until_caught_up_totals_match_the_target(harness: Harness, dagster_home: Path) -> None:
     table = f"{harness.mysql.name}.orders"
     output = dagster_home.parent / "result.json"
@@ -206,7 +207,14 @@ def test_a_run_blocked_on_its_pool_gives_up_after_the_wait_timeout(harness: Harn
     result = cli(harness, dagster_home, "sync", "-t", table, "--wait-timeout", "3")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "gave up after 3 s" in result.stderr and pool in result.stderr
+    assert "DagsterExecutionInterruptedError" not in result.stdout + result.stderr
     assert harness.pg.query(f"SELECT to_regclass('{harness.config.target_schema}.orders')") == [(None,)]
+    # In the instance (and the UI) the run is canceled with what it was waiting for, and holds no claim.
+    run = instance.get_runs(limit=1)[0]
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    ended = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)
+    assert "gave up after 3 s" in ended[-1].message and pool in ended[-1].message
+    assert run.run_id not in {s.run_id for s in instance.event_log_storage.get_concurrency_info(pool).pending_steps}
 
     instance.event_log_storage.set_concurrency_slots(pool, 1)
     result = cli(harness, dagster_home, "sync", "-t", table)

@@ -48,6 +48,9 @@ def test_a_redshift_conflict_is_recognised_by_its_code_and_text() -> None:
     assert rs.is_conflict("XX000", "1023\nDETAIL:  Serializable isolation violation on table - 100, transactions ...")
     assert rs.is_conflict("40001", "could not serialize access")
     assert not rs.is_conflict("42601", 'syntax error at or near "COPY"')
+    race = 'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'
+    assert rs.is_conflict("23505", race) and rs.is_conflict("42P07", 'relation "t" already exists')
+    assert not rs.is_conflict("23505", 'duplicate key value violates unique constraint "orders_pkey"')
 
 
 def test_a_warehouse_error_quoting_the_copy_credentials_never_carries_the_secret(harness: Harness) -> None:

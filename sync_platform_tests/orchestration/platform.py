@@ -72,7 +72,7 @@ class Platform:
         return load_project(self.config.path, env={})
 
     def definitions(self) -> dg.Definitions:
-        return build_definitions(self.project(), retry_policy=None)
+        return build_definitions(self.project(), retry_schedule=None)
 
     def spec(self, table: str) -> TableSpec:
         return table_spec(self.project(), PIPELINE, f"{self.mysql.name}.{table}")

@@ -18,6 +18,7 @@ from sync_platform.orchestration.automation import POOL_LIMITS_SENSOR, STAGED_BA
 from sync_platform.orchestration.checks import FRESHNESS_SENSOR, ROW_COUNT_CHECK, UNIQUE_KEY_CHECK
 from sync_platform.orchestration.component import SyncPipelinesComponent
 from sync_platform.orchestration.factory import build_definitions
+from sync_platform.orchestration.launch import only_tables
 from sync_platform.orchestration.resources import MySQLSourceResource, StagingResource, WarehouseResource
 
 CONNECTIONS = {
@@ -79,7 +80,10 @@ def defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
 
 def test_each_table_becomes_mysql_staging_and_warehouse_assets_with_lineage(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
-    orders = [dg.AssetKey(["mysql", "shop", "shop", "orders"]), dg.AssetKey(["staging", "shop", "shop", "orders"])]
+    orders = [
+        dg.AssetKey(["mysql", "shop", "shop", "orders_mysql"]),
+        dg.AssetKey(["staging", "shop", "shop", "orders_staged"]),
+    ]
     warehouse = dg.AssetKey(["warehouse", "dw", "raw", "orders"])
     assert graph.get(orders[1]).parent_keys == {orders[0]}
     assert graph.get(warehouse).parent_keys == {orders[1]}
@@ -149,10 +153,31 @@ def test_definitions_module_loads_the_configured_directory(tmp_path: Path, monke
     from sync_platform import definitions
 
     loaded = definitions.defs()  # lazy: importing the module reads nothing
-    assert dg.AssetKey(["staging", "shop", "shop", "customers"]) in loaded.resolve_asset_graph().get_all_asset_keys()
+    assert (
+        dg.AssetKey(["staging", "shop", "shop", "customers_staged"])
+        in loaded.resolve_asset_graph().get_all_asset_keys()
+    )
 
 
 def test_a_thousand_tables_become_three_thousand_assets() -> None:
     """Correctness at scale; the time it takes is measured by ``python -m bench.bench_definitions``."""
     figures = measure(tables=1000, pipelines=10)
     assert figures["assets"] == 3000
+
+
+def test_a_cli_run_builds_only_the_tables_it_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sync -t shop.orders` executes a job of that table's assets, not of every configured table."""
+    monkeypatch.setenv("SPT_SHOP_PW", "s3cret")
+    other = {
+        **SHOP,
+        "pipeline": {**SHOP["pipeline"], "name": "other"},
+        "tables": {"shop.items": {"cdc_strategy": "full_sync"}},
+    }
+    project = load_project(write(tmp_path, {"shop": SHOP, "other": other}))
+    orders = project.pipelines["shop"].tables["shop.orders"]
+    cut = only_tables(project, [orders])
+    assert {name: list(p.tables) for name, p in cut.pipelines.items()} == {"shop": ["shop.orders"]}
+    keys = build_definitions(cut).resolve_asset_graph().get_all_asset_keys()
+    assert dg.AssetKey(["warehouse", "dw", "raw", "orders"]) in keys
+    assert not any("customers" in key.path or "items" in key.path for key in keys)
+    assert cut.pipelines["shop"].settings == project.pipelines["shop"].settings  # same pipeline, fewer tables

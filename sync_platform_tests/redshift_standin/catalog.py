@@ -72,6 +72,13 @@ BEGIN
 EXCEPTION WHEN others THEN RETURN false;
 END $f$;
 
+-- Redshift's TO_HEX takes numbers and VARBYTE (stored here as bytea).
+CREATE OR REPLACE FUNCTION {SCHEMA}.to_hex(bytea) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT AS $f$ SELECT encode($1, 'hex') $f$;
+
+CREATE OR REPLACE FUNCTION {SCHEMA}.to_hex(bigint) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT AS $f$ SELECT pg_catalog.to_hex($1) $f$;
+
 CREATE OR REPLACE FUNCTION {SCHEMA}.strtol(num text, base integer) RETURNS bigint
   LANGUAGE plpgsql IMMUTABLE STRICT AS $f$
 DECLARE

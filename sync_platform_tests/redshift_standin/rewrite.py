@@ -16,6 +16,7 @@ FUNCTIONS = {
     "JSON_SERIALIZE": f"{SCHEMA}.json_serialize",
     "IS_VALID_JSON": f"{SCHEMA}.is_valid_json",
     "STRTOL": f"{SCHEMA}.strtol",
+    "TO_HEX": f"{SCHEMA}.to_hex",
     "NVL": "coalesce",
     "LEN": "length",
 }

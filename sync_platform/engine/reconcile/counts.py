@@ -1,4 +1,4 @@
-"""Reconciliation queries behind the asset checks: plain Python, no Dagster.
+"""Row-count and key-uniqueness queries behind the asset checks: plain Python, no Dagster.
 
 - Row counts: source and target rows within the synced window, i.e. rows whose keyset is at or
   below the load watermark (every row the syncs so far must have delivered); a whole-table count
