@@ -65,3 +65,7 @@ def echo_guides() -> None:
         click.echo(f"  use when: {guide.use_when}")
     click.echo("Every strategy stops at a ceiling fixed at run start (min(MAX(cursor), now - safety_lag)) and, for")
     click.echo("tables with a key, re-reads a lookback window (default 60s); loads merge, so re-reads never duplicate.")
+    click.echo("Limit of every incremental strategy (hybrid, timestamp_only, id_only, custom_sql): an UPDATE that")
+    click.echo("does not change the cursor column is invisible to it, so the target keeps the old values. Make the")
+    click.echo("cursor change on every update (ON UPDATE CURRENT_TIMESTAMP), or run full_sync periodically.")
+    click.echo("Rows with a NULL cursor follow the table's null_cursor setting (load, the default: read by key).")

@@ -86,6 +86,7 @@ def check_table(registry: ConnectionRegistry, spec: TableSpec) -> CdcReport:
     _check_timestamp(report, choice, source, indexes)
     _check_ids(report, choice, source, indexes)
     _check_key(report, choice)
+    _check_key_collation(report, choice, source)
     try:
         report.explanation = explain_table(registry, spec, Watermark(), RunOptions())
     except (PlanError, UnsupportedColumnType, pymysql.MySQLError) as exc:
@@ -118,7 +119,7 @@ def _check_timestamp(
             "use a DATETIME, TIMESTAMP, DATE or integer epoch column",
         )
     else:
-        note = " (integer: read as epoch seconds)" if kind == "unix" else ""
+        note = " (integer: an epoch in seconds, ms or µs, told by magnitude)" if kind == "unix" else ""
         report.add("ok", f"cdc_timestamp_column `{ts}` exists, {column.column_type}{note}")
     if column.nullable:
         report.add(
@@ -168,6 +169,23 @@ def _check_ids(
         )
     else:
         report.add("ok", f"id column(s) {', '.join(f'`{i}`' for i in ids)} exist and are unique")
+
+
+def _check_key_collation(report: CdcReport, choice: StrategyChoice, source: SourceTable) -> None:
+    """A merge key MySQL compares without case/accents would merge by a different equality in the warehouse."""
+    if choice.write_mode != "merge":
+        return
+    for name in choice.primary_key:
+        column = source.column(name)
+        if column.compares_loosely:
+            report.add(
+                "error",
+                f"key column `{name}` has collation {column.collation}: MySQL treats 'abc', 'ABC' (and 'abc ') as "
+                "one key, the warehouse merge as different keys, so a key whose case changes at the source "
+                f"stays twice in the target. Fix: ALTER TABLE {source.qualified_name} MODIFY `{name}` "
+                f"{column.column_type} COLLATE {column.character_set or 'utf8mb4'}_bin, or set "
+                "primary_key to a column compared exactly",
+            )
 
 
 def _check_key(report: CdcReport, choice: StrategyChoice) -> None:

@@ -91,6 +91,8 @@ def null_cursor_counts(registry: ConnectionRegistry, spec: TableSpec, shape: Tab
     column = shape.choice.timestamp_column
     if not column or shape.choice.strategy in ("full_sync", "custom_sql"):
         return None
+    if not shape.source.column(column).nullable:  # `IS NULL` would match a NOT NULL column's zero dates
+        return NullCursorCounts(column, null_cursor_policy(spec, shape.choice), 0, 0)
     extra = spec.config.additional_where
     where = f"{quote_mysql(column)} IS NULL" + (f" AND ({extra})" if extra else "")
     with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
@@ -106,6 +108,30 @@ def null_cursor_counts(registry: ConnectionRegistry, spec: TableSpec, shape: Tab
             cursor.execute(f"SELECT COUNT(*) FROM {dialect.table_sql(target)} WHERE {name} IS NULL")
             (target_rows,) = cursor.fetchone()
     return NullCursorCounts(column, null_cursor_policy(spec, shape.choice), int(source_rows), int(target_rows))
+
+
+def target_has_rows(registry: ConnectionRegistry, spec: TableSpec) -> bool | None:
+    """None when the target table does not exist, else whether it holds any row."""
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        if not _exists(cursor, dialect, target):
+            return None
+        cursor.execute(f"SELECT 1 FROM {dialect.table_sql(target)} LIMIT 1")
+        return cursor.fetchone() is not None
+
+
+def target_column_names(registry: ConnectionRegistry, spec: TableSpec) -> set[str] | None:
+    """The target table's column names; None when it does not exist."""
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    target = TableRef(spec.target_schema, spec.target_table)
+    query = dialect.columns_query(target)
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        columns = dialect.parse_columns(cursor.fetchall())
+    return {c.name for c in columns} or None
 
 
 def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark | None:

@@ -41,6 +41,13 @@ class SourceColumn:
     unsigned: bool = False
     character_set: str | None = None
     generated: bool = False  # a VIRTUAL/STORED generated column (still readable)
+    collation: str | None = None  # text columns: how MySQL compares them (e.g. utf8mb4_general_ci)
+
+    @property
+    def compares_loosely(self) -> bool:
+        """Text that MySQL compares ignoring case or accents: distinct values in the warehouse may be one key."""
+        name = (self.collation or "").lower()
+        return name.endswith(("_ci", "_ai", "_ai_ci")) or "_ci_" in name or "_ai_" in name
 
     @property
     def display_width(self) -> int | None:
@@ -98,7 +105,7 @@ class ServerTimeZone:
 _COLUMNS_SQL = """
 SELECT COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE,
        CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION,
-       CHARACTER_SET_NAME, EXTRA
+       CHARACTER_SET_NAME, EXTRA, COLLATION_NAME
 FROM INFORMATION_SCHEMA.COLUMNS
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
 ORDER BY ORDINAL_POSITION
@@ -186,7 +193,9 @@ def read_server_time_zone(conn: pymysql.connections.Connection) -> ServerTimeZon
 
 
 def _column(row: Sequence[Any], json_columns: set[str]) -> SourceColumn:
-    (name, ordinal, data_type, column_type, is_nullable, char_len, precision, scale, dt_precision, charset, extra) = row
+    name, ordinal, data_type, column_type, is_nullable, char_len, precision, scale, dt_precision = row[:9]
+    charset, extra = row[9], row[10]
+    collation = row[11] if len(row) > 11 else None
     data_type = _text(data_type).lower()
     column_type = _text(column_type)
     if data_type == "longtext" and name in json_columns:
@@ -204,6 +213,7 @@ def _column(row: Sequence[Any], json_columns: set[str]) -> SourceColumn:
         datetime_precision=_int(dt_precision),
         unsigned="unsigned" in column_type.lower().split(),
         character_set=charset,
+        collation=_text(collation) if collation else None,
         generated="generated" in extra_text or "virtual" in extra_text or "persistent" in extra_text,
     )
 

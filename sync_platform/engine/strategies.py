@@ -316,9 +316,7 @@ def choose_strategy(spec: TableSpec, source: SourceTableLike) -> StrategyChoice:
     )
 
 
-def keyset_of(
-    choice: StrategyChoice, source: SourceTableLike, *, unix_ms: bool = False
-) -> tuple[tuple[CursorColumn, ...], bool]:
+def keyset_of(choice: StrategyChoice, source: SourceTableLike) -> tuple[tuple[CursorColumn, ...], bool]:
     """(keyset columns, whether the keyset is unique) for the strategy."""
     types = {c.name: c.data_type for c in source.columns}
 
@@ -343,7 +341,21 @@ def _is_unique(columns: tuple[str, ...], source: SourceTableLike) -> bool:
     return any(set(key) <= set(columns) for key in getattr(source, "unique_keys", ()) or ())
 
 
-def lookback_start(first: CursorColumn, value: CursorValue, seconds: float, *, unix_ms: bool = False) -> CursorValue:
+def epoch_scale(value: Any) -> int:
+    """Units per second of an integer epoch cursor, told from a value of it: seconds, ms or µs.
+
+    Epoch seconds stay below 10**11 until the year 5138; milliseconds pass it in 1973, and
+    microseconds pass 10**14 in 1973 as well, so the magnitude of any recent value names its unit.
+    """
+    magnitude = abs(int(value)) if isinstance(value, int | float | Decimal) else 0
+    if magnitude >= 10**14:
+        return 1_000_000
+    if magnitude >= 10**11:
+        return 1000
+    return 1
+
+
+def lookback_start(first: CursorColumn, value: CursorValue, seconds: float) -> CursorValue:
     """The watermark's first value moved back by the lookback window (None: no lookback applies)."""
     if not seconds or value is None:
         return None
@@ -352,7 +364,7 @@ def lookback_start(first: CursorColumn, value: CursorValue, seconds: float, *, u
     if first.kind == "date" and isinstance(value, dt.date):
         return value - dt.timedelta(days=max(1, math.ceil(seconds / 86400)))
     if first.kind == "unix" and isinstance(value, int | float | Decimal):
-        return value - math.ceil(seconds * (1000 if unix_ms else 1))
+        return value - math.ceil(seconds * epoch_scale(value))
     return None
 
 
@@ -444,14 +456,20 @@ def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_wher
     elif first.kind == "date":
         clock = "CAST(COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6)) AS DATE)"
     elif first.kind == "unix":
-        clock = f"UNIX_TIMESTAMP() - {math.ceil(safety_lag)}"
+        # In seconds; ceiling_from scales it to the cursor's own unit. MIN tells a wrong unit apart.
+        return f"SELECT MAX({column}), UNIX_TIMESTAMP(NOW(6)) - {safety_lag!r}, MIN({column}) FROM {table}{where}"
     else:
         clock = "NULL"
     return f"SELECT MAX({column}), {clock} FROM {table}{where}"
 
 
-def ceiling_from(first: CursorColumn, maximum: Any, clock: Any) -> CursorValue:
-    """``min(MAX(cursor), now - safety_lag)``; None when the table has no rows with a cursor."""
+def ceiling_from(first: CursorColumn, maximum: Any, clock: Any, minimum: Any = None) -> CursorValue:
+    """``min(MAX(cursor), now - safety_lag)``; None when the table has no rows with a cursor.
+
+    An integer epoch cursor's clock is scaled to the unit its values are in (see :func:`epoch_scale`).
+    When even the smallest value lies more than a day past the clock, the values are not an epoch in
+    any unit the engine knows, and no run would ever read a row: :class:`PlanError`.
+    """
     if maximum is None:
         return None
     if first.kind == "timestamp":
@@ -460,7 +478,16 @@ def ceiling_from(first: CursorColumn, maximum: Any, clock: Any) -> CursorValue:
     if clock is None:
         return maximum
     if first.kind == "unix" and isinstance(maximum, Decimal | int):
-        return min(int(maximum), int(clock))
+        scale = epoch_scale(maximum)
+        now = int(Decimal(str(clock)) * scale)
+        if minimum is not None and int(minimum) - now > 86400 * scale:
+            unit = {1: "seconds", 1000: "milliseconds", 1_000_000: "microseconds"}[scale]
+            raise PlanError(
+                f"`{first.name}` is read as epoch {unit} (its largest value is {int(maximum)}), but even its smallest "
+                f"value {int(minimum)} lies more than a day after the source's clock ({now} in that unit): no run "
+                "would ever read a row. Use a DATETIME/TIMESTAMP cursor column, or custom_sql with its own bounds"
+            )
+        return min(int(maximum), now)
     try:
         return min(maximum, clock)
     except TypeError:

@@ -27,7 +27,7 @@ from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
 from sync_platform.engine.pages import PageReader
-from sync_platform.engine.recovery import loaded_end
+from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
@@ -227,13 +227,28 @@ def plan_extract(
     if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
         # Without a key a re-read duplicates rows: the ledger also says how far loads got.
         resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+    loose = [k for k in choice.primary_key if choice.write_mode == "merge" and source_table.column(k).compares_loosely]
+    if loose:
+        warnings.append(
+            f"key column(s) {', '.join(loose)} compare without case (collation "
+            f"{source_table.column(loose[0]).collation}): a key whose case changes at the source stays twice in "
+            f"the target; `cdc validate -t {spec.name}` says how to fix it"
+        )
+    if probe.watermark_columns and not resume.is_empty:
+        restart = _restart_for_lost_target(registry, spec, resume, staged)
+        if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
+            restart = _restart_for_new_columns(registry, spec, mapping)
+        if restart is not None:
+            resume, note = restart
+            warnings.append(note)
     ceiling, ceiling_sql, nulls = None, None, 0
     if probe.keyset and choice.strategy != "full_sync":
         first = probe.keyset[0]
         ceiling_sql = ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
         row = _query_one(conn)(ceiling_sql)
         ceiling = ceiling_from(first, *(row or (None, None)))
-        if choice.timestamp_column:
+        # A NOT NULL column holds no NULLs; there MySQL's `IS NULL` would match its zero dates instead.
+        if choice.timestamp_column and source_table.column(choice.timestamp_column).nullable:
             (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
             nulls = int(count or 0)
     plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
@@ -245,6 +260,52 @@ def plan_extract(
     return ExtractPlan(
         source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings)
     )
+
+
+def _restart_for_lost_target(
+    registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, staged: list[Manifest]
+) -> tuple[Watermark, str] | None:
+    """The ledger says rows were loaded, but the target is gone or empty: read from the beginning.
+
+    Resuming would bring back only the rows changed since (a dropped table, a TRUNCATE, a new
+    warehouse). The restart is marked like a manual reset, so batches staged before it never move
+    the resume point again.
+    """
+    has_rows = target_has_rows(registry, spec)
+    if has_rows:
+        return None
+    if ledger_watermark(registry, spec) is None:
+        # The ledger never recorded a load of this table: the batches wait for their load
+        # (--backup-only), or a person set where a new table starts (watermark set).
+        return None
+    state = "does not exist" if has_rows is None else "is empty"
+    note = (
+        f"the target {spec.target_schema}.{spec.target_table} {state} although the watermark is at "
+        f"{resume.describe()}: reading {spec.name} again from the beginning"
+    )
+    return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
+
+
+def _restart_for_new_columns(
+    registry: ConnectionRegistry, spec: TableSpec, mapping: TableMapping
+) -> tuple[Watermark, str] | None:
+    """The source gained columns the target lacks: re-read every row, so rows already loaded get their values.
+
+    The load adds the column; without a re-read, every row not changed since would hold NULL there
+    although the source has a value (a DEFAULT, a backfill). Loads merge, so the re-read is idempotent.
+    """
+    existing = target_column_names(registry, spec)
+    if existing is None:
+        return None
+    added = [c for c in mapping.columns if c.name not in existing]
+    if not added:
+        return None
+    names = ", ".join(c.source.name for c in added)
+    note = (
+        f"the source gained column(s) {names}, which {spec.target_schema}.{spec.target_table} lacks: reading "
+        f"every row of {spec.name} again so the rows already loaded get their values"
+    )
+    return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
 
 
 def _null_cursor_handling(
@@ -442,6 +503,7 @@ def _stream_to_stage(
         nonlocal stager, batch_start
         if stager is None:
             return
+        end = _keep_manual_mark(end, resume)
         manifest = stager.finish(
             watermark_start=batch_start.to_dict(),
             watermark_end=end.to_dict(),
@@ -486,10 +548,17 @@ def _stream_to_stage(
         )
     close_stager(end)
     if stager is None and not result.batches:
-        result.watermark = end if plan.watermark_columns else resume
+        result.watermark = _keep_manual_mark(end, resume) if plan.watermark_columns else resume
     result.capped = reader.capped
     result.zero_dates = counts
     result.truncated_values = truncated
+
+
+def _keep_manual_mark(end: Watermark, start: Watermark) -> Watermark:
+    """Positions after a reset keep its moment, so batches staged before it never count again."""
+    if end.manual_at or not start.manual_at or end.is_empty:
+        return end
+    return Watermark(end.position, manual_at=start.manual_at)
 
 
 def staged_columns(mapping: TableMapping) -> list[dict]:

@@ -147,7 +147,21 @@ def later(a: Watermark, b: Watermark, columns: tuple[str, ...]) -> Watermark:
 
 def _key(values: tuple[CursorValue, ...]) -> tuple[Any, ...]:
     # NULLs sort first, as in MySQL; aware and naive datetimes never mix within one column.
-    return tuple((v is not None, v) for v in values)
+    return tuple(_rank(v) for v in values)
+
+
+def _rank(value: CursorValue) -> tuple[int, Any]:
+    """A zero date (kept as the server's text, '0000-00-00 …') is the lowest position after NULL."""
+    if value is None:
+        return (0, 0)
+    if is_zero_date(value):
+        return (1, 0)
+    return (2, value)
+
+
+def is_zero_date(value: Any) -> bool:
+    """The server's text of a zero DATE / DATETIME / TIMESTAMP value, which no Python date can hold."""
+    return isinstance(value, str) and value.startswith("0000-00-00")
 
 
 # --------------------------------------------------------------------------- positions set by hand

@@ -247,10 +247,13 @@ def test_watermark_set_then_sync_resumes_from_the_set_point(harness: Harness, da
     assert moved.returncode == 0, moved.stdout + moved.stderr
     output = dagster_home.parent / "after_set.json"
     resumed = cli(harness, dagster_home, "sync", "-t", table, "--json-output", str(output))
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(output.read_text())["table_results"][table]["rows_processed"] == 50  # rows 251..300
+    assert "(50 rows, 50 so far)" in resumed.stdout + resumed.stderr  # rows 251..300 staged
     ids = [row[0] for row in harness.pg.query(f"SELECT id FROM {harness.target('orders')} ORDER BY id")]
     assert ids == [*range(1, 101), *range(251, 301)]  # 101..250 skipped by the manual set, nothing doubled
+    # The skipped rows are still missing, and the run says so: its row-count check fails it (exit 4).
+    assert resumed.returncode == 4, resumed.stdout + resumed.stderr
+    assert "150 rows missing from the target" in resumed.stderr
+    assert json.loads(output.read_text())["table_results"][table]["status"] == "failed"
 
 
 def test_progress_and_summary_on_a_terminal(harness: Harness, dagster_home: Path) -> None:

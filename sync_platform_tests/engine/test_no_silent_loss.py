@@ -16,7 +16,7 @@ import pytest
 
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
-from sync_platform.engine.strategies import NullCursorRowsError
+from sync_platform.engine.strategies import NullCursorRowsError, PlanError
 from sync_platform.engine.typemap import quote_mysql_identifier
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
@@ -24,7 +24,7 @@ from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 
 @pytest.fixture
 def harness(mysql_db, warehouse_db, make_config_dir) -> Harness:
-    """Runs for PostgreSQL and for the Redshift stand-in (the ``warehouse`` fixture)."""
+    """The module's MariaDB and the ``warehouse`` parameter's target (PostgreSQL, the Redshift stand-in)."""
     return Harness(make_config_dir(postgres=warehouse_db), mysql_db, warehouse_db)
 
 
@@ -312,3 +312,144 @@ def test_a_capped_full_sync_replace_still_replaces_with_the_whole_table(harness:
     assert capped.extract.rows == 10 and not capped.extract.capped
     assert any("do not apply to a replace" in w for w in capped.extract.warnings)
     assert assert_same(harness, "snap", ["id", "name", "updated_at"], "id") == 10
+
+
+# --------------------------------------------------------------------------- case 8: zero dates as cursor values
+
+
+@pytest.mark.parametrize("cursor_type", ["TIMESTAMP(6)", "DATETIME(6)"])
+def test_zero_cursor_values_are_the_lowest_position_and_every_row_arrives(harness: Harness, cursor_type: str) -> None:
+    table = f"zero_{cursor_type[:4].lower()}"
+    harness.mysql.execute(f"DROP TABLE IF EXISTS `{table}`")
+    harness.mysql.execute(
+        f"CREATE TABLE `{table}` (id INT PRIMARY KEY, name VARCHAR(16), updated_at {cursor_type} NOT NULL "
+        "DEFAULT '2025-01-01', KEY (updated_at))"
+    )
+    with harness.mysql.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = ''")  # as an old application wrote them
+        cursor.executemany(
+            f"INSERT INTO `{table}` VALUES (%s, %s, %s)",
+            [(i, f"r{i}", "0000-00-00 00:00:00" if i <= 5 else f"2025-01-01 00:00:{i:02d}") for i in range(1, 13)],
+        )
+        conn.commit()
+    harness.set_tables({f"{harness.mysql.name}.{table}": hybrid(lookback=0)}, processing={"batch_size": 2})
+    total = 0
+    for _ in range(10):  # capped runs page on (updated_at, id) from the start, across the zero values
+        run_ = harness.sync(table, limit=2)
+        total += run_.extract.rows
+        if not run_.extract.capped:
+            break
+    assert total == 12
+    ids = [row[0] for row in harness.pg.query(f"SELECT id FROM {harness.target(table)} ORDER BY id")]
+    assert ids == list(range(1, 13))
+    assert harness.pg.query(f"SELECT count(*) FROM {harness.target(table)} WHERE updated_at IS NULL")[0][0] == 5
+    harness.mysql.execute(f"UPDATE `{table}` SET name = 'later', updated_at = '2025-06-01' WHERE id = 2")
+    assert harness.sync(table).extract.rows == 1
+
+
+# --------------------------------------------------------------------------- case 6: target lost, watermark kept
+
+
+def test_a_dropped_or_emptied_target_is_read_again_from_the_beginning(harness: Harness) -> None:
+    _keyed_table(harness, "lost", "INT", list(range(1, 11)), step=dt.timedelta(minutes=1))
+    harness.set_tables({f"{harness.mysql.name}.lost": hybrid(lookback=0)}, processing={"batch_size": 4})
+    assert harness.sync("lost").extract.rows == 10
+    harness.mysql.execute("UPDATE lost SET name = 'changed', updated_at = '2025-06-01' WHERE id IN (2, 3)")
+    # The advice of an incompatible-change error: drop the target table and run the sync again.
+    harness.pg.execute(f"DROP TABLE {harness.target('lost')}")
+    again = harness.sync("lost")
+    assert again.extract.rows == 10
+    assert any("does not exist although the watermark" in w for w in again.extract.warnings)
+    assert assert_same(harness, "lost", ["id", "name", "updated_at"], "id") == 10
+
+    harness.pg.execute(f"TRUNCATE {harness.target('lost')}")
+    emptied = harness.sync("lost", limit=4)  # a capped restart, then the rest: no batch from before counts
+    assert emptied.extract.rows == 4 and any("is empty although" in w for w in emptied.extract.warnings)
+    while harness.sync("lost", limit=4).extract.capped:
+        pass
+    assert assert_same(harness, "lost", ["id", "name", "updated_at"], "id") == 10
+    assert harness.sync("lost").extract.rows == 0
+
+
+# --------------------------------------------------------------------------- case 3: epoch integer cursors
+
+
+def test_epoch_millisecond_cursors_are_read_in_their_unit_and_a_wrong_unit_fails_clearly(harness: Harness) -> None:
+    harness.mysql.execute("DROP TABLE IF EXISTS epochs")
+    harness.mysql.execute(
+        "CREATE TABLE epochs (id INT PRIMARY KEY, name VARCHAR(16), updated_ms BIGINT NOT NULL, KEY (updated_ms))"
+    )
+    (now_s,) = harness.mysql.query("SELECT UNIX_TIMESTAMP()")[0]
+    base_ms = (int(now_s) - 3600) * 1000
+    harness.mysql.executemany(
+        "INSERT INTO epochs VALUES (%s, %s, %s)", [(i, f"r{i}", base_ms + i * 1000) for i in range(1, 21)]
+    )
+    harness.set_tables(
+        {f"{harness.mysql.name}.epochs": hybrid(cdc_timestamp_column="updated_ms", lookback="10s")},
+        processing={"batch_size": 6},
+    )
+    first = harness.sync("epochs")
+    assert first.extract.rows == 20 and first.extract.ceiling == base_ms + 20_000
+    assert assert_same(harness, "epochs", ["id", "name", "updated_ms"], "id") == 20
+    harness.mysql.execute(f"UPDATE epochs SET name = 'changed', updated_ms = {base_ms + 60_000} WHERE id = 4")
+    second = harness.sync("epochs")
+    assert second.extract.rows >= 1  # the change, plus the 10 s lookback window re-read in milliseconds
+    assert second.extract.rows < 20
+    assert assert_same(harness, "epochs", ["id", "name", "updated_ms"], "id") == 20
+
+    # Values that are no epoch at all (YYYYMMDDhhmmss as a number): no run could ever read them.
+    harness.mysql.execute("DROP TABLE IF EXISTS stamps_num")
+    harness.mysql.execute("CREATE TABLE stamps_num (id INT PRIMARY KEY, changed BIGINT NOT NULL)")
+    harness.mysql.execute("INSERT INTO stamps_num VALUES (1, 20250101120000), (2, 20250102120000)")
+    harness.set_tables({f"{harness.mysql.name}.stamps_num": hybrid(cdc_timestamp_column="changed")})
+    with pytest.raises(PlanError, match=r"`changed` is read as epoch .*more than a day after the source's clock"):
+        harness.sync("stamps_num")
+
+
+# --------------------------------------------------------------------------- case 4: a column added with a DEFAULT
+
+
+def test_a_source_column_added_with_a_default_reaches_every_existing_target_row(harness: Harness) -> None:
+    _keyed_table(harness, "added", "INT", list(range(1, 11)), step=dt.timedelta(minutes=1))
+    harness.set_tables({f"{harness.mysql.name}.added": hybrid(lookback=0)}, processing={"batch_size": 4})
+    assert harness.sync("added").extract.rows == 10
+    harness.mysql.execute("ALTER TABLE added ADD COLUMN state VARCHAR(10) NOT NULL DEFAULT 'active'")
+    harness.mysql.execute("UPDATE added SET state = 'closed', updated_at = '2025-06-01' WHERE id IN (3, 4)")
+    evolved = harness.sync("added")
+    assert any("gained column(s) state" in w for w in evolved.extract.warnings)
+    assert evolved.extract.rows == 10
+    assert assert_same(harness, "added", ["id", "name", "updated_at", "state"], "id") == 10
+    states = dict(harness.pg.query(f"SELECT state, count(*) FROM {harness.target('added')} GROUP BY state"))
+    assert states == {"active": 8, "closed": 2}
+    assert harness.sync("added").extract.rows == 0  # once the target has the column, runs are incremental again
+
+
+# --------------------------------------------------------------------------- case 5: keys MySQL compares loosely
+
+
+def test_a_case_insensitive_merge_key_is_refused_by_cdc_validate_naming_the_column_and_fix(harness: Harness) -> None:
+    harness.mysql.execute("DROP TABLE IF EXISTS ci_keys")
+    harness.mysql.execute(
+        "CREATE TABLE ci_keys (code VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, "
+        "updated_at DATETIME NOT NULL, KEY (updated_at))"
+    )
+    harness.mysql.execute("INSERT INTO ci_keys VALUES ('abc', '2025-01-01'), ('xyz', '2025-01-01')")
+    table = f"{harness.mysql.name}.ci_keys"
+    harness.set_tables({table: hybrid(lookback=0)})
+    checked = run("--config-dir", str(harness.config.path), "cdc", "validate", "-t", table, "-p", PIPELINE)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    text = checked.stdout + checked.stderr
+    assert "key column `code` has collation utf8mb4_general_ci" in text and "COLLATE utf8mb4_bin" in text
+    pipeline = run("--config-dir", str(harness.config.path), "cdc", "validate-pipeline", "-p", PIPELINE)
+    assert pipeline.returncode == 1 and "`code`" in pipeline.stdout + pipeline.stderr
+    # A sync still runs, and says so.
+    assert any("compare without case" in w for w in harness.sync("ci_keys").extract.warnings)
+
+    harness.mysql.execute("DROP TABLE IF EXISTS bin_keys")
+    harness.mysql.execute(
+        "CREATE TABLE bin_keys (code VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, "
+        "updated_at DATETIME NOT NULL, KEY (updated_at))"
+    )
+    harness.set_tables({f"{harness.mysql.name}.bin_keys": hybrid(lookback=0)})
+    exact = run("--config-dir", str(harness.config.path), "cdc", "validate", "-t", f"{harness.mysql.name}.bin_keys")
+    assert exact.returncode == 0, exact.stdout + exact.stderr

@@ -39,7 +39,7 @@ def test_checks_pass_on_a_good_sync_and_fail_on_a_tampered_target(platform: Plat
 
     target = platform.target("checked")
     platform.pg.execute(f"DELETE FROM {target} WHERE id IN (7, 8)")
-    rows = platform.run_checks("checked")[ROW_COUNT_CHECK]
+    rows = platform.run_checks("checked", expect_success=False)[ROW_COUNT_CHECK]  # blocking: the run fails
     assert not rows.passed and rows.severity == dg.AssetCheckSeverity.ERROR
     assert rows.metadata["difference"].value == -2
 
@@ -49,7 +49,7 @@ def test_checks_pass_on_a_good_sync_and_fail_on_a_tampered_target(platform: Plat
     )[0]
     platform.pg.execute(f'ALTER TABLE {target} DROP CONSTRAINT "{constraint}"')
     platform.pg.execute(f"INSERT INTO {target} SELECT * FROM {target} WHERE id = 3")
-    unique = platform.run_checks("checked")[UNIQUE_KEY_CHECK]
+    unique = platform.run_checks("checked", expect_success=False)[UNIQUE_KEY_CHECK]
     assert not unique.passed and unique.metadata["duplicated_keys"].value == 1
 
 
