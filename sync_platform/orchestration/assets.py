@@ -206,7 +206,8 @@ def _checks(
             load_watermark = loaded.watermark
         else:
             load_watermark = watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark
-        yield checks.row_count_result(registry, keys, shape, load_watermark)
+        floor = watermarks.read_manual_floor(context.instance, keys.spec)
+        yield checks.row_count_result(registry, keys, shape, load_watermark, floor)
     if checks.UNIQUE_KEY_CHECK in wanted:
         yield checks.unique_key_result(registry, keys, shape)
     if checks.NULL_CURSOR_CHECK in wanted:

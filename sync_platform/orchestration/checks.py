@@ -61,9 +61,13 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
 
 
 def row_count_result(
-    registry: ConnectionRegistry, keys: TableKeys, shape: TableShape, load_watermark: Watermark
+    registry: ConnectionRegistry,
+    keys: TableKeys,
+    shape: TableShape,
+    load_watermark: Watermark,
+    floor: Watermark | None = None,
 ) -> dg.AssetCheckResult:
-    counts = compare_row_counts(registry, keys.spec, shape, load_watermark)
+    counts = compare_row_counts(registry, keys.spec, shape, load_watermark, floor)
     if isinstance(counts, NotComparable):
         return _not_comparable(keys, ROW_COUNT_CHECK, counts)
     passed = counts.difference == 0

@@ -134,6 +134,22 @@ def read_extract_watermark(instance: dg.DagsterInstance, spec: TableSpec) -> Wat
     return _latest(instance, staging_key(spec), with_manual=True)
 
 
+def read_manual_floor(instance: dg.DagsterInstance, spec: TableSpec) -> Watermark | None:
+    """The position of the last manual ``watermark set``, or None (never set, or reset to the start).
+
+    Rows at or below it were skipped on purpose, so the row-count check counts only the rows above it.
+    """
+    observations = instance.fetch_observations(staging_key(spec), limit=1).records
+    if not observations:
+        return None
+    observation = observations[0].event_log_entry.asset_observation
+    metadata = observation.metadata if observation is not None else {}
+    if MANUAL not in metadata or WATERMARK not in metadata:
+        return None
+    floor = Watermark.from_dict(metadata[WATERMARK].value)
+    return floor if floor.position else None
+
+
 def read_load_watermark(instance: dg.DagsterInstance, spec: TableSpec) -> WatermarkRecord | None:
     """The end of the last batch loaded into the warehouse, from the instance (None when never recorded)."""
     return _latest(instance, warehouse_key(spec), with_manual=False)

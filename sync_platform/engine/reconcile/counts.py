@@ -74,9 +74,17 @@ def _params(values: tuple[CursorValue, ...]) -> list[CursorValue]:
 
 
 def compare_row_counts(
-    registry: ConnectionRegistry, spec: TableSpec, shape: TableShape, load_watermark: Watermark
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    shape: TableShape,
+    load_watermark: Watermark,
+    floor: Watermark | None = None,
 ) -> RowCounts | NotComparable:
-    """Source and target row counts within the synced window (the whole table for full syncs)."""
+    """Source and target row counts within the synced window (the whole table for full syncs).
+
+    ``floor``: the last manual ``watermark set`` position; rows at or below it were skipped on purpose
+    and are counted on neither side.
+    """
     choice = shape.choice
     if choice.strategy == "custom_sql":
         return NotComparable("custom_sql: the source rows are defined by a query, not a table window")
@@ -99,6 +107,12 @@ def compare_row_counts(
         target_where = " WHERE " + _at_or_below(dialect, shape.warehouse_names(names), values)
         params = _params(values)
         window = f"({', '.join(names)}) <= {load_watermark.describe()}"
+        floor_values = floor.values(names) if floor is not None else None
+        if floor_values is not None:
+            conditions.append(keyset_after(shape.keyset, floor_values))
+            target_where += f" AND NOT ({_at_or_below(dialect, shape.warehouse_names(names), floor_values)})"
+            params += _params(floor_values)
+            window = f"{floor.describe()} < ({', '.join(names)}) <= {load_watermark.describe()} (manual set)"
     if conditions:
         source_sql += " WHERE " + " AND ".join(conditions)
     with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
