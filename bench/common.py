@@ -15,8 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import yaml
 
 DEFAULT_ROWS = 2_000_000
 
@@ -129,3 +132,43 @@ def run_child(module: str, args: list[str], settings: BenchSettings) -> dict[str
 
 def rate(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "n/a"
+
+
+def write_config_dir(
+    settings: BenchSettings, root: Path, schema: str, tables: dict[str, dict[str, Any]], pipeline: str = "bench"
+) -> Path:
+    """``root/config``: the bench MariaDB as source ``bench``, PostgreSQL schema ``schema`` as target ``pg``,
+    local staging under ``root/staging``, and one pipeline holding ``tables`` (``db.table`` → settings)."""
+    config = root / "config"
+    (config / "pipelines").mkdir(parents=True, exist_ok=True)
+    connections = {
+        "connections": {
+            "sources": {
+                "bench": {
+                    "host": settings.mysql_host,
+                    "port": settings.mysql_port,
+                    "database": settings.database,
+                    "username": settings.mysql_user,
+                    "password": "${BENCH_MYSQL_PASSWORD:-}",
+                }
+            },
+            "targets": {
+                "pg": {
+                    "type": "postgres",
+                    "host": settings.pg_host,
+                    "port": settings.pg_port,
+                    "database": settings.pg_database,
+                    "schema": schema,
+                    "username": settings.pg_user,
+                }
+            },
+        },
+        "s3_configs": {"local": {"local_path": str(root / "staging")}},
+    }
+    document = {
+        "pipeline": {"name": pipeline, "source": "bench", "target": "pg", "s3_config": "local"},
+        "tables": tables,
+    }
+    (config / "connections.yml").write_text(yaml.safe_dump(connections))
+    (config / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump(document))
+    return config

@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.common import BenchSettings, peak_rss_mb, rate, run_child
+from bench.common import BenchSettings, peak_rss_mb, rate, run_child, write_config_dir
 from bench.raw_pipe import ensure_pg_database, pg_cursor
 from bench.seed import connect
 
@@ -31,45 +29,8 @@ CHANGE_EVERY = 100  # 1 % of the rows are updated and 1 % inserted
 
 
 def _config_dir(settings: BenchSettings, root: Path) -> Path:
-    config = root / "config"
-    (config / "pipelines").mkdir(parents=True)
-    connections = {
-        "connections": {
-            "sources": {
-                "bench": {
-                    "host": settings.mysql_host,
-                    "port": settings.mysql_port,
-                    "database": settings.database,
-                    "username": settings.mysql_user,
-                    "password": "${BENCH_MYSQL_PASSWORD:-}",
-                }
-            },
-            "targets": {
-                "pg": {
-                    "type": "postgres",
-                    "host": settings.pg_host,
-                    "port": settings.pg_port,
-                    "database": settings.pg_database,
-                    "schema": TARGET_SCHEMA,
-                    "username": settings.pg_user,
-                }
-            },
-        },
-        "s3_configs": {"local": {"local_path": str(root / "staging")}},
-    }
-    pipeline = {
-        "pipeline": {"name": "bench", "source": "bench", "target": "pg", "s3_config": "local"},
-        "tables": {
-            f"{settings.database}.{settings.table}": {
-                "cdc_strategy": "hybrid",
-                "cdc_timestamp_column": "updated_at",
-                "cdc_id_column": "id",
-            }
-        },
-    }
-    (config / "connections.yml").write_text(yaml.safe_dump(connections))
-    (config / "pipelines" / "bench.yml").write_text(yaml.safe_dump(pipeline))
-    return config
+    table = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
+    return write_config_dir(settings, root, TARGET_SCHEMA, {f"{settings.database}.{settings.table}": table})
 
 
 def child(config: str, watermark_file: str) -> None:

@@ -36,9 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.common import BenchSettings, peak_rss_mb, rate
+from bench.common import BenchSettings, peak_rss_mb, rate, write_config_dir
 from bench.raw_pipe import TARGET_SCHEMA as RAW_SCHEMA
 from bench.raw_pipe import ensure_pg_database, pg_cursor, pipe, time_pipe
 from bench.seed import ORDERS, SHAPES, Shape, connect, seed, time_spread
@@ -63,39 +61,8 @@ TARGET_SCALE_RSS = 0.10  # peak RSS within ±10 %
 
 def write_config(root: Path, settings: BenchSettings, schema: str, shapes: list[Shape]) -> Path:
     """A configuration directory with one pipeline, ``bench``, holding the shapes' tables."""
-    config = root / "config"
-    (config / "pipelines").mkdir(parents=True, exist_ok=True)
-    connections = {
-        "connections": {
-            "sources": {
-                "bench": {
-                    "host": settings.mysql_host,
-                    "port": settings.mysql_port,
-                    "database": settings.database,
-                    "username": settings.mysql_user,
-                    "password": "${BENCH_MYSQL_PASSWORD:-}",
-                }
-            },
-            "targets": {
-                "pg": {
-                    "type": "postgres",
-                    "host": settings.pg_host,
-                    "port": settings.pg_port,
-                    "database": settings.pg_database,
-                    "schema": schema,
-                    "username": settings.pg_user,
-                }
-            },
-        },
-        "s3_configs": {"local": {"local_path": str(root / "staging")}},
-    }
-    pipeline = {
-        "pipeline": {"name": PIPELINE, "source": "bench", "target": "pg", "s3_config": "local"},
-        "tables": {f"{settings.database}.{s.table(settings)}": dict(s.table_config) for s in shapes},
-    }
-    (config / "connections.yml").write_text(yaml.safe_dump(connections))
-    (config / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump(pipeline))
-    return config
+    tables = {f"{settings.database}.{s.table(settings)}": dict(s.table_config) for s in shapes}
+    return write_config_dir(settings, root, schema, tables, PIPELINE)
 
 
 # --------------------------------------------------------------------------- processes
