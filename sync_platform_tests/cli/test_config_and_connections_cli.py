@@ -13,6 +13,8 @@ import dagster as dg
 import yaml
 from dagster._core.instance.ref import InstanceRef
 
+from sync_platform_tests.stack import ConfigDir, MySQLDatabase, PostgresDatabase, unique_name
+
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "Sup3r-Secret-pw!"
 
@@ -143,10 +145,22 @@ def test_version_and_features() -> None:
 
 
 def test_demo_seeds_the_source_syncs_it_and_a_second_run_is_incremental(
-    make_config_dir, mysql_db, warehouse_db
+    make_config_dir, warehouse_db, tmp_path: Path, monkeypatch
 ) -> None:
     pg_db = warehouse_db  # PostgreSQL, or the database behind the Redshift stand-in (`type: redshift`)
-    config = make_config_dir(target_schema="shop", postgres=warehouse_db)
+    # Each warehouse variant gets a fresh source and Dagster instance: the demo's first run seeds the shop.
+    mysql_db = MySQLDatabase(unique_name("spt", "demo"))
+    mysql_db.create()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    try:
+        _demo_twice(make_config_dir(target_schema="shop", postgres=warehouse_db, mysql=mysql_db), mysql_db, pg_db)
+    finally:
+        mysql_db.drop()
+
+
+def _demo_twice(config: ConfigDir, mysql_db: MySQLDatabase, pg_db: PostgresDatabase) -> None:
     config.write(
         "pipelines/shop.yml",
         {
