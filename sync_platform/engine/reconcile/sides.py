@@ -138,7 +138,23 @@ class Pacer:
             time.sleep(pause)
 
 
-class MySQLSide:
+class _KeyWalk:
+    """``boundaries`` from a side's ``next_boundary``: the same walk on every server."""
+
+    def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
+        raise NotImplementedError
+
+    def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
+        """Every ``step``-th key of the range."""
+        found: list[KeyValues] = []
+        lower = key_range.lower
+        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
+            found.append(bound)
+            lower = bound
+        return found
+
+
+class MySQLSide(_KeyWalk):
     """The source: one connection holding a consistent snapshot for the whole comparison."""
 
     name = "source"
@@ -180,15 +196,6 @@ class MySQLSide:
             params,
         )
         return tuple(rows[0]) if rows else None
-
-    def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
-        """Every ``step``-th key of the range."""
-        found: list[KeyValues] = []
-        lower = key_range.lower
-        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
-            found.append(bound)
-            lower = bound
-        return found
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
         """Every ``step``-th key of a (small) range: a few short index walks, cheaper in MySQL than a window."""
@@ -242,7 +249,7 @@ class MySQLSide:
         return present
 
 
-class WarehouseSide:
+class WarehouseSide(_KeyWalk):
     """The target: compares keys through the dialect's key order expressions."""
 
     name = "target"
@@ -302,14 +309,6 @@ class WarehouseSide:
             params,
         )
         return comparable_key(rows[0]) if rows else None
-
-    def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
-        found: list[KeyValues] = []
-        lower = key_range.lower
-        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
-            found.append(bound)
-            lower = bound
-        return found
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
         where, params = self._where(key_range)
