@@ -31,6 +31,7 @@ class ExtractResult:
     watermark_before: Watermark = field(default_factory=Watermark)
     watermark: Watermark = field(default_factory=Watermark)  # after the run (durable: manifests staged)
     ceiling: Any = None
+    ceiling_held_by: list[dict[str, Any]] = field(default_factory=list)  # open source transactions it waited for
     null_cursor_rows: int = 0  # source rows whose cursor is NULL (never in a cursor window)
     null_cursor_policy: str = "load"  # load | report | fail: what this run did with them
     null_cursor_loaded: int = 0  # of those, rows this run read by key and staged (policy load)

@@ -440,6 +440,11 @@ def snapshot_plan(plan: ReadPlan, choice: StrategyChoice, source: SourceTableLik
     )
 
 
+def server_local_time(utc_expression: str) -> str:
+    """SQL for the server's local time (its global time zone) at a UTC DATETIME: what DATETIME cursors hold."""
+    return f"COALESCE(CONVERT_TZ({utc_expression}, '+00:00', @@global.time_zone), {utc_expression})"
+
+
 def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_where: str | None) -> str:
     """SQL returning (MAX(cursor), the clock bound) on the source; run in a session at time_zone +00:00."""
     column = quote_mysql(first.name)
@@ -447,14 +452,11 @@ def ceiling_query(first: CursorColumn, table: str, safety_lag: float, extra_wher
     micros = round(safety_lag * 1_000_000)
     if first.kind == "datetime":
         # DATETIME carries the writer's local time: compare it with the server's own clock.
-        clock = (
-            f"COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6))"
-            f" - INTERVAL {micros} MICROSECOND"
-        )
+        clock = f"{server_local_time('UTC_TIMESTAMP(6)')} - INTERVAL {micros} MICROSECOND"
     elif first.kind == "timestamp":
         clock = f"UTC_TIMESTAMP(6) - INTERVAL {micros} MICROSECOND"
     elif first.kind == "date":
-        clock = "CAST(COALESCE(CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone), UTC_TIMESTAMP(6)) AS DATE)"
+        clock = f"CAST({server_local_time('UTC_TIMESTAMP(6)')} AS DATE)"
     elif first.kind == "unix":
         # In seconds; ceiling_from scales it to the cursor's own unit. MIN tells a wrong unit apart.
         return f"SELECT MAX({column}), UNIX_TIMESTAMP(NOW(6)) - {safety_lag!r}, MIN({column}) FROM {table}{where}"
@@ -492,6 +494,28 @@ def ceiling_from(first: CursorColumn, maximum: Any, clock: Any, minimum: Any = N
         return min(maximum, clock)
     except TypeError:
         return maximum
+
+
+def transaction_ceiling(
+    first: CursorColumn, started_utc: dt.datetime, started_local: dt.datetime, maximum: Any
+) -> CursorValue:
+    """The largest cursor value below the start of an open writing transaction; None when the cursor is no clock.
+
+    Every row such a transaction writes is stamped at or after its start (``NOW()`` is the statement's
+    start), so a ceiling just below it never passes a row that is still to commit. TIMESTAMP and epoch
+    cursors compare as instants (``started_utc``), DATETIME and DATE cursors in the server's local time.
+    """
+    tick = dt.timedelta(microseconds=1)
+    if first.kind == "timestamp":
+        return started_utc.replace(tzinfo=dt.UTC) - tick
+    if first.kind == "datetime":
+        return started_local - tick
+    if first.kind == "date":
+        return started_local.date() - dt.timedelta(days=1)
+    if first.kind == "unix" and isinstance(maximum, int | Decimal):
+        seconds = started_utc.replace(tzinfo=dt.UTC).timestamp()
+        return math.floor(Decimal(str(seconds)) * epoch_scale(maximum)) - 1
+    return None
 
 
 def null_cursor_query(first: CursorColumn, table: str, extra_where: str | None) -> str:

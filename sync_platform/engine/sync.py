@@ -26,12 +26,14 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
+from sync_platform.engine.open_transactions import OpenTransaction, probe_open_transactions
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
+    CursorColumn,
     NullCursorRowsError,
     PlanError,
     ReadPlan,
@@ -47,6 +49,7 @@ from sync_platform.engine.strategies import (
     run_cap,
     snapshot_plan,
     table_sql,
+    transaction_ceiling,
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, later
@@ -72,6 +75,9 @@ class RunOptions:
     batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS
     lock_wait_seconds: float = LOCK_WAIT_SECONDS  # 0: a second run fails at once with a clear message
     dry_run: bool = False
+    # The orchestrator recorded loads of this table into its target: a target that is now missing or empty
+    # lost them even when the warehouse has no load ledger (a new warehouse), so the run starts over.
+    target_loaded: bool = False
 
 
 def table_prefix(spec: TableSpec) -> str:
@@ -193,6 +199,7 @@ class ExtractPlan:
     null_cursor_policy: str = "load"  # what this run does with them (load falls back to report without a key)
     null_plan: ReadPlan | None = None  # the by-key read of the NULL-cursor rows (policy load)
     warnings: tuple[str, ...] = ()
+    held_by: tuple[OpenTransaction, ...] = ()  # the open transactions the ceiling was held back for, oldest first
 
 
 def plan_extract(
@@ -235,18 +242,22 @@ def plan_extract(
             f"the target; `cdc validate -t {spec.name}` says how to fix it"
         )
     if probe.watermark_columns and not resume.is_empty:
-        restart = _restart_for_lost_target(registry, spec, resume, staged)
+        restart = _restart_for_lost_target(registry, spec, resume, options.target_loaded)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
             restart = _restart_for_new_columns(registry, spec, mapping)
         if restart is not None:
             resume, note = restart
             warnings.append(note)
     ceiling, ceiling_sql, nulls = None, None, 0
+    held_by: tuple[OpenTransaction, ...] = ()
     if probe.keyset and choice.strategy != "full_sync":
         first = probe.keyset[0]
         ceiling_sql = ceiling_query(first, probe.table_sql, choice.safety_lag_seconds, spec.config.additional_where)
         row = _query_one(conn)(ceiling_sql)
         ceiling = ceiling_from(first, *(row or (None, None)))
+        if ceiling is not None:  # after the ceiling's clock: a writer still open then is seen here
+            ceiling, held_by, notes = _hold_for_open_transactions(conn, first, ceiling, row[0], choice)
+            warnings += notes
         # A NOT NULL column holds no NULLs; there MySQL's `IS NULL` would match its zero dates instead.
         if choice.timestamp_column and source_table.column(choice.timestamp_column).nullable:
             (count,) = _query_one(conn)(null_cursor_query(first, probe.table_sql, spec.config.additional_where))
@@ -258,29 +269,77 @@ def plan_extract(
         warnings += null_warnings
     plan = snapshot_plan(plan, choice, source_table) or plan
     return ExtractPlan(
-        source_table, choice, mapping, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings)
+        source_table,
+        choice,
+        mapping,
+        plan,
+        resume,
+        ceiling,
+        ceiling_sql,
+        nulls,
+        policy,
+        null_plan,
+        tuple(warnings),
+        held_by,
     )
 
 
+def _hold_for_open_transactions(
+    conn: pymysql.connections.Connection,
+    first: CursorColumn,
+    ceiling: CursorValue,
+    maximum: object,
+    choice: StrategyChoice,
+) -> tuple[CursorValue, tuple[OpenTransaction, ...], list[str]]:
+    """The ceiling kept below the start of the oldest open writing transaction (see :mod:`open_transactions`).
+
+    Returns (ceiling, the transactions that hold it back, oldest first, warnings). Only clock cursors have
+    such a bound; integer ids and text are allocated, not stamped (README, limits).
+    """
+    if first.kind not in ("timestamp", "datetime", "date", "unix"):
+        return ceiling, (), []
+    probe = probe_open_transactions(conn)
+    if probe.unreadable:
+        lookback = f"the lookback ({choice.lookback_seconds:g} s)"
+        return ceiling, (), [probe.unreadable.replace("the lookback", lookback)]
+    holding = []
+    for writer in probe.writers:
+        bound = transaction_ceiling(first, writer.started_at, writer.started_local, maximum)
+        if bound is not None and bound < ceiling:  # type: ignore[operator]
+            holding.append((bound, writer))
+    if not holding:
+        return ceiling, (), []
+    bound = holding[0][0]
+    names = "; ".join(writer.describe() for _, writer in holding)
+    note = (
+        f"ceiling held back to {bound} (from {ceiling}) by {len(holding)} open writing transaction(s) on the "
+        f"source, oldest first: {names}. The rows they write arrive in the first run after they commit"
+    )
+    return bound, tuple(writer for _, writer in holding), [note]
+
+
 def _restart_for_lost_target(
-    registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, staged: list[Manifest]
+    registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, target_loaded: bool
 ) -> tuple[Watermark, str] | None:
-    """The ledger says rows were loaded, but the target is gone or empty: read from the beginning.
+    """Rows were loaded (the ledger, or the orchestrator, says so), but the target is gone or empty:
+    read from the beginning.
 
     Resuming would bring back only the rows changed since (a dropped table, a TRUNCATE, a new
-    warehouse). The restart is marked like a manual reset, so batches staged before it never move
-    the resume point again.
+    warehouse without the ledger table). The restart is marked like a manual reset, so batches staged
+    before it never move the resume point again.
     """
     has_rows = target_has_rows(registry, spec)
     if has_rows:
         return None
-    if ledger_watermark(registry, spec) is None:
-        # The ledger never recorded a load of this table: the batches wait for their load
-        # (--backup-only), or a person set where a new table starts (watermark set).
+    in_ledger = ledger_watermark(registry, spec) is not None
+    if not in_ledger and not target_loaded:
+        # Nothing was ever loaded: the batches wait for their load (--backup-only), or a person set
+        # where a new table starts (watermark set).
         return None
     state = "does not exist" if has_rows is None else "is empty"
+    why = "" if in_ledger else f" and {spec.target_schema}._sync_load_ledger has no row for it (a new warehouse?)"
     note = (
-        f"the target {spec.target_schema}.{spec.target_table} {state} although the watermark is at "
+        f"the target {spec.target_schema}.{spec.target_table} {state}{why} although the watermark is at "
         f"{resume.describe()}: reading {spec.name} again from the beginning"
     )
     return Watermark(manual_at=dt.datetime.now(dt.UTC), note=note), note
@@ -391,6 +450,7 @@ def extract_table(
         if plan.snapshot:
             say(f"{spec.name}: first run: reading in primary-key order up to {choice.timestamp_column} <= {ceiling}")
         result.ceiling = ceiling
+        result.ceiling_held_by = [t.to_dict() for t in planned.held_by]
         result.watermark_before = resume
         if options.dry_run:
             result.watermark = resume

@@ -138,7 +138,13 @@ def _run(
     spec, instance = keys.spec, context.instance
     selected = context.selected_asset_keys
     stage, load = keys.staging in selected, keys.warehouse in selected
-    options = RunOptions(limit=config.limit, max_chunks=config.max_chunks, lock_wait_seconds=config.lock_wait_seconds)
+    loaded_before = watermarks.read_load_watermark(instance, spec) if stage else None
+    options = RunOptions(
+        limit=config.limit,
+        max_chunks=config.max_chunks,
+        lock_wait_seconds=config.lock_wait_seconds,
+        target_loaded=loaded_before is not None and not loaded_before.watermark.is_empty,
+    )
 
     def progress(message: str) -> None:
         context.log.info(message)

@@ -54,6 +54,7 @@ TRUNCATED_VALUES = "truncated_values"
 SCHEMA_CHANGES = "schema_changes"
 STRATEGY = "strategy"
 CEILING = "ceiling"
+CEILING_HELD_BY = "ceiling_held_by"  # JSON: the open source transactions that held the ceiling back, oldest first
 CAPPED = "capped"
 WRITE_MODE = "write_mode"
 TARGET_ROWS = "dagster/row_count"
@@ -260,6 +261,7 @@ def staging_metadata(result: ExtractResult, start: WatermarkRecord, stored: Wate
         ZERO_DATES: dg.MetadataValue.json(dict(result.zero_dates)),
         TRUNCATED_VALUES: dg.MetadataValue.json(dict(result.truncated_values)),
         CEILING: str(_json_safe(result.ceiling)),
+        CEILING_HELD_BY: dg.MetadataValue.json(list(result.ceiling_held_by)),
         CAPPED: result.capped,
     }
 

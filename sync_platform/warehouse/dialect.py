@@ -775,8 +775,9 @@ class WarehouseDialect:
 
     def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
         return (
-            f"Fix: either drop the target table (DROP TABLE {self.table_sql(table)}) and run a full sync, which "
-            f"recreates it with the new type, or change the column yourself (e.g. ALTER TABLE "
+            f"Fix: either drop the target table (DROP TABLE {self.table_sql(table)}) and sync the table again: a "
+            "sync into a missing target reads every row from the beginning and recreates it with the new type; "
+            f"or change the column yourself (e.g. ALTER TABLE "
             f"{self.table_sql(table)} ALTER COLUMN {self.quote(column)} TYPE {new.sql} USING ...) and rerun."
         )
 

@@ -308,8 +308,9 @@ class RedshiftDialect(WarehouseDialect):
 
     def _incompatible_fix(self, table: TableRef, column: str, new: PhysicalType) -> str:
         return (
-            f"Fix: drop the target table (DROP TABLE {self.table_sql(table)}) and run a full sync, which recreates "
-            f"it with the new type; or rebuild the column yourself as {new.sql} (ADD COLUMN, UPDATE … SET, "
+            f"Fix: drop the target table (DROP TABLE {self.table_sql(table)}) and sync the table again: a sync into "
+            "a missing target reads every row from the beginning and recreates it with the new type; or rebuild "
+            f"the column yourself as {new.sql} (ADD COLUMN, UPDATE … SET, "
             "DROP COLUMN, RENAME COLUMN) and rerun."
         )
 
