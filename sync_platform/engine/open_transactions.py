@@ -17,6 +17,12 @@ Notes on what MariaDB/MySQL show there:
 - A transaction "has written" when it modified rows, holds locks (a write under way, ``SELECT … FOR
   UPDATE``) or waits for one. Read-only transactions (reports, consistent snapshots) never hold the
   ceiling back. The run's own connection is left out; its readers only read.
+
+Integer id cursors (``id_only``, append tables) are allocated, not stamped: an open transaction's id
+can lie below a higher id another transaction has committed. While any writer is open (or when
+``INNODB_TRX`` cannot be read), :func:`first_uncommitted_id` compares the ids of the run's window as
+committed with the same ids read uncommitted, and the ceiling stays below the first id that is not
+committed yet.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 import pymysql
 
+from sync_platform.engine.mysql_sql import quote_mysql
 from sync_platform.engine.strategies import server_local_time
 
 ACCESS_DENIED = (1227, 1142, 1044)  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED
@@ -42,6 +49,7 @@ OLDEST_WRITER_SQL = (
     f"ORDER BY t.trx_started, t.trx_id LIMIT {{limit}}"
 )
 SHOWN = 5  # the oldest writers a report names
+ID_CHUNK = 10_000  # ids compared per step when looking for an uncommitted insert
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,41 @@ def _no_privilege_message(conn: pymysql.connections.Connection) -> str:
         "so open transactions cannot hold the ceiling back: a row whose transaction commits later than the "
         f"lookback after it stamped its cursor is missed. Fix: GRANT PROCESS ON *.* TO {grantee}"
     )
+
+
+def first_uncommitted_id(
+    conn: pymysql.connections.Connection, table: str, column: str, after: int | None, maximum: int
+) -> int | None:
+    """The smallest id in ``(after, maximum]`` of a row inserted by a transaction that has not committed.
+
+    Reads the window's ids committed, then the same range READ UNCOMMITTED, ``ID_CHUNK`` ids at a time:
+    an id only the second read sees is an insert still to commit. (An id only the first read sees is a
+    delete still to commit, which loses nothing.) An insert that commits between the two reads is
+    taken for uncommitted, which only holds the ceiling back one run longer.
+    """
+    quoted = quote_mysql(column)
+    lower = after
+    while True:
+        above = f" AND {quoted} > {int(lower)}" if lower is not None else ""
+        committed = _ids(conn, f"SELECT {quoted} FROM {table} WHERE {quoted} <= {int(maximum)}{above} "
+                               f"ORDER BY {quoted} LIMIT {ID_CHUNK}")  # fmt: skip
+        upper = committed[-1] if len(committed) == ID_CHUNK else int(maximum)
+        with conn.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")  # the next transaction only
+            cursor.execute("START TRANSACTION READ ONLY")
+        try:
+            seen = _ids(conn, f"SELECT {quoted} FROM {table} WHERE {quoted} <= {upper}{above}")
+        finally:
+            conn.commit()
+        pending = set(seen) - set(committed)
+        if pending:
+            return min(pending)
+        if upper >= maximum:
+            return None
+        lower = upper
+
+
+def _ids(conn: pymysql.connections.Connection, sql: str) -> list[int]:
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+        return [int(value) for (value,) in cursor.fetchall() if value is not None]

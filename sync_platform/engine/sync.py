@@ -26,7 +26,7 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
-from sync_platform.engine.open_transactions import OpenTransaction, probe_open_transactions
+from sync_platform.engine.open_transactions import OpenTransaction, first_uncommitted_id, probe_open_transactions
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
@@ -256,7 +256,10 @@ def plan_extract(
         row = _query_one(conn)(ceiling_sql)
         ceiling = ceiling_from(first, *(row or (None, None)))
         if ceiling is not None:  # after the ceiling's clock: a writer still open then is seen here
-            ceiling, held_by, notes = _hold_for_open_transactions(conn, first, ceiling, row[0], choice)
+            after = resume.values(probe.keyset_names)
+            ceiling, held_by, notes = _hold_for_open_transactions(
+                conn, first, ceiling, row[0], choice, probe.table_sql, after[0] if after else None
+            )
             warnings += notes
         # A NOT NULL column holds no NULLs; there MySQL's `IS NULL` would match its zero dates instead.
         if choice.timestamp_column and source_table.column(choice.timestamp_column).nullable:
@@ -290,18 +293,38 @@ def _hold_for_open_transactions(
     ceiling: CursorValue,
     maximum: object,
     choice: StrategyChoice,
+    table: str,
+    after: CursorValue,
 ) -> tuple[CursorValue, tuple[OpenTransaction, ...], list[str]]:
-    """The ceiling kept below the start of the oldest open writing transaction (see :mod:`open_transactions`).
+    """The ceiling kept below what open writing transactions may still commit (see :mod:`open_transactions`).
 
-    Returns (ceiling, the transactions that hold it back, oldest first, warnings). Only clock cursors have
-    such a bound; integer ids and text are allocated, not stamped (README, limits).
+    Clock cursors stay below the start of the oldest one; integer ids below the first id inserted but not
+    committed yet. Returns (ceiling, the transactions that hold it back, oldest first, warnings). Text and
+    decimal cursors have no such bound (README, limits).
     """
-    if first.kind not in ("timestamp", "datetime", "date", "unix"):
+    integer = first.kind == "integer" and isinstance(ceiling, int) and isinstance(after, int | None)
+    if first.kind not in ("timestamp", "datetime", "date", "unix") and not integer:
         return ceiling, (), []
     probe = probe_open_transactions(conn)
+    warnings = []
     if probe.unreadable:
         lookback = f"the lookback ({choice.lookback_seconds:g} s)"
-        return ceiling, (), [probe.unreadable.replace("the lookback", lookback)]
+        warnings.append(probe.unreadable.replace("the lookback", lookback))
+    if integer:
+        if not probe.writers and not probe.unreadable:
+            return ceiling, (), warnings
+        pending = first_uncommitted_id(conn, table, first.name, after, ceiling)  # type: ignore[arg-type]
+        if pending is None:
+            return ceiling, (), warnings
+        names = "; ".join(writer.describe() for writer in probe.writers) or "not readable"
+        warnings.append(
+            f"ceiling held back to {first.name} {pending - 1} (from {ceiling}): {first.name} {pending} is inserted "
+            f"by a transaction that has not committed yet (open writing transactions, oldest first: {names}). "
+            "The rows they write arrive in the first run after they commit"
+        )
+        return pending - 1, probe.writers, warnings
+    if probe.unreadable:
+        return ceiling, (), warnings
     holding = []
     for writer in probe.writers:
         bound = transaction_ceiling(first, writer.started_at, writer.started_local, maximum)

@@ -183,6 +183,31 @@ def test_an_append_table_with_an_epoch_cursor_is_held_back_by_an_open_transactio
     assert rows == [(1, "old"), (2, "old"), (3, "old"), (4, "late"), (5, "quick")]
 
 
+def test_an_id_committed_after_a_higher_one_still_arrives_in_an_append_table(
+    harness: Harness, writer: pymysql.connections.Connection
+) -> None:
+    """Auto-increment ids commit out of order: the id ceiling stays below the first one not committed yet."""
+    harness.mysql.execute("DROP TABLE IF EXISTS appended")
+    harness.mysql.execute("CREATE TABLE appended (id INT NOT NULL AUTO_INCREMENT, name VARCHAR(32), KEY (id))")
+    harness.mysql.execute("INSERT INTO appended (name) VALUES ('a'), ('b'), ('c')")
+    harness.set_tables({f"{harness.mysql.name}.appended": {"cdc_strategy": "id_only", "cdc_id_column": "id"}})
+    assert harness.sync("appended").extract.rows == 3
+    with writer.cursor() as cursor:
+        cursor.execute("INSERT INTO appended (name) VALUES ('late')")  # id 4, not committed
+    thread = _thread_id(writer)
+    harness.mysql.execute("INSERT INTO appended (name) VALUES ('quick')")  # id 5, committed
+    held = harness.sync("appended")
+    assert held.extract.rows == 0, "id 5 must wait for id 4"
+    report = " ".join(held.extract.warnings)
+    assert "ceiling held back to id 3 (from 5): id 4 is inserted by a transaction that has not committed" in report
+    assert thread in [h["thread_id"] for h in held.extract.ceiling_held_by]
+    writer.commit()
+    assert harness.sync("appended").extract.rows == 2
+    rows = harness.pg.query(f"SELECT id, name FROM {harness.target('appended')} ORDER BY id")
+    assert rows == [(1, "a"), (2, "b"), (3, "c"), (4, "late"), (5, "quick")]
+    assert harness.sync("appended").extract.rows == 0
+
+
 # --------------------------------------------------------------------------- case 6: a new warehouse
 
 
