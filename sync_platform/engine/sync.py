@@ -53,7 +53,7 @@ from sync_platform.engine.strategies import (
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, later
-from sync_platform.errors import TableBusy
+from sync_platform.errors import DataError, TableBusy
 from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,10 @@ LOCK_WAIT_SECONDS = 0
 
 class ConcurrentRunError(TableBusy, RuntimeError):
     """Another run of the same table holds its lock (one writer per table)."""
+
+
+class LostTargetError(DataError, RuntimeError):
+    """The target and its load ledger are gone, and staged batches would be appended a second time."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,7 @@ def plan_extract(
             f"the target; `cdc validate -t {spec.name}` says how to fix it"
         )
     if probe.watermark_columns and not resume.is_empty:
-        restart = _restart_for_lost_target(registry, spec, resume, options.target_loaded)
+        restart = _restart_for_lost_target(registry, spec, resume, options.target_loaded, choice, staged)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
             restart = _restart_for_new_columns(registry, spec, mapping)
         if restart is not None:
@@ -342,7 +346,12 @@ def _hold_for_open_transactions(
 
 
 def _restart_for_lost_target(
-    registry: ConnectionRegistry, spec: TableSpec, resume: Watermark, target_loaded: bool
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    resume: Watermark,
+    target_loaded: bool,
+    choice: StrategyChoice,
+    staged: list[Manifest],
 ) -> tuple[Watermark, str] | None:
     """Rows were loaded (the ledger, or the orchestrator, says so), but the target is gone or empty:
     read from the beginning.
@@ -361,6 +370,15 @@ def _restart_for_lost_target(
         return None
     state = "does not exist" if has_rows is None else "is empty"
     why = "" if in_ledger else f" and {spec.target_schema}._sync_load_ledger has no row for it (a new warehouse?)"
+    if not in_ledger and choice.write_mode == "append" and staged:
+        # Without a ledger every staged batch counts as not loaded: it would be appended besides the re-read.
+        raise LostTargetError(
+            f"{spec.name}: the target {spec.target_schema}.{spec.target_table} {state}{why} although the watermark "
+            f"is at {resume.describe()}. Reading it again from the beginning would also append the {len(staged)} "
+            "batch(es) still in the staging store, which no ledger marks as loaded, so rows would arrive twice. "
+            f"Delete them, then sync again: sync-platform s3clean clean -t {spec.name} -p {spec.pipeline} "
+            "--older-than 0d --force -y"
+        )
     note = (
         f"the target {spec.target_schema}.{spec.target_table} {state}{why} although the watermark is at "
         f"{resume.describe()}: reading {spec.name} again from the beginning"
@@ -438,10 +456,12 @@ def extract_table(
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
     on_batch: Callable[[Manifest], None] | None = None,
+    on_planned: Callable[[], None] | None = None,
 ) -> ExtractResult:
     """Read the table's window from MySQL into manifested parquet batches (the "backup" step).
 
-    ``on_batch`` is called with each batch's manifest as soon as the batch is committed.
+    ``on_batch`` is called with each batch's manifest as soon as the batch is committed; ``on_planned``
+    once the run has decided where it starts (after looking at the target and its ledger).
     """
     say = progress or (lambda message: log.info(message))
     tune_allocator()
@@ -460,6 +480,8 @@ def extract_table(
     )
     with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
         planned = plan_extract(registry, spec, conn, previous, options)
+        if on_planned is not None:
+            on_planned()
         choice, plan, mapping = planned.choice, planned.plan, planned.mapping
         resume, ceiling = planned.resume, planned.ceiling
         result.strategy, result.detected = choice.strategy, choice.detected
@@ -747,7 +769,14 @@ def sync_table(
     staged: queue.Queue[Manifest | None] = queue.Queue()
     outcome: dict[str, object] = {}
 
+    # The loader starts once the extract has looked at the target: loading batches a warehouse without its
+    # ledger does not know about must not hide that the target was lost (see _restart_for_lost_target).
+    planned = threading.Event()
+
     def load_in_background() -> None:
+        planned.wait()
+        if outcome.get("lost_target"):  # the staged batches would be appended a second time
+            return
         try:
             outcome["load"] = load_table(registry, spec, progress, iter(staged.get, None))
         except BaseException as exc:  # handed to the caller below
@@ -758,8 +787,14 @@ def sync_table(
     loader = threading.Thread(target=load_in_background, name=f"load-{spec.name}", daemon=True)
     loader.start()
     try:
-        run.extract = extract_table(registry, spec, previous, options, progress, on_batch=staged.put)
+        run.extract = extract_table(
+            registry, spec, previous, options, progress, on_batch=staged.put, on_planned=planned.set
+        )
+    except LostTargetError:
+        outcome["lost_target"] = True
+        raise
     finally:
+        planned.set()
         staged.put(None)
         loader.join()
     if "error" in outcome:

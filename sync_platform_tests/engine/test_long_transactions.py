@@ -20,6 +20,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from sync_platform.engine.sync import LostTargetError
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 from sync_platform_tests.stack import MySQLDatabase
@@ -254,3 +255,36 @@ def test_a_new_warehouse_without_the_ledger_is_filled_from_the_beginning_by_the_
     assert "from the beginning" not in resumed.stdout + resumed.stderr
     assert json.loads((tmp_path / "r.json").read_text())["table_results"][table]["rows_extracted"] == 1
     assert assert_same(harness, "fresh", COLUMNS, "id") == 20
+
+
+def test_an_append_table_without_target_and_ledger_stops_while_old_batches_would_load_twice(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.mysql.execute("DROP TABLE IF EXISTS journal")
+    harness.mysql.execute("CREATE TABLE journal (id INT NOT NULL, name VARCHAR(32), KEY (id))")
+    harness.mysql.executemany("INSERT INTO journal VALUES (%s, %s)", [(i, f"entry {i}") for i in range(1, 31)])
+    table = f"{harness.mysql.name}.journal"
+    harness.set_tables({table: {"cdc_strategy": "id_only", "cdc_id_column": "id"}})
+    assert harness.sync("journal").extract.rows == 30
+    harness.mysql.executemany("INSERT INTO journal VALUES (%s, %s)", [(i, f"entry {i}") for i in range(31, 36)])
+    harness.pg.execute(f"DROP TABLE {harness.target('journal')}")
+    harness.pg.execute(f'DROP TABLE "{harness.config.target_schema}"."_sync_load_ledger"')
+
+    with pytest.raises(LostTargetError) as stopped:
+        harness.sync("journal", target_loaded=True)
+    message = str(stopped.value)
+    assert "_sync_load_ledger has no row for it" in message and "rows would arrive twice" in message
+    assert harness.pg.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'journal' AND table_schema = %s",
+        (harness.config.target_schema,),
+    ) == [(0,)], "nothing was loaded"
+    command = message.split("sync again: ")[1]
+    assert command.startswith("sync-platform s3clean clean -t ")
+    cleaned = run("--config-dir", str(harness.config.path), *command.split()[1:],
+                  env={"DAGSTER_HOME": str(tmp_path)})  # fmt: skip
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+
+    again = harness.sync("journal", target_loaded=True)
+    assert any("reading" in w and "from the beginning" in w for w in again.extract.warnings)
+    rows = harness.pg.query(f"SELECT id, name FROM {harness.target('journal')} ORDER BY id")
+    assert rows == [(i, f"entry {i}") for i in range(1, 36)]
