@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import dagster as dg
 import pymysql
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
 from sync_platform.engine.sync import LostTargetError
+from sync_platform.orchestration.keys import staging_key
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 from sync_platform_tests.stack import MySQLDatabase
@@ -113,6 +116,51 @@ def test_a_row_committed_long_after_its_stamp_arrives_and_the_holding_transactio
     assert assert_same(harness, table, COLUMNS, "id") == 6
     names = dict(harness.pg.query(f"SELECT id, name FROM {harness.target(table)}"))
     assert names[3] == "late update" and names[100] == "late insert" and names[1] == "quick"
+
+
+def test_the_cli_summary_json_and_dagster_metadata_name_the_holding_transaction(
+    harness: Harness, writer: pymysql.connections.Connection, tmp_path: Path
+) -> None:
+    _table(harness, "shown", "DATETIME(6)")
+    _fast(harness, "shown")
+    table = f"{harness.mysql.name}.shown"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    report = tmp_path / "result.json"
+
+    def sync():
+        return run("--config-dir", str(harness.config.path), "sync", "pipeline", "-p", PIPELINE, "-t", table,
+                   "--json-output", str(report), env={"DAGSTER_HOME": str(home)})  # fmt: skip
+
+    assert sync().returncode == 0
+    with writer.cursor() as cursor:
+        cursor.execute("UPDATE shown SET name = 'late', updated_at = NOW(6) WHERE id = 2")
+    thread = _thread_id(writer)
+    time.sleep(1.5)
+    harness.mysql.execute("UPDATE shown SET name = 'quick', updated_at = NOW(6) WHERE id = 1")
+    time.sleep(1.0)
+    held = sync()
+    assert held.returncode == 0, held.stdout + held.stderr
+    line = f"warning: src:{table}: ceiling held back to"
+    assert line in held.stderr and f"of MySQL thread {thread} (" in held.stderr, held.stdout + held.stderr
+    warnings = json.loads(report.read_text())["table_results"][table]["warnings"]
+    assert any(f"of MySQL thread {thread} (" in w for w in warnings)
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    try:
+        event = instance.get_latest_materialization_event(staging_key(harness.spec("shown")))
+        assert event is not None and event.asset_materialization is not None
+        holders = event.asset_materialization.metadata["ceiling_held_by"].value
+        assert thread in [h["thread_id"] for h in holders]  # type: ignore[union-attr]
+    finally:
+        instance.dispose()
+    writer.commit()
+    time.sleep(1.0)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while sync().returncode == 0 and "ceiling held back" in json.dumps(json.loads(report.read_text())):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert assert_same(harness, "shown", COLUMNS, "id") == 5
 
 
 def _sync_until_free(h: Harness, table: str) -> None:
