@@ -38,7 +38,7 @@ from sync_platform.engine.strategies import server_local_time
 
 ACCESS_DENIED = (1227, 1142, 1044)  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED
 
-_STARTED_UTC = "CONVERT_TZ(t.trx_started, 'SYSTEM', '+00:00')"
+_STARTED_UTC = "COALESCE(CONVERT_TZ(t.trx_started, 'SYSTEM', '+00:00'), t.trx_started)"
 OLDEST_WRITER_SQL = (
     "SELECT t.trx_id, t.trx_mysql_thread_id, t.trx_state, t.trx_rows_modified, "
     f"{_STARTED_UTC}, {server_local_time(_STARTED_UTC)}, UTC_TIMESTAMP(6), p.USER, p.HOST "
@@ -46,7 +46,7 @@ OLDEST_WRITER_SQL = (
     "LEFT JOIN information_schema.PROCESSLIST AS p ON p.ID = t.trx_mysql_thread_id "
     "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() "
     "AND (t.trx_rows_modified > 0 OR t.trx_lock_structs > 0 OR t.trx_state = 'LOCK WAIT') "
-    f"ORDER BY t.trx_started, t.trx_id LIMIT {{limit}}"
+    "ORDER BY t.trx_started, t.trx_id LIMIT {limit}"
 )
 SHOWN = 5  # the oldest writers a report names
 ID_CHUNK = 10_000  # ids compared per step when looking for an uncommitted insert
