@@ -30,14 +30,15 @@ def float_text(value_sql: str, digits: int) -> str:
 
 
 def canonical_text(column: ColumnMapping, *, hash_text: bool = False) -> str:
-    """The MySQL expression of one column's canonical text (NULL when the value is NULL or a zero date).
+    """The MySQL expression of one column's canonical text inside CONCAT (NULL for NULL or a zero date).
 
     ``hash_text``: unbounded text as its MD5, as the warehouse renders it (``hashes_unbounded_text``).
     """
     kind, value = column.logical.kind, column.select_sql
     if kind in (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT):
-        # YEAR prints as four digits; + 0 makes it a number (0 stays 0).
-        return f"CAST(({value}) + 0 AS CHAR)" if column.source.data_type.lower() == "year" else f"CAST({value} AS CHAR)"
+        # Inside CONCAT a number is its decimal text: no CAST needed (it costs per row). YEAR prints as
+        # four digits; + 0 makes it a number (0 stays 0).
+        return f"(({value}) + 0)" if column.source.data_type.lower() == "year" else value
     if kind is Kind.DECIMAL:  # the type map reads decimals as text already (CAST AS CHAR)
         return value if value.endswith(" AS CHAR)") else f"CAST({value} AS CHAR)"
     if kind is Kind.REAL:
