@@ -206,6 +206,26 @@ def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(har
     assert harness.pg.query(f"SELECT COUNT(*) FROM {harness.target(table)}") == [(199,)]
 
 
+def test_a_table_without_a_key_compares_the_rows_whose_cursor_is_null_as_one_more_range(harness: Harness) -> None:
+    table = "null_cursor"
+    fresh(harness, table)
+    harness.mysql.execute(f"CREATE TABLE `{table}` (seq INT NULL, payload VARCHAR(20), KEY (seq))")
+    rows = [(i if i % 10 else None, f"p{i}") for i in range(1, 201)]  # 20 rows without a cursor value
+    harness.mysql.executemany(f"INSERT INTO `{table}` VALUES (%s, %s)", rows)
+    harness.set_tables({f"{harness.mysql.name}.{table}": {"cdc_strategy": "id_only", "cdc_id_column": "seq"}})
+    harness.sync(table)  # an id cursor never reads a NULL: those 20 rows stay behind
+    behind = reconcile(harness, table)
+    assert (behind.source_rows, behind.target_rows) == (200, 180)
+    assert behind.differing_ranges == 1 and behind.samples["differing_ranges"] == ["seq IS NULL"]
+    nulls = ", ".join(f"(NULL, 'p{i}')" for i in range(10, 201, 10))  # as a full load would have put them
+    harness.pg.execute(f"INSERT INTO {harness.target(table)} (seq, payload) VALUES {nulls}")
+    same = reconcile(harness, table)
+    assert same.differences == 0 and (same.source_rows, same.target_rows) == (200, 200)
+    harness.mysql.execute(f"UPDATE `{table}` SET payload = 'changed' WHERE payload = 'p10'")  # seq is NULL
+    changed = reconcile(harness, table)
+    assert changed.differing_ranges == 1 and changed.samples["differing_ranges"] == ["seq IS NULL"]
+
+
 def _all_types_table(h: Harness) -> None:
     h.pg.execute(f"DROP TABLE IF EXISTS {h.target('all_types')}")
     with h.mysql.connect() as conn, conn.cursor() as cur:

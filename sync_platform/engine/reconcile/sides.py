@@ -83,6 +83,32 @@ class Side(Protocol):
 
     def hashes_for_keys(self, keys: Sequence[KeyValues]) -> dict[KeyValues, int]: ...
 
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]: ...
+
+    def integer_span(self) -> IntegerSpan | None: ...
+
+
+INTEGER_KINDS = (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT)
+
+
+@dataclass(frozen=True)
+class IntegerSpan:
+    """The rows and the smallest and largest key of a single integer key (in the snapshot)."""
+
+    rows: int
+    low: int
+    high: int
+
+
+def bucket_expression(column: str, buckets: int, divide: str) -> str:
+    """Which of ``buckets`` buckets of ``width`` keys after ``origin`` a key falls in (parameters: origin, width).
+
+    ``(k - origin - 1) DIV width``, clamped to the first and last bucket: bucket ``i`` holds
+    ``origin + i·width < k <= origin + (i+1)·width``; keys below or above the span land in the edge
+    buckets. Integer division truncates on both servers; the clamp makes the sign irrelevant.
+    """
+    return f"LEAST(GREATEST(({column} - %s - 1) {divide} %s, 0), {buckets - 1})"
+
 
 def _compare(columns: Sequence[str], values: Sequence[str], above: bool) -> str:
     """``(c1, c2, …) > (v1, v2, …)`` (``above``) or ``<=``, expanded without row constructors.
@@ -114,11 +140,16 @@ def range_condition(columns: Sequence[str], key_range: KeyRange) -> tuple[str, l
     if key_range.upper is not None:
         parts.append(_compare(columns, placeholders, above=False))
         params += _after_params(key_range.upper)
+    if not parts and columns:  # a cursor column may hold NULLs: they are no range's (see null_checksum)
+        parts.append(f"{columns[0]} IS NOT NULL")
     return (" AND ".join(parts) or "TRUE"), params
 
 
 class Pacer:
-    """Keeps source reads under ``rows_per_second``; sleeps ``sleep_seconds`` after each range."""
+    """Keeps source reads under ``rows_per_second``; sleeps ``sleep_seconds`` per range read.
+
+    A query that checksums several top-level ranges at once is followed by one sleep per range.
+    """
 
     def __init__(self, rows_per_second: float | None = None, sleep_seconds: float = 0.0) -> None:
         self.rows_per_second = rows_per_second
@@ -127,9 +158,9 @@ class Pacer:
         self.rows = 0
         self.slept = 0.0
 
-    def read(self, rows: int) -> None:
+    def read(self, rows: int, ranges: int = 1) -> None:
         self.rows += rows
-        pause = self.sleep_seconds
+        pause = self.sleep_seconds * ranges
         if self.rows_per_second:
             ahead = self.rows / self.rows_per_second - (time.monotonic() - self.started)
             pause = max(pause, ahead)
@@ -187,6 +218,16 @@ class MySQLSide(_KeyWalk):
         self.pacer.read(int(rows))
         return Checksum(int(rows), int(total))
 
+    def null_checksum(self) -> Checksum:
+        """The rows whose (cursor) column is NULL: outside every range."""
+        ((rows, total),) = self._run(
+            f"SELECT COUNT(*), COALESCE(SUM({self.row_hash_sql}), 0) FROM {self.table_sql} "
+            f"WHERE {self.columns[0]} IS NULL",
+            (),
+        )
+        self.pacer.read(int(rows))
+        return Checksum(int(rows), int(total))
+
     def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
         """The ``step``-th key of the range, walking the primary key (touches ``step`` index entries)."""
         where, params = range_condition(self.columns, key_range)
@@ -212,6 +253,29 @@ class MySQLSide(_KeyWalk):
         )
         self.pacer.read(sum(int(r[1]) for r in rows))
         return _by_bucket(rows, len(bounds) + 1)
+
+    def integer_span(self) -> IntegerSpan | None:
+        """Rows, lowest and highest key of a single integer key; None for other keys or an empty table."""
+        if len(self.keys) != 1 or self.keys[0].logical.kind not in INTEGER_KINDS:
+            return None
+        column = self.columns[0]
+        ((rows, low, high),) = self._run(f"SELECT COUNT(*), MIN({column}), MAX({column}) FROM {self.table_sql}", ())
+        if not rows:
+            return None
+        return IntegerSpan(int(rows), int(low), int(high))
+
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]:
+        """The checksums of ``buckets`` arithmetic buckets of the range (see :func:`bucket_expression`)."""
+        where, params = range_condition(self.columns, key_range)
+        # Signed: an unsigned key minus a larger origin would be out of range (MySQL raises).
+        bucket = bucket_expression(f"CAST({self.columns[0]} AS SIGNED)", buckets, "DIV")
+        rows = self._run(
+            f"SELECT {bucket} AS sp_bucket, COUNT(*), COALESCE(SUM({self.row_hash_sql}), 0) FROM {self.table_sql} "
+            f"WHERE {where} GROUP BY sp_bucket",
+            [origin, width, *params],
+        )
+        self.pacer.read(sum(int(r[1]) for r in rows), ranges=buckets)
+        return _by_bucket(rows, buckets)
 
     def row_hashes(self, key_range: KeyRange) -> dict[KeyValues, int]:
         where, params = range_condition(self.columns, key_range)
@@ -253,6 +317,9 @@ class WarehouseSide(_KeyWalk):
     """The target: compares keys through the dialect's key order expressions."""
 
     name = "target"
+
+    def integer_span(self) -> IntegerSpan | None:
+        return None  # ranges are cut on the source
 
     def __init__(
         self,
@@ -301,6 +368,15 @@ class WarehouseSide(_KeyWalk):
         )
         return Checksum(int(rows), int(total))
 
+    def null_checksum(self) -> Checksum:
+        live = f" AND {self.live_filter}" if self.live_filter else ""
+        ((rows, total),) = self._run(
+            f"SELECT COUNT(*), {self.dialect.hash_sum(self.row_hash_sql)} FROM {self.table_sql} "
+            f"WHERE {self.order[0]} IS NULL{live}",
+            (),
+        )
+        return Checksum(int(rows), int(total))
+
     def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
         where, params = self._where(key_range)
         rows = self._run(
@@ -331,6 +407,16 @@ class WarehouseSide(_KeyWalk):
             [*bucket_params, *params],
         )
         return _by_bucket(rows, len(bounds) + 1)
+
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]:
+        where, params = self._where(key_range)
+        bucket = bucket_expression(self.order[0], buckets, "/")  # integers: truncating division
+        rows = self._run(
+            f"SELECT {bucket} AS sp_bucket, COUNT(*), {self.dialect.hash_sum(self.row_hash_sql)} "
+            f"FROM {self.table_sql} WHERE {where} GROUP BY 1",
+            [origin, width, *params],
+        )
+        return _by_bucket(rows, buckets)
 
     def hashes_for_keys(self, keys: Sequence[KeyValues]) -> dict[KeyValues, int]:
         return _warehouse_hashes_for_keys(self, keys)
@@ -396,6 +482,8 @@ def _warehouse_condition(side: WarehouseSide, key_range: KeyRange) -> tuple[str,
     if key_range.upper is not None:
         parts.append(_compare(side.order, values, above=False))
         params += _after_params(warehouse_values(side.keys, key_range.upper))
+    if not parts and side.order:
+        parts.append(f"{side.order[0]} IS NOT NULL")
     return (" AND ".join(parts) or "TRUE"), params
 
 
