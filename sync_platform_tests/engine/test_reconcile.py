@@ -226,6 +226,23 @@ def test_a_table_without_a_key_compares_the_rows_whose_cursor_is_null_as_one_mor
     assert changed.differing_ranges == 1 and changed.samples["differing_ranges"] == ["seq IS NULL"]
 
 
+def test_datetime_fractions_with_trailing_zeros_compare_equal_and_a_microsecond_is_a_change(harness: Harness) -> None:
+    """DATETIME's canonical text is PostgreSQL's (trailing fraction zeros dropped): MySQL trims to match."""
+    table = "fractions"
+    fresh(harness, table)
+    harness.mysql.execute(f"CREATE TABLE `{table}` (id INT PRIMARY KEY, d6 DATETIME(6), d3 DATETIME(3), d0 DATETIME)")
+    values = ["2024-05-06 07:08:09.500000", "2024-05-06 07:08:10.000000", "2024-05-06 07:08:10.000100"]
+    rows = [(i, v, v[:23], v[:19]) for i, v in enumerate(values, start=1)] + [(4, None, None, None)]
+    harness.mysql.executemany(f"INSERT INTO `{table}` VALUES (%s, %s, %s, %s)", rows)
+    harness.set_tables({f"{harness.mysql.name}.{table}": {"cdc_strategy": "full_sync", "repair": False}})
+    harness.sync(table)
+    assert reconcile(harness, table).differences == 0
+    harness.mysql.execute(f"UPDATE `{table}` SET d6 = '2024-05-06 07:08:10.000001' WHERE id = 2")
+    harness.mysql.execute(f"UPDATE `{table}` SET d3 = '2024-05-06 07:08:09.510' WHERE id = 1")
+    found = reconcile(harness, table)
+    assert (found.changed, found.missing, found.extra) == (2, 0, 0)
+
+
 def _all_types_table(h: Harness) -> None:
     h.pg.execute(f"DROP TABLE IF EXISTS {h.target('all_types')}")
     with h.mysql.connect() as conn, conn.cursor() as cur:

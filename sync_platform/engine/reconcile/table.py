@@ -229,7 +229,9 @@ def reconcile_table(
                 f"{spec.name}: the target {target} lacks the source columns {', '.join(missing_columns)}; "
                 "run a sync first (it adds them)"
             )
-        source_hash = row_hash(mapping.columns, hash_text=dialect.hashes_unbounded_text)
+        source_hash = row_hash(
+            mapping.columns, hash_text=dialect.hashes_unbounded_text, timestamp_as_text=dialect.timestamp_as_text
+        )
         target_hash = dialect.row_hash(dialect.row_text([(dialect.quote(c.name), c.logical) for c in mapping.columns]))
         pacer = Pacer(options.rows_per_second or None, options.sleep_seconds)
         keyed = bool(choice.primary_key) and choice.write_mode != "append"
@@ -248,6 +250,9 @@ def reconcile_table(
             with each.cursor() as cursor:
                 cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        with wconn.cursor() as cursor:  # undone by the rollback that ends the comparison
+            for statement in dialect.reconcile_session:
+                cursor.execute(statement)
         mine = MySQLSide(conn, spec.schema, spec.table, keys, source_hash, pacer)
         helpers = [MySQLSide(c, spec.schema, spec.table, keys, source_hash, pacer) for c in helper_conns]
         theirs = WarehouseSide(wconn, dialect, target, keys, target_hash, live)
