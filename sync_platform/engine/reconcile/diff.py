@@ -104,17 +104,21 @@ def _ranges(bounds: list[KeyValues], outer: KeyRange) -> list[KeyRange]:
 
 
 def diff_ranges(
-    source: Side, target: Side, settings: DiffSettings = DiffSettings(), helpers: Sequence[Side] = ()
+    source: Side,
+    target: Side,
+    settings: DiffSettings = DiffSettings(),
+    helpers: Sequence[Side] = (),
+    target_helpers: Sequence[Side] = (),
 ) -> Differences:
     """Every differing row between ``source`` and ``target`` (see the module docstring).
 
-    ``helpers``: more connections to the source, each on its own snapshot, that share the first
-    pass over an integer key with ``source`` (the bisection runs on ``source`` alone).
+    ``helpers`` / ``target_helpers``: more connections to each server (each source one on its own
+    snapshot) that share the first pass over an integer key (the bisection runs on the first ones).
     """
     found = Differences()
     span = source.integer_span()
     if span is not None and span.high - span.low + 1 <= SPARSE_KEYS * span.rows:
-        pending = _divided_ranges([source, *helpers], target, settings, found, span)
+        pending = _divided_ranges([source, *helpers], [target, *target_helpers], settings, found, span)
     else:
         pending = _walked_ranges(source, target, settings, found)
     source_rows: dict[KeyValues, int] = {}
@@ -175,14 +179,14 @@ def _walked_ranges(
 
 
 def _divided_ranges(
-    sources: Sequence[Side], target: Side, settings: DiffSettings, found: Differences, span: IntegerSpan
+    sources: Sequence[Side], targets: Sequence[Side], settings: DiffSettings, found: Differences, span: IntegerSpan
 ) -> list[tuple[KeyRange, Checksum, Checksum]]:
     """Top-level ranges of an integer key cut by arithmetic: no boundary walk, one pass per side.
 
     The span ``(low - 1, high]`` is divided into ranges of ``width`` keys (about ``range_rows`` rows
     each); one query per side checksums ``ranges_per_query`` consecutive ranges at once (GROUP BY the
     range's number). The first range is open below and the last open above, so target rows outside
-    the source's span are counted too. Several ``sources`` (connections) take the queries in turn.
+    the source's span are counted too. Several connections per side take that side's queries in turn.
     """
     origin = span.low - 1
     width = max(1, math.ceil(settings.range_rows * (span.high - origin) / span.rows))
@@ -200,7 +204,7 @@ def _divided_ranges(
             key_range = KeyRange(edge(first), edge(first + buckets))
             into[index] = side.bucket_checksums(key_range, origin + first * width, width, buckets)
 
-    def run_sources() -> list[list[Checksum]]:
+    def run_all(sides: Sequence[Side]) -> list[list[Checksum]]:
         into: list[list[Checksum]] = [[] for _ in chunks]
         todo = iter(range(len(chunks)))  # shared: each connection takes the next query when it is free
         lock = threading.Lock()
@@ -213,15 +217,10 @@ def _divided_ranges(
                     return
                 yield index
 
-        _all([lambda side=side: run(side, take(), into) for side in sources])  # type: ignore[misc]
+        _all([lambda side=side: run(side, take(), into) for side in sides])  # type: ignore[misc]
         return into
 
-    def run_target() -> list[list[Checksum]]:
-        into: list[list[Checksum]] = [[] for _ in chunks]
-        run(target, range(len(chunks)), into)
-        return into
-
-    by_query, target_by_query = _both(run_sources, run_target)
+    by_query, target_by_query = _both(lambda: run_all(sources), lambda: run_all(targets))
     sums = [c for part in by_query for c in part]  # type: ignore[attr-defined]
     target_sums = [c for part in target_by_query for c in part]  # type: ignore[attr-defined]
     ranges = [KeyRange(edge(i), edge(i + 1)) for i in range(count)]

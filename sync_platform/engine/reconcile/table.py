@@ -52,7 +52,7 @@ REPAIR_PREFIX = "_reconcile"
 KEYS_PER_STATEMENT = 500
 SAMPLE_KEYS = 10
 LOCK_WAIT_SECONDS = 300.0
-SOURCE_CONNECTIONS = 2
+CONNECTIONS_PER_SERVER = 2
 
 
 class ReconcileError(RuntimeError):
@@ -69,8 +69,8 @@ class ReconcileOptions:
     rows_per_second: float | None = None
     sleep_seconds: float = 0.0
     lock_wait_seconds: float = LOCK_WAIT_SECONDS
-    # Connections reading the source at once in the first pass over an integer key (unpaced reads only).
-    source_connections: int = SOURCE_CONNECTIONS
+    # Connections per server in the first pass over an integer key (unpaced reads only).
+    connections: int = CONNECTIONS_PER_SERVER
 
 
 @dataclass
@@ -243,34 +243,39 @@ def reconcile_table(
             keys = _key_columns(conn, spec, mapping, names) if names else []
             result.mode = "cursor ranges"
         result.key = tuple(k.source_name for k in keys)
-        # Unpaced, more connections share the first pass, each on its own snapshot (opened together).
-        extra = 0 if paced or not keyed else max(0, options.source_connections - 1)
-        helper_conns = [stack.enter_context(source.connect()) for _ in range(extra)]
+        # Unpaced, more connections to each server share the first pass (each source one on its own
+        # snapshot, opened together).
+        more = 0 if paced or not keyed else max(0, options.connections - 1)
+        helper_conns = [stack.enter_context(source.connect()) for _ in range(more)]
         for each in (conn, *helper_conns):  # every source read of a connection sees one snapshot
             with each.cursor() as cursor:
                 cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        with wconn.cursor() as cursor:  # undone by the rollback that ends the comparison
-            for statement in dialect.reconcile_session:
-                cursor.execute(statement)
+        target_conns = [wconn, *(stack.enter_context(warehouse.connect()) for _ in range(more))]
+        for each in target_conns:
+            with each.cursor() as cursor:  # undone by the rollback that ends the comparison
+                for statement in dialect.reconcile_session:
+                    cursor.execute(statement)
         mine = MySQLSide(conn, spec.schema, spec.table, keys, source_hash, pacer)
         helpers = [MySQLSide(c, spec.schema, spec.table, keys, source_hash, pacer) for c in helper_conns]
-        theirs = WarehouseSide(wconn, dialect, target, keys, target_hash, live)
+        theirs, *target_helpers = [WarehouseSide(c, dialect, target, keys, target_hash, live) for c in target_conns]
         say(f"{spec.name}: comparing {spec.identity} with {target} by {result.mode}")
         try:
             if keyed:
-                found = diff_ranges(mine, theirs, settings, helpers)
+                found = diff_ranges(mine, theirs, settings, helpers, target_helpers)
             else:
                 found = _compare_cursor_ranges(mine, theirs, settings, result)
         finally:
             for each in (conn, *helper_conns):
                 with suppress(pymysql.MySQLError):
                     each.commit()
-            wconn.rollback()
+            for each in target_conns:
+                each.rollback()
         _record(result, found)
         result.source_seconds = sum(side.seconds for side in (mine, *helpers))
         result.source_queries = sum(side.queries for side in (mine, *helpers))
-        result.target_seconds, result.target_queries = theirs.seconds, theirs.queries
+        result.target_seconds = sum(side.seconds for side in (theirs, *target_helpers))
+        result.target_queries = sum(side.queries for side in (theirs, *target_helpers))
         if keyed and (result.repair or result.deletes != "report") and found.total:
             with table_lock(conn, spec, options.lock_wait_seconds):
                 _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
