@@ -93,6 +93,23 @@ def test_deletes_drift_and_lost_rows_are_found_and_repaired(harness: Harness) ->
     assert again.differences == 0
 
 
+def test_target_rows_outside_the_source_key_span_and_sparse_keys_are_found(harness: Harness) -> None:
+    """Integer keys are cut by arithmetic over the source's MIN..MAX: the edge ranges stay open."""
+    int_table(harness, "edges", deletes="hard")
+    harness.mysql.execute("DELETE FROM `edges` WHERE id <= 2 OR id >= 298")  # below and above what remains
+    result = reconcile(harness, "edges")
+    assert sorted(result.samples["extra"], key=int) == ["1", "2", "298", "299", "300"]
+    assert result.rows_deleted == 5 and reconcile(harness, "edges").differences == 0
+    # Keys far apart (more than 16 key values per row) are walked instead; differences are found the same.
+    harness.mysql.execute("UPDATE `edges` SET id = id * 1000 WHERE id > 250")
+    harness.sync("edges")
+    harness.mysql.execute("UPDATE `edges` SET name = 'drifted' WHERE id = 260000")
+    harness.pg.execute(f"DELETE FROM {harness.target('edges')} WHERE id IN (3, 297000)")
+    found = reconcile(harness, "edges", repair=True)
+    assert (found.missing, found.changed) == (2, 1) and found.ranges_scanned > 1
+    assert_same(harness, "edges", COLUMNS, "id")
+
+
 def test_report_mode_changes_nothing_and_says_what_remains(harness: Harness) -> None:
     int_table(harness, "reported")  # defaults: deletes report, repair false
     break_table(harness, "reported")

@@ -89,11 +89,12 @@ class Side(Protocol):
 
 
 INTEGER_KINDS = (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT)
+EXACT_COUNT_BELOW = 100_000  # estimated rows under which integer_span counts them
 
 
 @dataclass(frozen=True)
 class IntegerSpan:
-    """The rows and the smallest and largest key of a single integer key (in the snapshot)."""
+    """The rows (estimated on large tables) and the smallest and largest key of a single integer key."""
 
     rows: int
     low: int
@@ -192,6 +193,7 @@ class MySQLSide(_KeyWalk):
 
     def __init__(self, conn: Any, schema: str, table: str, keys: Sequence[KeyColumn], row_hash_sql: str, pacer: Pacer):
         self.conn = conn
+        self.schema, self.table = schema, table
         self.table_sql = f"{quote_mysql_identifier(schema)}.{quote_mysql_identifier(table)}"
         self.keys = tuple(keys)
         self.columns = [quote_mysql_identifier(k.source_name) for k in keys]
@@ -255,14 +257,26 @@ class MySQLSide(_KeyWalk):
         return _by_bucket(rows, len(bounds) + 1)
 
     def integer_span(self) -> IntegerSpan | None:
-        """Rows, lowest and highest key of a single integer key; None for other keys or an empty table."""
+        """Rows, lowest and highest key of a single integer key; None for other keys or an empty table.
+
+        MIN and MAX read the ends of the primary key. The rows only size the ranges: InnoDB's estimate
+        (no scan) where it is large; an exact COUNT where the estimate is small or missing (a table
+        analyzed while small, which an undersized estimate would cut into few huge ranges).
+        """
         if len(self.keys) != 1 or self.keys[0].logical.kind not in INTEGER_KINDS:
             return None
         column = self.columns[0]
-        ((rows, low, high),) = self._run(f"SELECT COUNT(*), MIN({column}), MAX({column}) FROM {self.table_sql}", ())
-        if not rows:
+        ((low, high, estimate),) = self._run(
+            f"SELECT MIN({column}), MAX({column}), (SELECT table_rows FROM information_schema.tables "
+            f"WHERE table_schema = %s AND table_name = %s) FROM {self.table_sql}",
+            (self.schema, self.table),
+        )
+        if low is None:
             return None
-        return IntegerSpan(int(rows), int(low), int(high))
+        rows = int(estimate or 0)
+        if rows < EXACT_COUNT_BELOW:
+            ((rows,),) = self._run(f"SELECT COUNT(*) FROM {self.table_sql}", ())
+        return IntegerSpan(max(1, int(rows)), int(low), int(high))
 
     def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]:
         """The checksums of ``buckets`` arithmetic buckets of the range (see :func:`bucket_expression`)."""
