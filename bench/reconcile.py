@@ -4,7 +4,10 @@
     python -m bench.reconcile [--rows N]
 
 1. A full load (``sync_table``) into PostgreSQL schema ``bench_reconcile``: the time to beat.
-2. ``reconcile_table`` of the identical table; target: less than half the full load's time.
+2. ``reconcile_table`` of the identical table; target: less than half the full load's time. Printed
+   with each side's queries, seconds in them and the servers' CPU seconds for them (read from /proc:
+   the benchmark's servers run on this machine), which a loaded machine inflates far less than
+   wall times.
 3. 100 rows deleted at the source, 100 changed at the source without their cursor moving, 100 lost
    from the target, scattered over the key space; ``reconcile_table`` with ``deletes: hard`` and
    ``repair: true``; target: all 300 found and repaired, fewer than 1 % of the rows transferred.
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,48 @@ def _config_dir(settings: BenchSettings, root: Path) -> Path:
     return write_config_dir(settings, root, TARGET_SCHEMA, {f"{settings.database}.{settings.table}": table})
 
 
+def _server_clock(conn: Any, mysql: bool) -> Callable[[], float] | None:
+    """CPU seconds so far of the server thread (MariaDB) or process (PostgreSQL) serving ``conn``.
+
+    Read from /proc: the benchmark's servers run on this machine. None where that is not readable.
+    """
+    with conn.cursor() as cursor:
+        if mysql:
+            cursor.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()")
+            (tid,) = cursor.fetchone()
+            found = subprocess.run(["pgrep", "-x", "mariadbd|mysqld"], capture_output=True, text=True, check=False)
+            pids = found.stdout.split()
+            path = Path(f"/proc/{pids[0]}/task/{tid}/schedstat") if pids else None
+        else:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+            path = Path(f"/proc/{pid}/schedstat")
+    if path is None or not path.exists():
+        return None
+    return lambda: int(path.read_text().split()[0]) / 1e9
+
+
+def _count_server_cpu(totals: dict[str, float]) -> None:
+    """Add each reconcile query's server CPU time to ``totals["source"]`` / ``totals["target"]``."""
+    from sync_platform.engine.reconcile import sides
+
+    for cls, name in ((sides.MySQLSide, "source"), (sides.WarehouseSide, "target")):
+        original = cls._run
+
+        def run(self: Any, sql: str, params: Any, _original: Any = original, _name: str = name) -> list[tuple]:
+            if "_bench_clock" not in self.__dict__:
+                self._bench_clock = _server_clock(self.conn, mysql=_name == "source")
+            clock = self._bench_clock
+            before = clock() if clock else 0.0
+            try:
+                return _original(self, sql, params)
+            finally:
+                if clock:
+                    totals[_name] += clock() - before
+
+        cls._run = run  # type: ignore[method-assign]
+
+
 def child(config: str, action: str) -> None:
     """``sync`` or ``reconcile`` in this process; prints a JSON line with its figures."""
     from sync_platform.configuration import load_project
@@ -59,8 +106,11 @@ def child(config: str, action: str) -> None:
             assert run.load is not None
             figures: dict[str, Any] = {"rows": run.load.rows}
         else:
+            cpu = {"source": 0.0, "target": 0.0}
+            _count_server_cpu(cpu)
             result = reconcile_table(registry, spec)
             figures = result.as_dict()
+            figures.update(source_server_cpu=cpu["source"], target_server_cpu=cpu["target"])
     figures.update(seconds=time.perf_counter() - started, peak_rss_mb=peak_rss_mb())
     print(json.dumps(figures, default=str))
 
@@ -115,6 +165,12 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=p
             f"reconcile, identical table: {same['seconds']:6.2f} s  = {ratio:.2f}x the full load (target < 0.5x); "
             f"{same['differences']} differences, {same['ranges_scanned']:,} ranges, "
             f"{same['rows_transferred']:,} rows transferred"
+        )
+        say(
+            f"  source: {same['source_queries']:,} queries, {same['source_seconds']:.2f} s, "
+            f"server CPU {same['source_server_cpu']:.2f} s; target: {same['target_queries']:,} queries, "
+            f"{same['target_seconds']:.2f} s, server CPU {same['target_server_cpu']:.2f} s; "
+            f"peak RSS {same['peak_rss_mb']:.0f} MB"
         )
         saved_rows, saved_status = _break(settings)
         try:

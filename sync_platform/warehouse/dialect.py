@@ -810,6 +810,11 @@ class WarehouseDialect:
     # Unbounded text enters a row's canonical text as its MD5 (a fixed width) where text values are
     # limited (Redshift's VARCHAR ends at 65535 bytes); elsewhere as itself, which costs less.
     hashes_unbounded_text = False
+    # DATETIME values as the server's own text, 'YYYY-MM-DD HH:MM:SS[.ffffff]' without the fraction's
+    # trailing zeros (under ``reconcile_session``'s ISO DateStyle): far cheaper per row than TO_CHAR.
+    # The MySQL side renders the same (CAST, trailing zeros trimmed); Redshift keeps TO_CHAR.
+    timestamp_as_text = True
+    reconcile_session: tuple[str, ...] = ("SET datestyle = 'ISO, MDY'",)  # run in the comparison's transaction
 
     def canonical_text(self, column_sql: str, logical: LogicalType) -> str:
         """The canonical text of one column value (NULL when the value is NULL)."""
@@ -823,6 +828,8 @@ class WarehouseDialect:
         if kind is Kind.DATE:
             return f"TO_CHAR({column_sql}, 'YYYY-MM-DD')"
         if kind is Kind.TIMESTAMP:
+            if self.timestamp_as_text:
+                return f"CAST({column_sql} AS {text})"
             return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
         if kind is Kind.TIMESTAMPTZ:  # microseconds since the epoch: the instant, whatever the zone
             return f"CAST(CAST(ROUND(EXTRACT(EPOCH FROM {column_sql}) * 1000000) AS BIGINT) AS {text})"

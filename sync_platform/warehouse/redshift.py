@@ -318,6 +318,8 @@ class RedshiftDialect(WarehouseDialect):
 
     text_type = "VARCHAR(65535)"
     hashes_unbounded_text = True  # a row's canonical text must stay within VARCHAR(65535)
+    timestamp_as_text = False  # TO_CHAR: a fixed format, whatever Redshift's own text of a timestamp
+    reconcile_session = ()
 
     def binary_hex(self, column_sql: str) -> str:
         return f"TO_HEX({column_sql})"

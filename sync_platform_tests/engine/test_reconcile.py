@@ -93,6 +93,23 @@ def test_deletes_drift_and_lost_rows_are_found_and_repaired(harness: Harness) ->
     assert again.differences == 0
 
 
+def test_target_rows_outside_the_source_key_span_and_sparse_keys_are_found(harness: Harness) -> None:
+    """Integer keys are cut by arithmetic over the source's MIN..MAX: the edge ranges stay open."""
+    int_table(harness, "edges", deletes="hard")
+    harness.mysql.execute("DELETE FROM `edges` WHERE id <= 2 OR id >= 298")  # below and above what remains
+    result = reconcile(harness, "edges")
+    assert sorted(result.samples["extra"], key=int) == ["1", "2", "298", "299", "300"]
+    assert result.rows_deleted == 5 and reconcile(harness, "edges").differences == 0
+    # Keys far apart (more than 16 key values per row) are walked instead; differences are found the same.
+    harness.mysql.execute("UPDATE `edges` SET id = id * 1000 WHERE id > 250")
+    harness.sync("edges")
+    harness.mysql.execute("UPDATE `edges` SET name = 'drifted' WHERE id = 260000")
+    harness.pg.execute(f"DELETE FROM {harness.target('edges')} WHERE id IN (3, 297000)")
+    found = reconcile(harness, "edges", repair=True)
+    assert (found.missing, found.changed) == (2, 1) and found.ranges_scanned > 1
+    assert_same(harness, "edges", COLUMNS, "id")
+
+
 def test_report_mode_changes_nothing_and_says_what_remains(harness: Harness) -> None:
     int_table(harness, "reported")  # defaults: deletes report, repair false
     break_table(harness, "reported")
@@ -204,6 +221,43 @@ def test_a_table_without_a_key_is_compared_per_cursor_range_and_not_repaired(har
     assert result.differing_ranges == 2 and not result.exact
     assert result.rows_merged == 0
     assert harness.pg.query(f"SELECT COUNT(*) FROM {harness.target(table)}") == [(199,)]
+
+
+def test_a_table_without_a_key_compares_the_rows_whose_cursor_is_null_as_one_more_range(harness: Harness) -> None:
+    table = "null_cursor"
+    fresh(harness, table)
+    harness.mysql.execute(f"CREATE TABLE `{table}` (seq INT NULL, payload VARCHAR(20), KEY (seq))")
+    rows = [(i if i % 10 else None, f"p{i}") for i in range(1, 201)]  # 20 rows without a cursor value
+    harness.mysql.executemany(f"INSERT INTO `{table}` VALUES (%s, %s)", rows)
+    harness.set_tables({f"{harness.mysql.name}.{table}": {"cdc_strategy": "id_only", "cdc_id_column": "seq"}})
+    harness.sync(table)  # an id cursor never reads a NULL: those 20 rows stay behind
+    behind = reconcile(harness, table)
+    assert (behind.source_rows, behind.target_rows) == (200, 180)
+    assert behind.differing_ranges == 1 and behind.samples["differing_ranges"] == ["seq IS NULL"]
+    nulls = ", ".join(f"(NULL, 'p{i}')" for i in range(10, 201, 10))  # as a full load would have put them
+    harness.pg.execute(f"INSERT INTO {harness.target(table)} (seq, payload) VALUES {nulls}")
+    same = reconcile(harness, table)
+    assert same.differences == 0 and (same.source_rows, same.target_rows) == (200, 200)
+    harness.mysql.execute(f"UPDATE `{table}` SET payload = 'changed' WHERE payload = 'p10'")  # seq is NULL
+    changed = reconcile(harness, table)
+    assert changed.differing_ranges == 1 and changed.samples["differing_ranges"] == ["seq IS NULL"]
+
+
+def test_datetime_fractions_with_trailing_zeros_compare_equal_and_a_microsecond_is_a_change(harness: Harness) -> None:
+    """DATETIME's canonical text is PostgreSQL's (trailing fraction zeros dropped): MySQL trims to match."""
+    table = "fractions"
+    fresh(harness, table)
+    harness.mysql.execute(f"CREATE TABLE `{table}` (id INT PRIMARY KEY, d6 DATETIME(6), d3 DATETIME(3), d0 DATETIME)")
+    values = ["2024-05-06 07:08:09.500000", "2024-05-06 07:08:10.000000", "2024-05-06 07:08:10.000100"]
+    rows = [(i, v, v[:23], v[:19]) for i, v in enumerate(values, start=1)] + [(4, None, None, None)]
+    harness.mysql.executemany(f"INSERT INTO `{table}` VALUES (%s, %s, %s, %s)", rows)
+    harness.set_tables({f"{harness.mysql.name}.{table}": {"cdc_strategy": "full_sync", "repair": False}})
+    harness.sync(table)
+    assert reconcile(harness, table).differences == 0
+    harness.mysql.execute(f"UPDATE `{table}` SET d6 = '2024-05-06 07:08:10.000001' WHERE id = 2")
+    harness.mysql.execute(f"UPDATE `{table}` SET d3 = '2024-05-06 07:08:09.510' WHERE id = 1")
+    found = reconcile(harness, table)
+    assert (found.changed, found.missing, found.extra) == (2, 0, 0)
 
 
 def _all_types_table(h: Harness) -> None:

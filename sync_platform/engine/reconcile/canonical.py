@@ -2,8 +2,9 @@
 
 The warehouse twin is ``WarehouseDialect.canonical_text`` (sync_platform/warehouse/dialect.py). Both
 render a value by its warehouse *logical* type from the type map, so what is compared is what the
-sync would have loaded: decimals at their scale, DATETIME as ``YYYY-MM-DD HH:MM:SS.ffffff``,
-TIMESTAMP as microseconds since the epoch (the instant), zero dates as NULL (the type map's
+sync would have loaded: decimals at their scale, DATETIME as ``YYYY-MM-DD HH:MM:SS[.ffffff]``
+(PostgreSQL's text, see ``timestamp_as_text``; all six digits for Redshift), TIMESTAMP as
+microseconds since the epoch (the instant), zero dates as NULL (the type map's
 ``DATE_ADD(c, INTERVAL 0 DAY)`` read expression), floats at 6 / 15 significant digits,
 binary as its MD5, text as ``<length>:<text>`` (unbounded text as its MD5 for Redshift, whose
 VARCHAR ends at 65535 bytes), JSON by presence only (each side normalizes JSON text its own way).
@@ -29,15 +30,18 @@ def float_text(value_sql: str, digits: int) -> str:
     )
 
 
-def canonical_text(column: ColumnMapping, *, hash_text: bool = False) -> str:
-    """The MySQL expression of one column's canonical text (NULL when the value is NULL or a zero date).
+def canonical_text(column: ColumnMapping, *, hash_text: bool = False, timestamp_as_text: bool = False) -> str:
+    """The MySQL expression of one column's canonical text inside CONCAT (NULL for NULL or a zero date).
 
     ``hash_text``: unbounded text as its MD5, as the warehouse renders it (``hashes_unbounded_text``).
+    ``timestamp_as_text``: DATETIME as PostgreSQL prints a timestamp (``timestamp_as_text``): the
+    CAST's text, the fraction's trailing zeros and a bare '.' trimmed.
     """
     kind, value = column.logical.kind, column.select_sql
     if kind in (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT):
-        # YEAR prints as four digits; + 0 makes it a number (0 stays 0).
-        return f"CAST(({value}) + 0 AS CHAR)" if column.source.data_type.lower() == "year" else f"CAST({value} AS CHAR)"
+        # Inside CONCAT a number is its decimal text: no CAST needed (it costs per row). YEAR prints as
+        # four digits; + 0 makes it a number (0 stays 0).
+        return f"(({value}) + 0)" if column.source.data_type.lower() == "year" else value
     if kind is Kind.DECIMAL:  # the type map reads decimals as text already (CAST AS CHAR)
         return value if value.endswith(" AS CHAR)") else f"CAST({value} AS CHAR)"
     if kind is Kind.REAL:
@@ -47,7 +51,12 @@ def canonical_text(column: ColumnMapping, *, hash_text: bool = False) -> str:
     if kind is Kind.DATE:
         return f"DATE_FORMAT({value}, '%Y-%m-%d')"
     if kind is Kind.TIMESTAMP:
-        return f"DATE_FORMAT({value}, '%Y-%m-%d %H:%i:%s.%f')"
+        if not timestamp_as_text:
+            return f"DATE_FORMAT({value}, '%Y-%m-%d %H:%i:%s.%f')"
+        text = f"CAST({value} AS CHAR)"  # as many fraction digits as the column declares
+        if not column.source.datetime_precision:
+            return text
+        return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {text}))"  # the seconds end the '.' trim
     if kind is Kind.TIMESTAMPTZ:  # the read expression is microseconds since the epoch; 0 is the zero date
         return f"CAST(NULLIF({value}, 0) AS CHAR)"
     if kind is Kind.JSON:
@@ -60,12 +69,15 @@ def canonical_text(column: ColumnMapping, *, hash_text: bool = False) -> str:
     return f"CONCAT(CHAR_LENGTH({text}), ':', {text})"  # after its length: a '|' inside cannot shift a column
 
 
-def row_text(columns: Sequence[ColumnMapping], *, hash_text: bool = False) -> str:
+def row_text(columns: Sequence[ColumnMapping], *, hash_text: bool = False, timestamp_as_text: bool = False) -> str:
     """One text per row: canonical texts joined by '|' (NULL as '')."""
-    parts = [f"COALESCE({canonical_text(c, hash_text=hash_text)}, '')" for c in columns]
+    parts = [
+        f"COALESCE({canonical_text(c, hash_text=hash_text, timestamp_as_text=timestamp_as_text)}, '')" for c in columns
+    ]
     return "CONCAT(" + ", '|', ".join(parts) + ")"
 
 
-def row_hash(columns: Sequence[ColumnMapping], *, hash_text: bool = False) -> str:
+def row_hash(columns: Sequence[ColumnMapping], *, hash_text: bool = False, timestamp_as_text: bool = False) -> str:
     """60 bits of the row text's MD5 as an unsigned integer (the warehouse takes the same 15 hex digits)."""
-    return f"CAST(CONV(SUBSTRING(MD5({row_text(columns, hash_text=hash_text)}), 18), 16, 10) AS UNSIGNED)"
+    text = row_text(columns, hash_text=hash_text, timestamp_as_text=timestamp_as_text)
+    return f"CAST(CONV(SUBSTRING(MD5({text}), 18), 16, 10) AS UNSIGNED)"

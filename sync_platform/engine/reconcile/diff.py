@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sync_platform.engine.reconcile.sides import Checksum, KeyRange, KeyValues, Side
+from sync_platform.engine.reconcile.sides import Checksum, IntegerSpan, KeyRange, KeyValues, Side
 
 MAX_DEPTH = 12
+SPARSE_KEYS = 16  # an integer key spanning more than this many values per row is walked, not divided
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class DiffSettings:
     range_rows: int = 2_000  # rows per top-level range (the source's chunk size)
     factor: int = 8  # sub-ranges a differing range is split into
     leaf_rows: int = 16  # at or below this many rows a range's row hashes are fetched
+    ranges_per_query: int = 64  # integer keys: top-level ranges checksummed by one query (one pass, GROUP BY)
 
 
 @dataclass
@@ -71,6 +73,28 @@ def _both(source_call: Callable[[], object], target_call: Callable[[], object]) 
     return result["source"], result["target"]
 
 
+def _all(calls: Sequence[Callable[[], object]]) -> None:
+    """Run the calls at once, one thread each (the first in this thread); re-raise the first failure."""
+    errors: list[BaseException] = []
+
+    def guarded(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(c,), name="reconcile-source", daemon=True) for c in calls[1:]]
+    for thread in threads:
+        thread.start()
+    try:
+        guarded(calls[0])
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
 def _ranges(bounds: list[KeyValues], outer: KeyRange) -> list[KeyRange]:
     edges: list[KeyValues | None] = [outer.lower, *bounds]
     ranges = [KeyRange(edges[i], bounds[i]) for i in range(len(bounds))]
@@ -79,36 +103,24 @@ def _ranges(bounds: list[KeyValues], outer: KeyRange) -> list[KeyRange]:
     return ranges
 
 
-def diff_ranges(source: Side, target: Side, settings: DiffSettings = DiffSettings()) -> Differences:
-    """Every differing row between ``source`` and ``target`` (see the module docstring)."""
+def diff_ranges(
+    source: Side,
+    target: Side,
+    settings: DiffSettings = DiffSettings(),
+    helpers: Sequence[Side] = (),
+    target_helpers: Sequence[Side] = (),
+) -> Differences:
+    """Every differing row between ``source`` and ``target`` (see the module docstring).
+
+    ``helpers`` / ``target_helpers``: more connections to each server (each source one on its own
+    snapshot) that share the first pass over an integer key (the bisection runs on the first ones).
+    """
     found = Differences()
-    ranges: queue.Queue[KeyRange | None] = queue.Queue()
-
-    def walk_source() -> list[tuple[KeyRange, Checksum]]:
-        """Cut the next range and checksum it; the target checksums each range as soon as it is cut."""
-        done: list[tuple[KeyRange, Checksum]] = []
-        lower: KeyValues | None = None
-        try:
-            while True:
-                upper = source.next_boundary(KeyRange(lower, None), settings.range_rows)
-                key_range = KeyRange(lower, upper)
-                ranges.put(key_range)
-                done.append((key_range, source.checksum(key_range)))
-                if upper is None:
-                    return done
-                lower = upper
-        finally:
-            ranges.put(None)
-
-    sums, target_sums = _both(walk_source, lambda: [target.checksum(r) for r in iter(ranges.get, None)])
-    found.rows_transferred += len(sums) - 1  # type: ignore[arg-type]
-    found.ranges_scanned += len(sums)  # type: ignore[arg-type]
-    pending: list[tuple[KeyRange, Checksum, Checksum]] = []
-    for (key_range, mine), theirs in zip(sums, target_sums, strict=True):  # type: ignore[call-overload]
-        found.source_rows += mine.rows
-        found.target_rows += theirs.rows
-        if mine != theirs:
-            pending.append((key_range, mine, theirs))
+    span = source.integer_span()
+    if span is not None and span.high - span.low + 1 <= SPARSE_KEYS * span.rows:
+        pending = _divided_ranges([source, *helpers], [target, *target_helpers], settings, found, span)
+    else:
+        pending = _walked_ranges(source, target, settings, found)
     source_rows: dict[KeyValues, int] = {}
     target_rows: dict[KeyValues, int] = {}
     depth = 0
@@ -137,6 +149,94 @@ def diff_ranges(source: Side, target: Side, settings: DiffSettings = DiffSetting
     found.changed.sort(key=repr)
     found.deleted.sort(key=repr)
     return found
+
+
+def _walked_ranges(
+    source: Side, target: Side, settings: DiffSettings, found: Differences
+) -> list[tuple[KeyRange, Checksum, Checksum]]:
+    """Top-level ranges of ``range_rows`` keys walked on the source's key (any key type), checksummed."""
+    ranges: queue.Queue[KeyRange | None] = queue.Queue()
+
+    def walk_source() -> list[tuple[KeyRange, Checksum]]:
+        """Cut the next range and checksum it; the target checksums each range as soon as it is cut."""
+        done: list[tuple[KeyRange, Checksum]] = []
+        lower: KeyValues | None = None
+        try:
+            while True:
+                upper = source.next_boundary(KeyRange(lower, None), settings.range_rows)
+                key_range = KeyRange(lower, upper)
+                ranges.put(key_range)
+                done.append((key_range, source.checksum(key_range)))
+                if upper is None:
+                    return done
+                lower = upper
+        finally:
+            ranges.put(None)
+
+    sums, target_sums = _both(walk_source, lambda: [target.checksum(r) for r in iter(ranges.get, None)])
+    found.rows_transferred += len(sums) - 1  # type: ignore[arg-type]
+    return _differing(zip(sums, target_sums, strict=True), found)  # type: ignore[call-overload]
+
+
+def _divided_ranges(
+    sources: Sequence[Side], targets: Sequence[Side], settings: DiffSettings, found: Differences, span: IntegerSpan
+) -> list[tuple[KeyRange, Checksum, Checksum]]:
+    """Top-level ranges of an integer key cut by arithmetic: no boundary walk, one pass per side.
+
+    The span ``(low - 1, high]`` is divided into ranges of ``width`` keys (about ``range_rows`` rows
+    each); one query per side checksums ``ranges_per_query`` consecutive ranges at once (GROUP BY the
+    range's number). The first range is open below and the last open above, so target rows outside
+    the source's span are counted too. Several connections per side take that side's queries in turn.
+    """
+    origin = span.low - 1
+    width = max(1, math.ceil(settings.range_rows * (span.high - origin) / span.rows))
+    count = (span.high - origin - 1) // width + 1
+    per_query = max(1, settings.ranges_per_query)
+
+    def edge(index: int) -> KeyValues | None:
+        return None if index <= 0 or index >= count else (origin + index * width,)
+
+    chunks = [(first, min(per_query, count - first)) for first in range(0, count, per_query)]
+
+    def run(side: Side, todo: Iterable[int], into: list[list[Checksum]]) -> None:
+        for index in todo:
+            first, buckets = chunks[index]
+            key_range = KeyRange(edge(first), edge(first + buckets))
+            into[index] = side.bucket_checksums(key_range, origin + first * width, width, buckets)
+
+    def run_all(sides: Sequence[Side]) -> list[list[Checksum]]:
+        into: list[list[Checksum]] = [[] for _ in chunks]
+        todo = iter(range(len(chunks)))  # shared: each connection takes the next query when it is free
+        lock = threading.Lock()
+
+        def take() -> Iterable[int]:
+            while True:
+                with lock:
+                    index = next(todo, None)
+                if index is None:
+                    return
+                yield index
+
+        _all([lambda side=side: run(side, take(), into) for side in sides])  # type: ignore[misc]
+        return into
+
+    by_query, target_by_query = _both(lambda: run_all(sources), lambda: run_all(targets))
+    sums = [c for part in by_query for c in part]  # type: ignore[attr-defined]
+    target_sums = [c for part in target_by_query for c in part]  # type: ignore[attr-defined]
+    ranges = [KeyRange(edge(i), edge(i + 1)) for i in range(count)]
+    return _differing(zip(zip(ranges, sums, strict=True), target_sums, strict=True), found)  # type: ignore[call-overload]
+
+
+def _differing(pairs: Iterable[tuple[tuple[KeyRange, Checksum], Checksum]], found: Differences) -> list:
+    """The top-level ranges whose checksums differ (and the rows counted on each side)."""
+    pending: list[tuple[KeyRange, Checksum, Checksum]] = []
+    for (key_range, mine), theirs in pairs:
+        found.ranges_scanned += 1
+        found.source_rows += mine.rows
+        found.target_rows += theirs.rows
+        if mine != theirs:
+            pending.append((key_range, mine, theirs))
+    return pending
 
 
 def _next_level(

@@ -83,6 +83,33 @@ class Side(Protocol):
 
     def hashes_for_keys(self, keys: Sequence[KeyValues]) -> dict[KeyValues, int]: ...
 
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]: ...
+
+    def integer_span(self) -> IntegerSpan | None: ...
+
+
+INTEGER_KINDS = (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT)
+EXACT_COUNT_BELOW = 100_000  # estimated rows under which integer_span counts them
+
+
+@dataclass(frozen=True)
+class IntegerSpan:
+    """The rows (estimated on large tables) and the smallest and largest key of a single integer key."""
+
+    rows: int
+    low: int
+    high: int
+
+
+def bucket_expression(column: str, buckets: int, divide: str) -> str:
+    """Which of ``buckets`` buckets of ``width`` keys after ``origin`` a key falls in (parameters: origin, width).
+
+    ``(k - origin - 1) DIV width``, clamped to the first and last bucket: bucket ``i`` holds
+    ``origin + i·width < k <= origin + (i+1)·width``; keys below or above the span land in the edge
+    buckets. Integer division truncates on both servers; the clamp makes the sign irrelevant.
+    """
+    return f"LEAST(GREATEST(({column} - %s - 1) {divide} %s, 0), {buckets - 1})"
+
 
 def _compare(columns: Sequence[str], values: Sequence[str], above: bool) -> str:
     """``(c1, c2, …) > (v1, v2, …)`` (``above``) or ``<=``, expanded without row constructors.
@@ -114,11 +141,16 @@ def range_condition(columns: Sequence[str], key_range: KeyRange) -> tuple[str, l
     if key_range.upper is not None:
         parts.append(_compare(columns, placeholders, above=False))
         params += _after_params(key_range.upper)
+    if not parts and columns:  # a cursor column may hold NULLs: they are no range's (see null_checksum)
+        parts.append(f"{columns[0]} IS NOT NULL")
     return (" AND ".join(parts) or "TRUE"), params
 
 
 class Pacer:
-    """Keeps source reads under ``rows_per_second``; sleeps ``sleep_seconds`` after each range."""
+    """Keeps source reads under ``rows_per_second``; sleeps ``sleep_seconds`` per range read.
+
+    A query that checksums several top-level ranges at once is followed by one sleep per range.
+    """
 
     def __init__(self, rows_per_second: float | None = None, sleep_seconds: float = 0.0) -> None:
         self.rows_per_second = rows_per_second
@@ -127,9 +159,9 @@ class Pacer:
         self.rows = 0
         self.slept = 0.0
 
-    def read(self, rows: int) -> None:
+    def read(self, rows: int, ranges: int = 1) -> None:
         self.rows += rows
-        pause = self.sleep_seconds
+        pause = self.sleep_seconds * ranges
         if self.rows_per_second:
             ahead = self.rows / self.rows_per_second - (time.monotonic() - self.started)
             pause = max(pause, ahead)
@@ -161,6 +193,7 @@ class MySQLSide(_KeyWalk):
 
     def __init__(self, conn: Any, schema: str, table: str, keys: Sequence[KeyColumn], row_hash_sql: str, pacer: Pacer):
         self.conn = conn
+        self.schema, self.table = schema, table
         self.table_sql = f"{quote_mysql_identifier(schema)}.{quote_mysql_identifier(table)}"
         self.keys = tuple(keys)
         self.columns = [quote_mysql_identifier(k.source_name) for k in keys]
@@ -183,6 +216,16 @@ class MySQLSide(_KeyWalk):
         where, params = range_condition(self.columns, key_range)
         ((rows, total),) = self._run(
             f"SELECT COUNT(*), COALESCE(SUM({self.row_hash_sql}), 0) FROM {self.table_sql} WHERE {where}", params
+        )
+        self.pacer.read(int(rows))
+        return Checksum(int(rows), int(total))
+
+    def null_checksum(self) -> Checksum:
+        """The rows whose (cursor) column is NULL: outside every range."""
+        ((rows, total),) = self._run(
+            f"SELECT COUNT(*), COALESCE(SUM({self.row_hash_sql}), 0) FROM {self.table_sql} "
+            f"WHERE {self.columns[0]} IS NULL",
+            (),
         )
         self.pacer.read(int(rows))
         return Checksum(int(rows), int(total))
@@ -212,6 +255,41 @@ class MySQLSide(_KeyWalk):
         )
         self.pacer.read(sum(int(r[1]) for r in rows))
         return _by_bucket(rows, len(bounds) + 1)
+
+    def integer_span(self) -> IntegerSpan | None:
+        """Rows, lowest and highest key of a single integer key; None for other keys or an empty table.
+
+        MIN and MAX read the ends of the primary key. The rows only size the ranges: InnoDB's estimate
+        (no scan) where it is large; an exact COUNT where the estimate is small or missing (a table
+        analyzed while small, which an undersized estimate would cut into few huge ranges).
+        """
+        if len(self.keys) != 1 or self.keys[0].logical.kind not in INTEGER_KINDS:
+            return None
+        column = self.columns[0]
+        ((low, high, estimate),) = self._run(
+            f"SELECT MIN({column}), MAX({column}), (SELECT table_rows FROM information_schema.tables "
+            f"WHERE table_schema = %s AND table_name = %s) FROM {self.table_sql}",
+            (self.schema, self.table),
+        )
+        if low is None:
+            return None
+        rows = int(estimate or 0)
+        if rows < EXACT_COUNT_BELOW:
+            ((rows,),) = self._run(f"SELECT COUNT(*) FROM {self.table_sql}", ())
+        return IntegerSpan(max(1, int(rows)), int(low), int(high))
+
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]:
+        """The checksums of ``buckets`` arithmetic buckets of the range (see :func:`bucket_expression`)."""
+        where, params = range_condition(self.columns, key_range)
+        # Signed: an unsigned key minus a larger origin would be out of range (MySQL raises).
+        bucket = bucket_expression(f"CAST({self.columns[0]} AS SIGNED)", buckets, "DIV")
+        rows = self._run(
+            f"SELECT {bucket} AS sp_bucket, COUNT(*), COALESCE(SUM({self.row_hash_sql}), 0) FROM {self.table_sql} "
+            f"WHERE {where} GROUP BY sp_bucket",
+            [origin, width, *params],
+        )
+        self.pacer.read(sum(int(r[1]) for r in rows), ranges=buckets)
+        return _by_bucket(rows, buckets)
 
     def row_hashes(self, key_range: KeyRange) -> dict[KeyValues, int]:
         where, params = range_condition(self.columns, key_range)
@@ -253,6 +331,9 @@ class WarehouseSide(_KeyWalk):
     """The target: compares keys through the dialect's key order expressions."""
 
     name = "target"
+
+    def integer_span(self) -> IntegerSpan | None:
+        return None  # ranges are cut on the source
 
     def __init__(
         self,
@@ -301,6 +382,15 @@ class WarehouseSide(_KeyWalk):
         )
         return Checksum(int(rows), int(total))
 
+    def null_checksum(self) -> Checksum:
+        live = f" AND {self.live_filter}" if self.live_filter else ""
+        ((rows, total),) = self._run(
+            f"SELECT COUNT(*), {self.dialect.hash_sum(self.row_hash_sql)} FROM {self.table_sql} "
+            f"WHERE {self.order[0]} IS NULL{live}",
+            (),
+        )
+        return Checksum(int(rows), int(total))
+
     def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
         where, params = self._where(key_range)
         rows = self._run(
@@ -331,6 +421,16 @@ class WarehouseSide(_KeyWalk):
             [*bucket_params, *params],
         )
         return _by_bucket(rows, len(bounds) + 1)
+
+    def bucket_checksums(self, key_range: KeyRange, origin: int, width: int, buckets: int) -> list[Checksum]:
+        where, params = self._where(key_range)
+        bucket = bucket_expression(self.order[0], buckets, "/")  # integers: truncating division
+        rows = self._run(
+            f"SELECT {bucket} AS sp_bucket, COUNT(*), {self.dialect.hash_sum(self.row_hash_sql)} "
+            f"FROM {self.table_sql} WHERE {where} GROUP BY 1",
+            [origin, width, *params],
+        )
+        return _by_bucket(rows, buckets)
 
     def hashes_for_keys(self, keys: Sequence[KeyValues]) -> dict[KeyValues, int]:
         return _warehouse_hashes_for_keys(self, keys)
@@ -396,6 +496,8 @@ def _warehouse_condition(side: WarehouseSide, key_range: KeyRange) -> tuple[str,
     if key_range.upper is not None:
         parts.append(_compare(side.order, values, above=False))
         params += _after_params(warehouse_values(side.keys, key_range.upper))
+    if not parts and side.order:
+        parts.append(f"{side.order[0]} IS NOT NULL")
     return (" AND ".join(parts) or "TRUE"), params
 
 

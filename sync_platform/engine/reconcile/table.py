@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from sync_platform.engine.manifest import new_run_id
 from sync_platform.engine.reconcile.canonical import row_hash
 from sync_platform.engine.reconcile.diff import Differences, DiffSettings, diff_ranges
 from sync_platform.engine.reconcile.sides import (
+    Checksum,
     KeyColumn,
     KeyRange,
     KeyValues,
@@ -51,6 +52,7 @@ REPAIR_PREFIX = "_reconcile"
 KEYS_PER_STATEMENT = 500
 SAMPLE_KEYS = 10
 LOCK_WAIT_SECONDS = 300.0
+CONNECTIONS_PER_SERVER = 2
 
 
 class ReconcileError(RuntimeError):
@@ -67,6 +69,8 @@ class ReconcileOptions:
     rows_per_second: float | None = None
     sleep_seconds: float = 0.0
     lock_wait_seconds: float = LOCK_WAIT_SECONDS
+    # Connections per server in the first pass over an integer key (unpaced reads only).
+    connections: int = CONNECTIONS_PER_SERVER
 
 
 @dataclass
@@ -204,7 +208,10 @@ def reconcile_table(
     dialect = dialect_for(warehouse.dialect)
     source = registry.source(spec.source)
     settings = DiffSettings(options.range_rows, options.factor, options.leaf_rows)
-    with source.connect() as conn, warehouse.connect() as wconn:
+    paced = bool(options.rows_per_second) or options.sleep_seconds > 0
+    with ExitStack() as stack:
+        conn = stack.enter_context(source.connect())
+        wconn = stack.enter_context(warehouse.connect())
         source_table = read_source_table(conn, spec.schema, spec.table)
         mapping = map_table(source_table)
         choice = choose_strategy(spec, source_table)
@@ -222,7 +229,9 @@ def reconcile_table(
                 f"{spec.name}: the target {target} lacks the source columns {', '.join(missing_columns)}; "
                 "run a sync first (it adds them)"
             )
-        source_hash = row_hash(mapping.columns, hash_text=dialect.hashes_unbounded_text)
+        source_hash = row_hash(
+            mapping.columns, hash_text=dialect.hashes_unbounded_text, timestamp_as_text=dialect.timestamp_as_text
+        )
         target_hash = dialect.row_hash(dialect.row_text([(dialect.quote(c.name), c.logical) for c in mapping.columns]))
         pacer = Pacer(options.rows_per_second or None, options.sleep_seconds)
         keyed = bool(choice.primary_key) and choice.write_mode != "append"
@@ -234,24 +243,39 @@ def reconcile_table(
             keys = _key_columns(conn, spec, mapping, names) if names else []
             result.mode = "cursor ranges"
         result.key = tuple(k.source_name for k in keys)
-        with conn.cursor() as cursor:  # every source read of the comparison sees one snapshot
-            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        # Unpaced, more connections to each server share the first pass (each source one on its own
+        # snapshot, opened together).
+        more = 0 if paced or not keyed else max(0, options.connections - 1)
+        helper_conns = [stack.enter_context(source.connect()) for _ in range(more)]
+        for each in (conn, *helper_conns):  # every source read of a connection sees one snapshot
+            with each.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        target_conns = [wconn, *(stack.enter_context(warehouse.connect()) for _ in range(more))]
+        for each in target_conns:
+            with each.cursor() as cursor:  # undone by the rollback that ends the comparison
+                for statement in dialect.reconcile_session:
+                    cursor.execute(statement)
         mine = MySQLSide(conn, spec.schema, spec.table, keys, source_hash, pacer)
-        theirs = WarehouseSide(wconn, dialect, target, keys, target_hash, live)
+        helpers = [MySQLSide(c, spec.schema, spec.table, keys, source_hash, pacer) for c in helper_conns]
+        theirs, *target_helpers = [WarehouseSide(c, dialect, target, keys, target_hash, live) for c in target_conns]
         say(f"{spec.name}: comparing {spec.identity} with {target} by {result.mode}")
         try:
             if keyed:
-                found = diff_ranges(mine, theirs, settings)
+                found = diff_ranges(mine, theirs, settings, helpers, target_helpers)
             else:
                 found = _compare_cursor_ranges(mine, theirs, settings, result)
         finally:
-            with suppress(pymysql.MySQLError):
-                conn.commit()
-            wconn.rollback()
+            for each in (conn, *helper_conns):
+                with suppress(pymysql.MySQLError):
+                    each.commit()
+            for each in target_conns:
+                each.rollback()
         _record(result, found)
-        result.source_seconds, result.target_seconds = mine.seconds, theirs.seconds
-        result.source_queries, result.target_queries = mine.queries, theirs.queries
+        result.source_seconds = sum(side.seconds for side in (mine, *helpers))
+        result.source_queries = sum(side.queries for side in (mine, *helpers))
+        result.target_seconds = sum(side.seconds for side in (theirs, *target_helpers))
+        result.target_queries = sum(side.queries for side in (theirs, *target_helpers))
         if keyed and (result.repair or result.deletes != "report") and found.total:
             with table_lock(conn, spec, options.lock_wait_seconds):
                 _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
@@ -276,7 +300,10 @@ def _show(key: KeyValues) -> str:
 def _compare_cursor_ranges(
     mine: MySQLSide, theirs: WarehouseSide, settings: DiffSettings, result: ReconcileResult
 ) -> Differences:
-    """A table without a key: counts and hashes per cursor range (the whole table when it has no cursor)."""
+    """A table without a key: counts and hashes per cursor range (the whole table when it has no cursor).
+
+    Rows whose cursor is NULL are compared as one more range of their own.
+    """
     found = Differences()
     ranges = [KeyRange()]
     if mine.keys:
@@ -284,14 +311,18 @@ def _compare_cursor_ranges(
         found.rows_transferred += len(bounds)
         edges: list[KeyValues | None] = [None, *bounds]
         ranges = [KeyRange(edges[i], edges[i + 1]) for i in range(len(bounds))] + [KeyRange(edges[-1], None)]
-    for key_range in ranges:
-        a, b = mine.checksum(key_range), theirs.checksum(key_range)
+    compared: list[tuple[str, Checksum, Checksum]] = [
+        (r.describe(), mine.checksum(r), theirs.checksum(r)) for r in ranges
+    ]
+    if mine.keys:  # rows whose cursor is NULL lie in no range: one more bucket of their own
+        compared.append((f"{mine.keys[0].source_name} IS NULL", mine.null_checksum(), theirs.null_checksum()))
+    for described, a, b in compared:
         found.ranges_scanned += 1
         found.source_rows += a.rows
         found.target_rows += b.rows
         if a != b:
             result.differing_ranges += 1
-            result.samples.setdefault("differing_ranges", []).append(key_range.describe())
+            result.samples.setdefault("differing_ranges", []).append(described)
     result.note = "no primary key: differences are reported per cursor range, not repaired"
     return found
 
