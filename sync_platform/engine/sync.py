@@ -435,6 +435,27 @@ def load_info(choice: StrategyChoice, plan: ReadPlan, mapping: TableMapping) -> 
     }
 
 
+def batch_normalizer(
+    spec: TableSpec, mapping: TableMapping, dialect: WarehouseDialect
+) -> tuple[Callable[[pa.RecordBatch], pa.RecordBatch], dict[str, int], dict[str, int]]:
+    """(raw batch → staged batch, zero dates turned NULL per column, values truncated per column)."""
+    counts: dict[str, int] = {}
+    truncated: dict[str, int] = {}
+
+    def normalize(raw: pa.RecordBatch) -> pa.RecordBatch:
+        batch, zero = mapping.normalize(raw)
+        for column, count in zero.items():
+            counts[column] = counts.get(column, 0) + count
+        batch, cut = dialect.enforce_limits(
+            batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
+        )
+        for column, count in cut.items():
+            truncated[column] = truncated.get(column, 0) + count
+        return batch
+
+    return normalize, counts, truncated
+
+
 def _stream_to_stage(
     spec: TableSpec,
     plan: ReadPlan,
@@ -452,20 +473,7 @@ def _stream_to_stage(
     on_batch: Callable[[Manifest], None] | None,
     null_plan: ReadPlan | None = None,
 ) -> None:
-    counts: dict[str, int] = {}
-    truncated: dict[str, int] = {}
-
-    def normalize(raw: pa.RecordBatch) -> pa.RecordBatch:
-        batch, zero = mapping.normalize(raw)
-        for column, count in zero.items():
-            counts[column] = counts.get(column, 0) + count
-        batch, cut = dialect.enforce_limits(
-            batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
-        )
-        for column, count in cut.items():
-            truncated[column] = truncated.get(column, 0) + count
-        return batch
-
+    normalize, counts, truncated = batch_normalizer(spec, mapping, dialect)
     key_fields = tuple(mapping.warehouse_name(c.name) for c in plan.keyset)
     reader = PageReader(
         plan,
