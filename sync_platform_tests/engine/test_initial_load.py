@@ -40,7 +40,10 @@ def test_ranges_load_once_and_finish_at_the_ceiling(harness: Harness) -> None:
         assert done.plan_id == plan.plan_id and done.finished
         assert [r.rows_extracted for r in results] == [250, 0, 250, 250]
         assert ledger_watermark(registry, spec) == done.final
-        assert done.final.position == {"updated_at": h.mysql.query("SELECT MAX(updated_at) FROM il_engine")[0][0], "id": 1000}
+        assert done.final.position == {
+            "updated_at": h.mysql.query("SELECT MAX(updated_at) FROM il_engine")[0][0],
+            "id": 1000,
+        }
         with pytest.raises(InitialLoadError, match="finished"):
             plan_initial_load(registry, spec)
         assert read_plan(registry, spec).finished
