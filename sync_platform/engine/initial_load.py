@@ -72,7 +72,7 @@ from sync_platform.engine.sync import (
 )
 from sync_platform.engine.typemap import TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, decode_value, encode_value
-from sync_platform.errors import DataError
+from sync_platform.errors import ExitCode, SyncPlatformError
 from sync_platform.warehouse import LedgerEntry, TableRef, WarehouseDialect, dialect_for
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,32 @@ class InitialLoadError(PlanError):
     """The table cannot be loaded in key ranges, or the load is not in a state to do what was asked."""
 
 
-class InitialLoadIncomplete(DataError, RuntimeError):
+class InitialLoadIncomplete(SyncPlatformError, RuntimeError):
     """Finish was asked while ranges are still not loaded (names them; rerun the load)."""
+
+
+class InitialLoadInProgress(SyncPlatformError, RuntimeError):
+    """A plain sync of a table whose initial load in key ranges is not finished (it would read it all again)."""
+
+    exit_code = ExitCode.CONNECTION
+    kind = "busy"
+
+
+def refuse_during_initial_load(registry: ConnectionRegistry, spec: TableSpec) -> None:
+    """Raise :class:`InitialLoadInProgress` when the table has an unfinished initial load.
+
+    A sync starting from no watermark would read the whole table beside the ranges; one starting
+    later would leave the ranges' rows behind its watermark. Either way: finish or abandon it first.
+    """
+    plan = read_plan(registry, spec)
+    if plan is None or plan.finished:
+        return
+    done = len(plan.ranges) - len(plan.pending)
+    raise InitialLoadInProgress(
+        f"{spec.name}: its initial load {plan.plan_id} in key ranges is not finished ({done} of {len(plan.ranges)} "
+        f"ranges done): run `sync initial-load -t {spec.name}` to finish it (done ranges are skipped), or "
+        f"`sync initial-load -t {spec.name} --new` to start over; plain syncs of the table wait until then"
+    )
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,10 @@ def plan_extract(
             f"{source_table.column(loose[0]).collation}): a key whose case changes at the source stays twice in "
             f"the target; `cdc validate -t {spec.name}` says how to fix it"
         )
+    if resume.is_empty and choice.write_mode == "merge" and choice.strategy in ("hybrid", "timestamp_only"):
+        from sync_platform.engine.initial_load import refuse_during_initial_load  # it builds on this module
+
+        refuse_during_initial_load(registry, spec)
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, staged)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":

@@ -7,6 +7,7 @@ import pytest
 from sync_platform.engine.initial_load import (
     InitialLoadError,
     InitialLoadIncomplete,
+    InitialLoadInProgress,
     finish_initial_load,
     load_range,
     plan_initial_load,
@@ -30,6 +31,8 @@ def test_ranges_load_once_and_finish_at_the_ceiling(harness: Harness) -> None:
     with h.registry() as registry:
         plan = plan_initial_load(registry, spec, 4)
         assert len(plan.ranges) == 4 and plan.pending == [0, 1, 2, 3]
+        with pytest.raises(InitialLoadInProgress, match="0 of 4 ranges done"):
+            h.sync("il_engine")  # a plain first sync would read the whole table beside the ranges
         first = load_range(registry, spec, plan.plan_id, 1)
         assert first.rows_extracted == 250 and first.status == "loaded"
         with pytest.raises(InitialLoadIncomplete, match="3 range"):
