@@ -33,13 +33,18 @@ from sync_platform.orchestration.resources import build_registry
 
 PLAN_OP = "plan_ranges"
 RANGE_OP = "load_range"
-FINISH_OP = "finish_initial_load"
+FINISH_OP = "finish"
 TABLE_TAG = "sync_platform/initial_load_table"
 T = TypeVar("T")
 
 
 def initial_load_job_name(pipeline: str) -> str:
     return f"initial_load_{identifier(pipeline)}"
+
+
+def op_name(pipeline: str, op: str) -> str:
+    """An op of the pipeline's initial-load job (op names are unique across the code location)."""
+    return f"{initial_load_job_name(pipeline)}__{op}"
 
 
 class InitialLoadRunConfig(dg.Config):
@@ -102,7 +107,7 @@ def initial_load_job(
         return lambda message: context.log.info(message)
 
     @dg.op(
-        name=PLAN_OP,
+        name=op_name(pipeline.name, PLAN_OP),
         out=dg.DynamicOut(dict),
         required_resource_keys=resource_keys,
         pool=pool,
@@ -122,7 +127,7 @@ def initial_load_job(
             yield dg.DynamicOutput(task, mapping_key=f"range_{state.index + 1:05d}")
 
     @dg.op(
-        name=RANGE_OP,
+        name=op_name(pipeline.name, RANGE_OP),
         required_resource_keys=resource_keys,
         pool=pool,
         description="Read one key range from MySQL and load it into the warehouse, exactly once.",
@@ -148,7 +153,7 @@ def initial_load_job(
         return dg.Output(summary, metadata={**summary, "batches": dg.MetadataValue.json(result.batches)})
 
     @dg.op(
-        name=FINISH_OP,
+        name=op_name(pipeline.name, FINISH_OP),
         required_resource_keys=resource_keys,
         description="Record the table's watermark once every range is loaded; incremental syncs start there.",
     )
@@ -175,7 +180,8 @@ def initial_load_job(
     @dg.job(
         name=initial_load_job_name(pipeline.name),
         description=f"First load of a big table of pipeline {pipeline.name} in primary-key ranges "
-        "(run config: ops.plan_ranges.config.table). Launch it again to resume: done ranges are skipped.",
+        f"(run config: ops.{op_name(pipeline.name, PLAN_OP)}.config.table). Launch it again to resume: "
+        "done ranges are skipped.",
         tags={"sync_platform/pipeline": identifier(pipeline.name)},
     )
     def initial_load() -> None:

@@ -31,7 +31,14 @@ from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
 from sync_platform.orchestration.factory import build_definitions, project_tables
-from sync_platform.orchestration.initial_load import FINISH_OP, PLAN_OP, RANGE_OP, initial_load_job_name, table_of_run
+from sync_platform.orchestration.initial_load import (
+    FINISH_OP,
+    PLAN_OP,
+    RANGE_OP,
+    initial_load_job_name,
+    op_name,
+    table_of_run,
+)
 from sync_platform.orchestration.keys import TableKeys, group_name
 from sync_platform.orchestration.run_worker import RunWorker, die_like
 
@@ -253,7 +260,7 @@ def run_initial_load(
     if batch_max_rows is not None:
         config["batch_max_rows"] = batch_max_rows
     run_config: dict[str, Any] = {
-        "ops": {PLAN_OP: {"config": config}},
+        "ops": {op_name(spec.pipeline, PLAN_OP): {"config": config}},
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     tags = {
@@ -271,7 +278,8 @@ def run_initial_load(
 
     instance.get_records_for_run(run_id, limit=1)
     instance.event_log_storage.get_concurrency_keys()
-    keys = [replace(TableKeys.of(spec), op=op) for op in (PLAN_OP, RANGE_OP, FINISH_OP)]
+    ops = {op_name(spec.pipeline, op): op for op in (PLAN_OP, RANGE_OP, FINISH_OP)}
+    keys = [replace(TableKeys.of(spec), op=name) for name in ops]
     worker = RunWorker(execute)
     watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress, on_blocked=worker.kill)
     started = time.monotonic()
@@ -291,7 +299,7 @@ def run_initial_load(
         if event is None:
             continue
         step, kind = event.step_key or "", event.event_type_value
-        op = step.split("[", 1)[0]
+        op = ops.get(step.split("[", 1)[0], "")
         if kind == "STEP_OUTPUT" and op in (RANGE_OP, FINISH_OP):
             metadata = {k: v.value for k, v in event.event_specific_data.metadata.items()}
             if op == RANGE_OP:

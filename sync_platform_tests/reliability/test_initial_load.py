@@ -24,7 +24,7 @@ from sync_platform.engine.initial_load import read_plan
 from sync_platform.engine.stage import list_batches
 from sync_platform.engine.sync import table_prefix
 from sync_platform.orchestration.factory import build_definitions
-from sync_platform.orchestration.initial_load import PLAN_OP, initial_load_job_name
+from sync_platform.orchestration.initial_load import PLAN_OP, RANGE_OP, initial_load_job_name, op_name
 from sync_platform.orchestration.launch import only_tables
 from sync_platform.orchestration.watermarks import read_extract_watermark
 from sync_platform_tests.engine.harness import PIPELINE, Harness
@@ -111,12 +111,16 @@ def test_dagster_job_loads_every_range_once(harness: Harness, shape: str) -> Non
     job = definitions.resolve_job_def(initial_load_job_name(PIPELINE))
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(
-            run_config={"ops": {PLAN_OP: {"config": {"table": spec.name, "ranges": ranges}}}},
+            run_config={"ops": {op_name(PIPELINE, PLAN_OP): {"config": {"table": spec.name, "ranges": ranges}}}},
             instance=instance,
             raise_on_error=False,
         )
         assert result.success, [e.message for e in result.all_events if e.is_failure]
-        range_steps = [e for e in result.all_events if e.is_step_success and e.step_key.startswith("load_range[")]
+        range_steps = [
+            e
+            for e in result.all_events
+            if e.is_step_success and e.step_key.startswith(op_name(PIPELINE, RANGE_OP) + "[")
+        ]
         assert len(range_steps) == ranges, "one load_range step per key range"
         stored = read_extract_watermark(instance, spec)
         with h.registry() as registry:
