@@ -28,6 +28,7 @@ whose first run already reads in key order up to the ceiling (:func:`~sync_platf
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,6 +51,7 @@ from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.mysql_sql import keyset_at_most, quote_mysql, table_sql
 from sync_platform.engine.pages import PageReader
+from sync_platform.engine.recovery import target_has_rows
 from sync_platform.engine.source_schema import SourceTable, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
@@ -64,6 +67,7 @@ from sync_platform.engine.strategies import (
 from sync_platform.engine.sync import (
     DEFAULT_BATCH_MAX_ROWS,
     READ_BATCH_ROWS,
+    ConcurrentRunError,
     batch_normalizer,
     load_info,
     load_spec_for,
@@ -139,6 +143,7 @@ class InitialLoadPlan:
     ranges: tuple[RangeState, ...]
     state: str  # planned | finished | abandoned
     updated_at: dt.datetime
+    target_empty: bool = False  # the target held no row when planned: ranges' keys meet no loaded row
 
     @property
     def pending(self) -> list[int]:
@@ -245,6 +250,7 @@ def read_plan(registry: ConnectionRegistry, spec: TableSpec) -> InitialLoadPlan 
         ranges=ranges,
         state=header[4],
         updated_at=header[6],
+        target_empty=bool(detail.get("target_empty")),
     )
 
 
@@ -381,7 +387,13 @@ def plan_initial_load(
     now = dt.datetime.now(dt.UTC)
     count = len(edges) - 1
     detail = json.dumps(
-        {"key": list(key), "ceiling": encode_value(ceiling), "final": final.to_dict(), "rows_estimated": total}
+        {
+            "key": list(key),
+            "ceiling": encode_value(ceiling),
+            "final": final.to_dict(),
+            "rows_estimated": total,
+            "target_empty": not target_has_rows(registry, spec),
+        }
     )
     statements.append(
         _insert(spec, dialect, (spec.identity, plan_id, PLAN_ROW, count, None, None, detail, "planned", total, now))
@@ -477,7 +489,7 @@ def load_range(
         result.resumed_after = after
         say(f"{label}: {len(staged)} batch(es) staged by an earlier attempt, up to key {after}")
     source = registry.source(spec.source)
-    with source.connect() as conn:
+    with source.connect() as conn, _range_lock(conn, spec, plan_id, index):
         shape = _shape(conn, spec)
         snapshot = _snapshot(shape, spec, plan.ceiling)
         info = load_info(shape.choice, snapshot, shape.mapping)
@@ -487,7 +499,11 @@ def load_range(
         def load_in_background() -> None:
             try:
                 loader = TableLoader(
-                    registry.warehouse(spec.target), store, load_spec_for(registry, spec, info), progress=say
+                    registry.warehouse(spec.target),
+                    store,
+                    load_spec_for(registry, spec, info),
+                    progress=say,
+                    disjoint_keys=plan.target_empty,
                 )
                 outcome["load"] = loader.load(staged, iter(queue_.get, None))
             except BaseException as exc:  # handed to the caller below
@@ -529,6 +545,27 @@ def load_range(
         f"now) in {result.seconds:.1f} s"
     )
     return result
+
+
+@contextmanager
+def _range_lock(conn: Any, spec: TableSpec, plan_id: str, index: int) -> Iterator[None]:
+    """One attempt of a range at a time, held on the source server (a zombie attempt cannot interleave)."""
+    digest = hashlib.sha1(f"{spec.identity}\0{plan_id}\0{index}".encode()).hexdigest()[:24]
+    name = f"sync_platform:range:{digest}"
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        (acquired,) = cursor.fetchone()
+    if acquired != 1:
+        raise ConcurrentRunError(
+            f"{spec.name}: range {index + 1} of initial load {plan_id} is being loaded by another process "
+            f"(source lock {name!r}); wait for it, or check for a stuck process"
+        )
+    try:
+        yield
+    finally:
+        with suppress(Exception), conn.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cursor.fetchone()
 
 
 @dataclass(frozen=True)
