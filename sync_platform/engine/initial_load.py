@@ -128,7 +128,13 @@ class RangeState:
     rows: int = 0
 
     def describe(self, key: tuple[str, ...]) -> str:
-        return f"{', '.join(key)} in {KeyRange(self.lower, self.upper).describe()}"
+        def shown(values: KeyValues | None, open_end: str) -> str:
+            if values is None:
+                return open_end
+            return str(values[0]) if len(values) == 1 else "(" + ", ".join(map(str, values)) + ")"
+
+        column = key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
+        return f"{shown(self.lower, 'start')} < {column} <= {shown(self.upper, 'end')}"
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ class RangeResult:
 
     index: int
     count: int
-    status: str  # loaded | already_done
+    status: str  # loaded | resumed (an earlier attempt had staged part of it) | already_done
     rows_extracted: int = 0  # read from MySQL by this attempt
     rows_loaded: int = 0  # loaded into the warehouse by this attempt
     rows: int = 0  # rows the range holds (every attempt)
@@ -487,6 +493,7 @@ def load_range(
     if staged:
         after = _key_from_json(json.dumps(staged[-1].extra["initial_load"]["after"]))
         result.resumed_after = after
+        result.status = "resumed"
         say(f"{label}: {len(staged)} batch(es) staged by an earlier attempt, up to key {after}")
     source = registry.source(spec.source)
     with source.connect() as conn, _range_lock(conn, spec, plan_id, index):
@@ -730,22 +737,41 @@ def run_initial_load(
     """
     plan = plan_initial_load(registry, spec, ranges, new=new, progress=progress)
     indices = [r.index for r in plan.ranges]
-    results: list[RangeResult] = []
-    if workers <= 1:
-        results = [
-            load_range(registry, spec, plan.plan_id, i, batch_max_rows=batch_max_rows, progress=progress)
-            for i in indices
-        ]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(
-                    load_range, registry, spec, plan.plan_id, i, batch_max_rows=batch_max_rows, progress=progress
-                )
-                for i in indices
-            ]
-            results = [f.result() for f in futures]
+    results = load_ranges(
+        registry, spec, plan.plan_id, indices, workers=workers, batch_max_rows=batch_max_rows, progress=progress
+    )
     return finish_initial_load(registry, spec, plan.plan_id, progress=progress), results
+
+
+def load_ranges(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    plan_id: str,
+    indices: list[int],
+    *,
+    workers: int = 1,
+    batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS,
+    progress: Progress | None = None,
+) -> list[RangeResult]:
+    """:func:`load_range` for each of ``indices``, ``workers`` at a time in threads of this process.
+
+    Every range runs to its end even when another fails (a done range stays done); then the first
+    failure is raised. On 2 cores, 2 workers read 500,000 rows in 8 ranges 1.4x as fast as 1
+    (``python -m bench.initial_load``): MySQL, the parquet writer and the COPY overlap.
+    """
+
+    def one(index: int) -> RangeResult:
+        return load_range(registry, spec, plan_id, index, batch_max_rows=batch_max_rows, progress=progress)
+
+    if workers <= 1 or len(indices) <= 1:
+        return [one(i) for i in indices]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="range") as pool:
+        futures = [pool.submit(one, i) for i in indices]
+        errors = [f.exception() for f in futures]
+    failure = next((e for e in errors if e is not None), None)
+    if failure is not None:
+        raise failure
+    return [f.result() for f in futures]
 
 
 def describe_ranges(plan: InitialLoadPlan) -> Iterator[str]:

@@ -234,10 +234,6 @@ def plan_extract(
             f"{source_table.column(loose[0]).collation}): a key whose case changes at the source stays twice in "
             f"the target; `cdc validate -t {spec.name}` says how to fix it"
         )
-    if resume.is_empty and choice.write_mode == "merge" and choice.strategy in ("hybrid", "timestamp_only"):
-        from sync_platform.engine.initial_load import refuse_during_initial_load  # it builds on this module
-
-        refuse_during_initial_load(registry, spec)
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, staged)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
@@ -399,6 +395,10 @@ def extract_table(
         if options.dry_run:
             result.watermark = resume
             return result
+        if resume.is_empty and choice.write_mode == "merge" and choice.strategy in ("hybrid", "timestamp_only"):
+            from sync_platform.engine.initial_load import refuse_during_initial_load  # it builds on this module
+
+            refuse_during_initial_load(registry, spec)
         if plan.keyset and ceiling is None and planned.null_plan is None and choice.strategy not in ("full_sync",):
             say(f"{spec.name}: no rows with a cursor value yet; nothing to read")
             result.seconds = time.monotonic() - started

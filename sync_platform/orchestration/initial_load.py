@@ -23,7 +23,7 @@ from pydantic import Field
 from sync_platform.configuration.project import Pipeline, Project, TableSpec
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.initial_load import finish_initial_load, load_range, plan_initial_load
+from sync_platform.engine.initial_load import finish_initial_load, load_ranges, plan_initial_load
 from sync_platform.engine.sync import DEFAULT_BATCH_MAX_ROWS
 from sync_platform.errors import ConfigurationError, classify
 from sync_platform.orchestration import watermarks
@@ -54,6 +54,12 @@ class InitialLoadRunConfig(dg.Config):
     ranges: int | None = Field(None, description="key ranges (default: the table's initial_load.ranges, else 8)")
     new: bool = Field(False, description="abandon an unfinished plan (or redo a finished load) and plan anew")
     batch_max_rows: int = Field(DEFAULT_BATCH_MAX_ROWS, description="rows per staged batch within a range")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="ranges each load_range op reads at once, in threads (for one machine: on 2 cores 2 workers "
+        "were 1.4x as fast as 1); 1: one range per op, and the executor spreads the ops",
+    )
 
 
 def _step(
@@ -122,9 +128,12 @@ def initial_load_job(
             return plan_initial_load(registry, spec, config.ranges, new=config.new, progress=say(context))
 
         planned = _step(context, project, resource_keys, plan, retry_schedule)
-        for state in planned.ranges:
-            task = {"table": spec.name, "plan": planned.plan_id, "index": state.index, "rows": config.batch_max_rows}
-            yield dg.DynamicOutput(task, mapping_key=f"range_{state.index + 1:05d}")
+        indices = [state.index for state in planned.ranges]
+        for start in range(0, len(indices), config.workers):
+            group = indices[start : start + config.workers]
+            task = {"table": spec.name, "plan": planned.plan_id, "indices": group, "rows": config.batch_max_rows}
+            key = f"range_{group[0] + 1:05d}" + (f"_to_{group[-1] + 1:05d}" if len(group) > 1 else "")
+            yield dg.DynamicOutput(task, mapping_key=key)
 
     @dg.op(
         name=op_name(pipeline.name, RANGE_OP),
@@ -134,30 +143,48 @@ def initial_load_job(
     )
     def load_one_range(context: dg.OpExecutionContext, task: dict) -> dg.Output:
         spec = keys_for(task["table"]).spec
+        indices = list(task["indices"])
 
         def work(registry: ConnectionRegistry) -> Any:
-            return load_range(
-                registry, spec, task["plan"], task["index"], batch_max_rows=task["rows"], progress=say(context)
+            return load_ranges(
+                registry,
+                spec,
+                task["plan"],
+                indices,
+                workers=len(indices),
+                batch_max_rows=task["rows"],
+                progress=say(context),
             )
 
-        result = _step(context, project, resource_keys, work, retry_schedule)
-        summary = {
-            "table": spec.name,
+        results = _step(context, project, resource_keys, work, retry_schedule)
+        summaries = [
+            {
+                "table": spec.name,
+                "plan": task["plan"],
+                "index": result.index,
+                "status": result.status,
+                "rows": result.rows,
+                "rows_extracted": result.rows_extracted,
+                "rows_loaded": result.rows_loaded,
+                "batches": result.batches,
+            }
+            for result in results
+        ]
+        metadata = {
             "plan": task["plan"],
-            "index": result.index,
-            "status": result.status,
-            "rows": result.rows,
-            "rows_extracted": result.rows_extracted,
-            "rows_loaded": result.rows_loaded,
+            "ranges": dg.MetadataValue.json(summaries),
+            "rows": sum(r.rows for r in results),
+            "rows_extracted": sum(r.rows_extracted for r in results),
         }
-        return dg.Output(summary, metadata={**summary, "batches": dg.MetadataValue.json(result.batches)})
+        return dg.Output(summaries, metadata=metadata)
 
     @dg.op(
         name=op_name(pipeline.name, FINISH_OP),
         required_resource_keys=resource_keys,
         description="Record the table's watermark once every range is loaded; incremental syncs start there.",
     )
-    def finish(context: dg.OpExecutionContext, results: list[dict]) -> Iterator[Any]:
+    def finish(context: dg.OpExecutionContext, groups: list[list[dict]]) -> Iterator[Any]:
+        results = [result for group in groups for result in group]
         keys = keys_for(results[0]["table"])
         plan_id = results[0]["plan"]
 

@@ -243,6 +243,7 @@ def run_initial_load(
     ranges: int | None = None,
     new: bool = False,
     batch_max_rows: int | None = None,
+    workers: int = 1,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
     retries: int | None = None,
@@ -256,7 +257,7 @@ def run_initial_load(
     project_tables(project)
     definitions = build_definitions(only_tables(project, [spec]), retry_schedule=schedule)
     job = definitions.resolve_job_def(initial_load_job_name(spec.pipeline))
-    config: dict[str, Any] = {"table": spec.name, "ranges": ranges, "new": new}
+    config: dict[str, Any] = {"table": spec.name, "ranges": ranges, "new": new, "workers": workers}
     if batch_max_rows is not None:
         config["batch_max_rows"] = batch_max_rows
     run_config: dict[str, Any] = {
@@ -303,7 +304,7 @@ def run_initial_load(
         if kind == "STEP_OUTPUT" and op in (RANGE_OP, FINISH_OP):
             metadata = {k: v.value for k, v in event.event_specific_data.metadata.items()}
             if op == RANGE_OP:
-                outcome.ranges.append(metadata)
+                outcome.ranges += list(metadata.get("ranges") or [])
                 outcome.plan_id = str(metadata.get("plan"))
             else:
                 outcome.status, outcome.rows = "success", int(metadata.get("rows", 0))
