@@ -73,10 +73,13 @@ def _fresh(settings: BenchSettings, root: Path) -> Path:
     return _config_dir(settings, root)
 
 
-def run(settings: BenchSettings, ranges: int, workers: int, *, say=print) -> dict[str, Any]:
+def run(
+    settings: BenchSettings, results: dict[str, Any] | None = None, *, ranges: int = 8, workers: int = 2, say=print
+) -> dict[str, Any]:
+    """The step of ``python -m bench``: ``{"initial_load": {label: figures}}``."""
     seed(settings, say=say)
     ensure_pg_database(settings)
-    results: dict[str, Any] = {}
+    figures_by_run: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-initial-load-") as tmp:
         root = Path(tmp)
         for label, mode, count in (
@@ -94,14 +97,14 @@ def run(settings: BenchSettings, ranges: int, workers: int, *, say=print) -> dic
                 if best is None or figures["seconds"] < best["seconds"]:
                     best = figures
             assert best is not None
-            results[label] = best
+            figures_by_run[label] = best
             say(
                 f"{label:>24}: {best['seconds']:6.2f} s  {rate(settings.rows, best['seconds'])}  "
                 f"peak RSS {best['peak_rss_mb']:.0f} MB"
             )
         with pg_cursor(settings) as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{TARGET_SCHEMA}" CASCADE')
-    return results
+    return {"initial_load": figures_by_run}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = BenchSettings.from_env(args.rows)
     settings = dataclasses.replace(settings, repeat=args.repeat)
-    print(json.dumps(run(settings, args.ranges, args.workers)))
+    print(json.dumps(run(settings, ranges=args.ranges, workers=args.workers)))
 
 
 if __name__ == "__main__":
