@@ -34,6 +34,7 @@ from sync_platform_tests.reliability.support import (
     add_table,
     assert_exact,
     instance_at,
+    make_append,
     make_keyed,
     run_cli,
 )
@@ -191,3 +192,17 @@ def test_cli_killed_midway_resumes_then_sync_reads_only_new_rows(
         f"staged batch found), read the other {total - 200} rows; target == source ({rows} rows), each range "
         "staged and loaded once; the next `sync` read only the 15 changed rows",
     )
+
+
+def test_cli_refuses_a_table_without_a_key(harness: Harness, tmp_path: Path) -> None:
+    """A table without a primary key cannot be loaded in key ranges: exit 1, the reason, and what to run."""
+    h = harness
+    make_append(h, "il_nokey", 30)
+    report = tmp_path / "refused.json"
+    name = f"{h.mysql.name}.il_nokey"
+    done = run_cli(h.config.path, tmp_path / "home", "sync", "initial-load", "-t", name, "--json-output", str(report))
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "needs a table with a primary key" in done.stdout + done.stderr
+    assert f"sync -t {name}" in done.stdout + done.stderr
+    document = json.loads(report.read_text())
+    assert document["status"] == "failed" and document["exit_code"] == 1 and "primary key" in document["error"]
