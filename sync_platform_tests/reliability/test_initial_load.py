@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 
 from sync_platform.configuration import load_project
 from sync_platform.engine.initial_load import read_plan
@@ -206,3 +209,40 @@ def test_cli_refuses_a_table_without_a_key(harness: Harness, tmp_path: Path) -> 
     assert f"sync -t {name}" in done.stdout + done.stderr
     document = json.loads(report.read_text())
     assert document["status"] == "failed" and document["exit_code"] == 1 and "primary key" in document["error"]
+
+
+def test_job_launched_with_the_multiprocess_executor(harness: Harness, tmp_path: Path) -> None:
+    """`dagster job execute` of the code location: the default executor runs each range op in its own
+    process (the ops are rebuilt from the code location, outputs pass through the instance's storage)."""
+    h = harness
+    make_keyed(h, "il_multi", 300)
+    spec = h.spec("il_multi")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    config = tmp_path / "run.yaml"
+    plan_config = {"table": spec.name, "ranges": 3}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "ops": {op_name(PIPELINE, PLAN_OP): {"config": plan_config}},
+                "execution": {"config": {"multiprocess": {"max_concurrent": 2}}},
+            }
+        )
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SYNC_PLATFORM_CONFIG_DIR": str(h.config.path)}
+    command = ["dagster", "job", "execute", "-m", "sync_platform.definitions", "-j", initial_load_job_name(PIPELINE)]
+    done = subprocess.run([*command, "-c", str(config)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = assert_exact(h, "il_multi", KEYED_COLUMNS, key="id")
+    _assert_each_range_loaded_once(h, "il_multi", 3, rows)
+    instance = instance_at(home)
+    [run] = instance.get_runs(limit=1)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    started = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED).records
+    pids = {
+        r.event_log_entry.step_key: r.event_log_entry.dagster_event.engine_event_data.metadata["pid"].value
+        for r in started
+    }
+    assert len(pids) == 5 and len(set(pids.values())) == 5, f"plan, 3 ranges and finish: a process each: {pids}"
+    stored = read_extract_watermark(instance, spec)
+    assert stored is not None and stored.watermark.position["id"] == 300
