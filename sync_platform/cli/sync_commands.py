@@ -35,7 +35,14 @@ from sync_platform.errors import INTERRUPTED, Classification
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.instance import cli_instance
-from sync_platform.orchestration.launch import DEFAULT_WAIT_TIMEOUT, RunOutcome, TableOutcome, run_tables, with_pipeline
+from sync_platform.orchestration.launch import (
+    DEFAULT_WAIT_TIMEOUT,
+    RunOutcome,
+    TableOutcome,
+    run_initial_load,
+    run_tables,
+    with_pipeline,
+)
 
 
 @dataclass(frozen=True)
@@ -291,6 +298,132 @@ def adhoc_pipeline(project: Project, source: str, target: str, s3_config: str | 
         raise ConfigError(problems)
     settings = PipelineSettings(name=f"adhoc_{source}_{target}", source=source, target=target, s3_config=staging)
     return Pipeline(name=settings.name, file=None, settings=settings, tables={}, open_tables=True)
+
+
+@sync_group.command("initial-load")
+@click.option("-t", "--table", "table", required=True, help="schema.table of the pipeline.")
+@click.option("-p", "--pipeline", help="The pipeline the table belongs to (auto-detected when unique).")
+@click.option(
+    "--ranges",
+    type=click.IntRange(min=1),
+    help="Primary-key ranges to cut the table into (default: the table's initial_load.ranges, else 8).",
+)
+@click.option("--new", is_flag=True, help="Plan anew: abandon an unfinished load, or load a finished table again.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Ranges read at once in this process (threads); on 2 cores 2 were 1.4x as fast as 1.",
+)
+@click.option(
+    "--json-output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result as JSON to this file."
+)
+@click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help=f"Attempts of a range after a transient error (default {DEFAULT_RETRY_SCHEDULE.retries}).",
+)
+@pass_cli
+def sync_initial_load(
+    ctx: CliContext,
+    table: str,
+    pipeline: str | None,
+    ranges: int | None,
+    new: bool,
+    workers: int,
+    json_output: Path | None,
+    wait_timeout: float,
+    retries: int | None,
+) -> None:
+    """First load of a big table in primary-key ranges, as the initial_load_<pipeline> job.
+
+    Each range is read and loaded once; run the same command again after a failure or a kill and
+    only the ranges not yet done run. When every range is done, incremental syncs of the table
+    continue from where the load started reading (its ceiling), not from the beginning.
+    """
+    timings.mark("command")
+    request = SyncRequest(json_output=json_output, wait_timeout=wait_timeout, retries=retries)
+    with json_on_every_exit(ctx, request, (table,)):
+        project = ctx.project(pipeline=pipeline)
+        try:
+            spec = resolve_table(project, table, pipeline)
+        except ConfigError as exc:
+            raise _config_error(exc, ctx) from None
+        started = dt.datetime.now(dt.UTC)
+        instance = cli_instance()
+
+        def progress(_spec: TableSpec, message: str) -> None:
+            if not ctx.quiet:
+                click.echo(f"{dt.datetime.now():%H:%M:%S} {message}", err=True)
+
+        try:
+            outcome = run_initial_load(
+                project,
+                spec,
+                instance=instance,
+                ranges=ranges,
+                new=new,
+                workers=workers,
+                wait_timeout=wait_timeout,
+                retries=retries,
+                progress=progress,
+            )
+        except ConfigError as exc:
+            raise _config_error(exc, ctx) from None
+        rows = [
+            (
+                f"{int(r['index']) + 1}",
+                str(r["status"]).replace("_", " "),
+                f"{int(r['rows']):,}",
+                f"{int(r['rows_extracted']):,}",
+                f"{int(r['rows_loaded']):,}",
+            )
+            for r in outcome.ranges
+        ]
+        output.table(
+            f"Initial load of {spec.identity}, plan {outcome.plan_id or '-'} (run {outcome.run_id}, "
+            f"{outcome.seconds:.1f} s)",
+            ["range", "status", "rows", "read now", "loaded now"],
+            rows,
+        )
+        if outcome.status == "success":
+            code = ExitCode.OK
+            output.ok(
+                f"{spec.identity}: {outcome.rows:,} rows in {len(outcome.ranges)} ranges; incremental syncs continue "
+                f"from {outcome.watermark}"
+            )
+        else:
+            kind = outcome.error_kind
+            code = kind.exit_code if kind is not None else ExitCode.PARTIAL
+            ctx.last_error = outcome.error
+            output.fail(output.failure_line(spec, f"{outcome.error} (run the same command again to resume)"))
+        if json_output is not None:
+            ended = dt.datetime.now(dt.UTC)
+            write_json(
+                json_output,
+                {
+                    "command": "sync initial-load",
+                    "dagster_run_id": outcome.run_id,
+                    "table": spec.name,
+                    "pipeline": spec.pipeline,
+                    "plan_id": outcome.plan_id,
+                    "status": outcome.status,
+                    "success": outcome.status == "success",
+                    "ranges": outcome.ranges,
+                    "failed_ranges": outcome.failed_ranges,
+                    "rows": outcome.rows,
+                    "rows_extracted": outcome.rows_extracted,
+                    "watermark": outcome.watermark,
+                    "error": outcome.error,
+                    "exit_code": int(code),
+                    "start_time": started.isoformat(),
+                    "end_time": ended.isoformat(),
+                    "duration_seconds": round((ended - started).total_seconds(), 3),
+                },
+            )
+        raise SystemExit(code)
 
 
 @click.command("backup")

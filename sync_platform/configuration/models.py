@@ -200,6 +200,12 @@ class TableProcessing(Strict):
     timeout_minutes: float | None = None
 
 
+class InitialLoadConfig(Strict):
+    """A first load split into primary-key ranges (``sync initial-load``, the ``initial_load_<pipeline>`` job)."""
+
+    ranges: int = Field(8, ge=1, le=100_000)  # units of work; each is read and loaded on its own, once
+
+
 class RedshiftTableLayout(Strict):
     """DISTSTYLE / DISTKEY / SORTKEY (the old tool kept these in redshift_keys.json)."""
 
@@ -269,6 +275,7 @@ class TableConfig(Strict):
     # Rows whose cursor is NULL: read by key every run and merged (load), only counted (report), or refused (fail).
     null_cursor: Literal["load", "report", "fail"] = "load"
     processing: TableProcessing = Field(default_factory=TableProcessing)
+    initial_load: InitialLoadConfig = Field(default_factory=InitialLoadConfig)
     redshift: RedshiftTableLayout | None = None
     freshness: FreshnessConfig | None = None
     description: str | None = None

@@ -193,7 +193,12 @@ class TableLoader:
         spec: LoadSpec,
         *,
         progress: Callable[[str], None] | None = None,
+        disjoint_keys: bool = False,
     ):
+        """``disjoint_keys``: no batch holds a key already in the target (the ranges of an initial load
+        into an empty table), so batches are COPYed straight in where the warehouse enforces the key, as
+        into an empty target; a repeated key still fails that COPY and the batch goes through the stage."""
+        self.disjoint_keys = disjoint_keys
         self.warehouse = warehouse
         self.store = store
         self.spec = spec
@@ -302,7 +307,8 @@ class TableLoader:
                     cursor.execute(statement.sql, statement.params or None)
                 keys = d.parse_key_columns(cursor.fetchall())
         conn.commit()
-        return TargetState(columns, empty=self._initial, unique_key=unique, key_columns=keys)
+        empty = self._initial or self.disjoint_keys
+        return TargetState(columns, empty=empty, unique_key=unique, key_columns=keys)
 
     def _plan(self, conn: psycopg2.extensions.connection, batch: BatchLoad, direct: bool | None) -> LoadPlan:
         d = self.dialect

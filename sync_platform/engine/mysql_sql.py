@@ -117,6 +117,17 @@ def keyset_after(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> s
     return f"{column} >= {lit} AND ({column} > {lit} OR ({rest}))"
 
 
+def keyset_at_most(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
+    """``(c1, c2, …) <= (v1, v2, …)`` written so MySQL can end an index range scan at c1's value."""
+    first, first_value = keyset[0], values[0]
+    column = quote_mysql(first.name)
+    if len(keyset) == 1:
+        return f"{column} <= {literal(first, first_value)}"
+    rest = keyset_at_most(keyset[1:], values[1:])
+    lit = literal(first, first_value)
+    return f"{column} <= {lit} AND ({column} < {lit} OR ({rest}))"
+
+
 def keyset_equal(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
     """Every keyset column equal to its value (NULL-safe)."""
     return " AND ".join(f"{quote_mysql(c.name)} <=> {literal(c, v)}" for c, v in zip(keyset, values, strict=True))

@@ -500,6 +500,10 @@ def extract_table(
         if options.dry_run:
             result.watermark = resume
             return result
+        if resume.is_empty and choice.write_mode == "merge" and choice.strategy in ("hybrid", "timestamp_only"):
+            from sync_platform.engine.initial_load import refuse_during_initial_load  # it builds on this module
+
+            refuse_during_initial_load(registry, spec)
         if plan.keyset and ceiling is None and planned.null_plan is None and choice.strategy not in ("full_sync",):
             say(f"{spec.name}: no rows with a cursor value yet; nothing to read")
             result.seconds = time.monotonic() - started
@@ -540,6 +544,27 @@ def load_info(choice: StrategyChoice, plan: ReadPlan, mapping: TableMapping) -> 
     }
 
 
+def batch_normalizer(
+    spec: TableSpec, mapping: TableMapping, dialect: WarehouseDialect
+) -> tuple[Callable[[pa.RecordBatch], pa.RecordBatch], dict[str, int], dict[str, int]]:
+    """(raw batch → staged batch, zero dates turned NULL per column, values truncated per column)."""
+    counts: dict[str, int] = {}
+    truncated: dict[str, int] = {}
+
+    def normalize(raw: pa.RecordBatch) -> pa.RecordBatch:
+        batch, zero = mapping.normalize(raw)
+        for column, count in zero.items():
+            counts[column] = counts.get(column, 0) + count
+        batch, cut = dialect.enforce_limits(
+            batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
+        )
+        for column, count in cut.items():
+            truncated[column] = truncated.get(column, 0) + count
+        return batch
+
+    return normalize, counts, truncated
+
+
 def _stream_to_stage(
     spec: TableSpec,
     plan: ReadPlan,
@@ -557,20 +582,7 @@ def _stream_to_stage(
     on_batch: Callable[[Manifest], None] | None,
     null_plan: ReadPlan | None = None,
 ) -> None:
-    counts: dict[str, int] = {}
-    truncated: dict[str, int] = {}
-
-    def normalize(raw: pa.RecordBatch) -> pa.RecordBatch:
-        batch, zero = mapping.normalize(raw)
-        for column, count in zero.items():
-            counts[column] = counts.get(column, 0) + count
-        batch, cut = dialect.enforce_limits(
-            batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
-        )
-        for column, count in cut.items():
-            truncated[column] = truncated.get(column, 0) + count
-        return batch
-
+    normalize, counts, truncated = batch_normalizer(spec, mapping, dialect)
     key_fields = tuple(mapping.warehouse_name(c.name) for c in plan.keyset)
     reader = PageReader(
         plan,

@@ -16,7 +16,7 @@ import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
 from sync_platform.engine.reconcile import reconcilable
-from sync_platform.orchestration import automation, checks, reconciliation
+from sync_platform.orchestration import automation, checks, initial_load, reconciliation
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
@@ -93,7 +93,7 @@ def build_definitions(
             lags.append((keys, lag))
         by_pipeline.setdefault(pipeline.name, []).append(keys)
 
-    jobs: list[dg.UnresolvedAssetJobDefinition] = []
+    jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     sensors: list[dg.SensorDefinition] = [automation.pool_limits_sensor(automation.pool_limits(project))]
     if tables:
@@ -104,6 +104,15 @@ def build_definitions(
             if schedule is not None:
                 schedules.append(schedule)
         sensors.append(automation.staged_batches_sensor(tables, job))
+        for name, keys_of_pipeline in by_pipeline.items():
+            jobs.append(
+                initial_load.initial_load_job(
+                    project,
+                    project.pipelines[name],
+                    keys_of_pipeline,
+                    retry_schedule=retry_schedule or RetrySchedule(retries=0),
+                )
+            )
     freshness = checks.freshness_checks(lags)
     if freshness:
         sensors.append(checks.freshness_sensor(freshness))

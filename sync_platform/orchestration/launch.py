@@ -31,6 +31,14 @@ from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
 from sync_platform.orchestration.factory import build_definitions, project_tables
+from sync_platform.orchestration.initial_load import (
+    FINISH_OP,
+    PLAN_OP,
+    RANGE_OP,
+    initial_load_job_name,
+    op_name,
+    table_of_run,
+)
 from sync_platform.orchestration.keys import TableKeys, group_name
 from sync_platform.orchestration.run_worker import RunWorker, die_like
 
@@ -203,6 +211,127 @@ def run_tables(
                 outcome.status, outcome.error = "failed", watchdog.blocked
                 outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
     return RunOutcome(run_id=run_id, tables=outcomes, seconds=seconds, blocked=watchdog.blocked, marks=marks)
+
+
+@dataclass
+class InitialLoadOutcome:
+    """What a run of the ``initial_load_<pipeline>`` job did, read from its events."""
+
+    run_id: str
+    spec: TableSpec
+    status: str = "failed"  # success | failed
+    plan_id: str | None = None
+    ranges: list[dict[str, Any]] = field(default_factory=list)  # load_range outputs, by range
+    failed_ranges: list[str] = field(default_factory=list)  # their step keys
+    rows: int = 0  # rows the ranges hold
+    watermark: str | None = None  # where incremental syncs continue (finished loads)
+    error: str | None = None
+    error_kind: Classification | None = None
+    seconds: float = 0.0
+    blocked: str | None = None
+
+    @property
+    def rows_extracted(self) -> int:
+        return sum(int(r.get("rows_extracted", 0)) for r in self.ranges)
+
+
+def run_initial_load(
+    project: Project,
+    spec: TableSpec,
+    *,
+    instance: dg.DagsterInstance,
+    ranges: int | None = None,
+    new: bool = False,
+    batch_max_rows: int | None = None,
+    workers: int = 1,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    progress: Progress | None = None,
+    retries: int | None = None,
+) -> InitialLoadOutcome:
+    """Run the pipeline's ``initial_load`` job for ``spec`` in this process (ranges one after another).
+
+    The same job the UI launches; there its executor may run the ranges in parallel processes or pods.
+    """
+    project = with_tables(project, [spec])
+    schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
+    project_tables(project)
+    definitions = build_definitions(only_tables(project, [spec]), retry_schedule=schedule)
+    job = definitions.resolve_job_def(initial_load_job_name(spec.pipeline))
+    config: dict[str, Any] = {"table": spec.name, "ranges": ranges, "new": new, "workers": workers}
+    if batch_max_rows is not None:
+        config["batch_max_rows"] = batch_max_rows
+    run_config: dict[str, Any] = {
+        "ops": {op_name(spec.pipeline, PLAN_OP): {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    tags = {
+        TRIGGER_TAG: "cli",
+        PIPELINE_TAG: group_name(spec.pipeline),
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        **table_of_run(spec),
+    }
+    end_runs_of_dead_processes(instance)
+    run_id = str(uuid.uuid4())
+
+    def execute() -> None:
+        job.execute_in_process(run_config=run_config, instance=instance, run_id=run_id, tags=tags, raise_on_error=False)
+
+    instance.get_records_for_run(run_id, limit=1)
+    instance.event_log_storage.get_concurrency_keys()
+    ops = {op_name(spec.pipeline, op): op for op in (PLAN_OP, RANGE_OP, FINISH_OP)}
+    keys = [replace(TableKeys.of(spec), op=name) for name in ops]
+    worker = RunWorker(execute)
+    watchdog = _Watchdog(instance, run_id, keys, wait_timeout, progress, on_blocked=worker.kill)
+    started = time.monotonic()
+    worker.start()
+    watchdog.start()
+    try:
+        exit_code = worker.wait()
+    finally:
+        watchdog.stop()
+    if watchdog.blocked is not None:
+        _cancel_blocked_run(instance, run_id, watchdog.blocked)
+    elif exit_code < 0:
+        die_like(exit_code)
+    outcome = InitialLoadOutcome(run_id=run_id, spec=spec, seconds=time.monotonic() - started)
+    for record in watchdog.records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        step, kind = event.step_key or "", event.event_type_value
+        op = ops.get(step.split("[", 1)[0], "")
+        if kind == "STEP_OUTPUT" and op in (RANGE_OP, FINISH_OP):
+            metadata = {k: v.value for k, v in event.event_specific_data.metadata.items()}
+            if op == RANGE_OP:
+                outcome.ranges += list(metadata.get("ranges") or [])
+                outcome.plan_id = str(metadata.get("plan"))
+            else:
+                outcome.status, outcome.rows = "success", int(metadata.get("rows", 0))
+                outcome.plan_id = str(metadata.get("plan"))
+        elif kind == "ASSET_MATERIALIZATION":
+            text = event.event_specific_data.materialization.metadata.get(watermarks.WATERMARK_TEXT)
+            outcome.watermark = text.value if text is not None else outcome.watermark
+        elif kind == "STEP_FAILURE":
+            if op == RANGE_OP:
+                outcome.failed_ranges.append(step)
+            if outcome.error is None:
+                error = event.step_failure_data.error
+                user = event.step_failure_data.user_failure_data
+                outcome.error = (user.description if user and user.description else None) or (
+                    error.message.strip() if error else "failed"
+                )
+                metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
+                outcome.error_kind = Classification.from_metadata(metadata)
+                if outcome.error_kind is None and error is not None and error.cls_name in _INTERRUPTS:
+                    outcome.error_kind = INTERRUPTED
+    outcome.ranges.sort(key=lambda r: int(r.get("index", 0)))
+    if watchdog.blocked is not None:
+        outcome.status, outcome.blocked, outcome.error = "failed", watchdog.blocked, watchdog.blocked
+        outcome.error_kind = classify(RunBlockedError(watchdog.blocked))
+    elif outcome.status != "success" and outcome.error is None:
+        outcome.error = "the run ended before the load finished"
+    return outcome
 
 
 def _cancel_blocked_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
@@ -385,7 +514,7 @@ class _Watchdog(threading.Thread):
                 if kind == "ENGINE_EVENT" and "pool" in (event.message or "").lower():
                     self._last_wait_reason = event.message or ""
                 continue
-            spec = self.by_op.get(step or "")
+            spec = self.by_op.get(step or "") or self.by_op.get((step or "").split("[", 1)[0])  # mapped: op[key]
             if spec is not None and self.progress is not None and entry.user_message:
                 self.progress(spec, entry.user_message)
         return connection.has_more

@@ -24,6 +24,7 @@ import dagster as dg
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.initial_load import InitialLoadPlan
 from sync_platform.engine.recovery import ledger_watermark, recover_watermark
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.watermark import Watermark
@@ -282,6 +283,24 @@ def warehouse_metadata(result: LoadResult, stored: Watermark, origin: str) -> di
     if result.target_rows is not None:
         metadata[TARGET_ROWS] = result.target_rows
     return metadata
+
+
+def initial_load_metadata(plan: InitialLoadPlan, rows: int, extracted: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(staging, warehouse) materialization metadata of a finished initial load in key ranges.
+
+    Both carry the plan's final watermark, ``(ceiling, last key)``: the next incremental run reads
+    only rows past the ceiling. ``rows``: rows the ranges hold; ``extracted``: read by this run.
+    """
+    note = f"initial load {plan.plan_id} in {len(plan.ranges)} key ranges"
+    common: dict[str, Any] = {
+        WATERMARK: dg.MetadataValue.json(plan.final.to_dict()),
+        WATERMARK_TEXT: plan.final.describe(),
+        NOTE: note,
+        BATCHES: dg.MetadataValue.json([]),
+    }
+    staging = {**common, ROWS: extracted, STRATEGY: note, CEILING: str(_json_safe(plan.ceiling)), CAPPED: False}
+    warehouse = {**common, ROWS: rows, WATERMARK_ORIGIN: note}
+    return staging, warehouse
 
 
 # --------------------------------------------------------------------------- what the instance knows

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sync_platform.engine.key_ranges import (
+    KeyRange,
+    KeyValues,
+    KeyWalk,
+    compare_keys,
+    key_params,
+    mysql_boundary_sql,
+    range_condition,
+)
 from sync_platform.engine.typemap import Kind, LogicalType, quote_mysql_identifier
 from sync_platform.warehouse import TableRef, WarehouseDialect
 
-KeyValues = tuple[Any, ...]
 KEYS_PER_QUERY = 500
 
 
@@ -31,19 +39,6 @@ class KeyColumn:
     warehouse_name: str
     logical: LogicalType
     case_insensitive: bool = False
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """``lower < key <= upper`` (``None``: unbounded on that side)."""
-
-    lower: KeyValues | None = None
-    upper: KeyValues | None = None
-
-    def describe(self) -> str:
-        low = "start" if self.lower is None else str(self.lower)
-        high = "end" if self.upper is None else str(self.upper)
-        return f"({low}, {high}]"
 
 
 @dataclass(frozen=True)
@@ -111,41 +106,6 @@ def bucket_expression(column: str, buckets: int, divide: str) -> str:
     return f"LEAST(GREATEST(({column} - %s - 1) {divide} %s, 0), {buckets - 1})"
 
 
-def _compare(columns: Sequence[str], values: Sequence[str], above: bool) -> str:
-    """``(c1, c2, …) > (v1, v2, …)`` (``above``) or ``<=``, expanded without row constructors.
-
-    The leading ``c1 >= v1`` / ``c1 <= v1`` lets MySQL bound an index range scan on both ends.
-    """
-    first, value = columns[0], values[0]
-    if len(columns) == 1:
-        return f"{first} {'>' if above else '<='} {value}"
-    strict, loose = (">", ">=") if above else ("<", "<=")
-    rest = _compare(columns[1:], values[1:], above)
-    return f"{first} {loose} {value} AND ({first} {strict} {value} OR ({rest}))"
-
-
-def _after_params(values: KeyValues) -> list[Any]:
-    if len(values) == 1:
-        return [values[0]]
-    return [values[0], values[0], *_after_params(values[1:])]
-
-
-def range_condition(columns: Sequence[str], key_range: KeyRange) -> tuple[str, list[Any]]:
-    """WHERE text and parameters of a key range over the (quoted) key ``columns``."""
-    parts: list[str] = []
-    params: list[Any] = []
-    placeholders = ["%s"] * len(columns)
-    if key_range.lower is not None:
-        parts.append(_compare(columns, placeholders, above=True))
-        params += _after_params(key_range.lower)
-    if key_range.upper is not None:
-        parts.append(_compare(columns, placeholders, above=False))
-        params += _after_params(key_range.upper)
-    if not parts and columns:  # a cursor column may hold NULLs: they are no range's (see null_checksum)
-        parts.append(f"{columns[0]} IS NOT NULL")
-    return (" AND ".join(parts) or "TRUE"), params
-
-
 class Pacer:
     """Keeps source reads under ``rows_per_second``; sleeps ``sleep_seconds`` per range read.
 
@@ -170,23 +130,7 @@ class Pacer:
             time.sleep(pause)
 
 
-class _KeyWalk:
-    """``boundaries`` from a side's ``next_boundary``: the same walk on every server."""
-
-    def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
-        raise NotImplementedError
-
-    def boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
-        """Every ``step``-th key of the range."""
-        found: list[KeyValues] = []
-        lower = key_range.lower
-        while (bound := self.next_boundary(KeyRange(lower, key_range.upper), step)) is not None:
-            found.append(bound)
-            lower = bound
-        return found
-
-
-class MySQLSide(_KeyWalk):
+class MySQLSide(KeyWalk):
     """The source: one connection holding a consistent snapshot for the whole comparison."""
 
     name = "source"
@@ -233,11 +177,7 @@ class MySQLSide(_KeyWalk):
     def next_boundary(self, key_range: KeyRange, step: int) -> KeyValues | None:
         """The ``step``-th key of the range, walking the primary key (touches ``step`` index entries)."""
         where, params = range_condition(self.columns, key_range)
-        rows = self._run(
-            f"SELECT {self.key_list} FROM {self.table_sql} WHERE {where} ORDER BY {self.key_list} "
-            f"LIMIT 1 OFFSET {step - 1}",
-            params,
-        )
+        rows = self._run(mysql_boundary_sql(self.table_sql, self.key_list, where, step), params)
         return tuple(rows[0]) if rows else None
 
     def split_boundaries(self, key_range: KeyRange, step: int) -> list[KeyValues]:
@@ -327,7 +267,7 @@ class MySQLSide(_KeyWalk):
         return present
 
 
-class WarehouseSide(_KeyWalk):
+class WarehouseSide(KeyWalk):
     """The target: compares keys through the dialect's key order expressions."""
 
     name = "target"
@@ -466,8 +406,8 @@ def _bucket_case(columns: Sequence[str], values: Sequence[str], bounds: Sequence
     whens: list[str] = []
     params: list[Any] = []
     for index, bound in enumerate(bounds):
-        whens.append(f"WHEN {_compare(columns, values, above=False)} THEN {index}")
-        params += _after_params(bound)
+        whens.append(f"WHEN {compare_keys(columns, values, above=False)} THEN {index}")
+        params += key_params(bound)
     return f"CASE {' '.join(whens)} ELSE {len(bounds)} END", params
 
 
@@ -491,11 +431,11 @@ def _warehouse_condition(side: WarehouseSide, key_range: KeyRange) -> tuple[str,
     parts: list[str] = []
     params: list[Any] = []
     if key_range.lower is not None:
-        parts.append(_compare(side.order, values, above=True))
-        params += _after_params(warehouse_values(side.keys, key_range.lower))
+        parts.append(compare_keys(side.order, values, above=True))
+        params += key_params(warehouse_values(side.keys, key_range.lower))
     if key_range.upper is not None:
-        parts.append(_compare(side.order, values, above=False))
-        params += _after_params(warehouse_values(side.keys, key_range.upper))
+        parts.append(compare_keys(side.order, values, above=False))
+        params += key_params(warehouse_values(side.keys, key_range.upper))
     if not parts and side.order:
         parts.append(f"{side.order[0]} IS NOT NULL")
     return (" AND ".join(parts) or "TRUE"), params
