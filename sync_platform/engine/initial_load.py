@@ -50,6 +50,7 @@ from sync_platform.engine.key_ranges import KeyRange, KeyValues, MySQLKeyWalk
 from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.mysql_sql import keyset_at_most, quote_mysql, table_sql
+from sync_platform.engine.open_transactions import hold_ceiling
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import target_has_rows
 from sync_platform.engine.source_schema import SourceTable, read_source_table
@@ -371,6 +372,12 @@ def plan_initial_load(
             cursor.execute(sql)
             row = cursor.fetchone()
         ceiling = ceiling_from(first, *(row or (None, None)))
+        if ceiling is not None:  # a transaction still open may commit rows stamped below the ceiling
+            ceiling, _holders, notes = hold_ceiling(
+                conn, first, ceiling, row[0], shape.choice, shape.base.table_sql, None
+            )
+            for note in notes:
+                say(f"{spec.name}: warning: {note}")
         if ceiling is None:
             raise InitialLoadError(
                 f"{spec.name}: no row has a {first.name} value yet, so there is nothing to load in ranges; "

@@ -34,7 +34,8 @@ from typing import Any
 import pymysql
 
 from sync_platform.engine.mysql_sql import quote_mysql
-from sync_platform.engine.strategies import server_local_time
+from sync_platform.engine.strategies import CursorColumn, StrategyChoice, server_local_time, transaction_ceiling
+from sync_platform.engine.watermark import CursorValue
 
 ACCESS_DENIED = (1227, 1142, 1044)  # ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED
 
@@ -180,3 +181,57 @@ def _ids(conn: pymysql.connections.Connection, sql: str) -> list[int]:
     with conn.cursor() as cursor:
         cursor.execute(sql)
         return [int(value) for (value,) in cursor.fetchall() if value is not None]
+
+
+def hold_ceiling(
+    conn: pymysql.connections.Connection,
+    first: CursorColumn,
+    ceiling: CursorValue,
+    maximum: object,
+    choice: StrategyChoice,
+    table: str,
+    after: CursorValue,
+) -> tuple[CursorValue, tuple[OpenTransaction, ...], list[str]]:
+    """The ceiling kept below what open writing transactions may still commit (see :mod:`open_transactions`).
+
+    Clock cursors stay below the start of the oldest one; integer ids below the first id inserted but not
+    committed yet. Returns (ceiling, the transactions that hold it back, oldest first, warnings). Text and
+    decimal cursors have no such bound (README, limits).
+    """
+    integer = first.kind == "integer" and isinstance(ceiling, int) and isinstance(after, int | None)
+    if first.kind not in ("timestamp", "datetime", "date", "unix") and not integer:
+        return ceiling, (), []
+    probe = probe_open_transactions(conn)
+    warnings = []
+    if probe.unreadable:
+        lookback = f"the lookback ({choice.lookback_seconds:g} s)"
+        warnings.append(probe.unreadable.replace("the lookback", lookback))
+    if integer:
+        if not probe.writers and not probe.unreadable:
+            return ceiling, (), warnings
+        pending = first_uncommitted_id(conn, table, first.name, after, ceiling)  # type: ignore[arg-type]
+        if pending is None:
+            return ceiling, (), warnings
+        names = "; ".join(writer.describe() for writer in probe.writers) or "not readable"
+        warnings.append(
+            f"ceiling held back to {first.name} {pending - 1} (from {ceiling}): {first.name} {pending} is inserted "
+            f"by a transaction that has not committed yet (open writing transactions, oldest first: {names}). "
+            "The rows they write arrive in the first run after they commit"
+        )
+        return pending - 1, probe.writers, warnings
+    if probe.unreadable:
+        return ceiling, (), warnings
+    holding = []
+    for writer in probe.writers:
+        bound = transaction_ceiling(first, writer.started_at, writer.started_local, maximum)
+        if bound is not None and bound < ceiling:  # type: ignore[operator]
+            holding.append((bound, writer))
+    if not holding:
+        return ceiling, (), []
+    bound = holding[0][0]
+    names = "; ".join(writer.describe() for _, writer in holding)
+    note = (
+        f"ceiling held back to {bound} (from {ceiling}) by {len(holding)} open writing transaction(s) on the "
+        f"source, oldest first: {names}. The rows they write arrive in the first run after they commit"
+    )
+    return bound, tuple(writer for _, writer in holding), [note]

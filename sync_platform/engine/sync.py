@@ -26,14 +26,13 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.load import LoadSpec, TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
 from sync_platform.engine.memory import tune_allocator
-from sync_platform.engine.open_transactions import OpenTransaction, first_uncommitted_id, probe_open_transactions
+from sync_platform.engine.open_transactions import OpenTransaction, hold_ceiling
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
 from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
-    CursorColumn,
     NullCursorRowsError,
     PlanError,
     ReadPlan,
@@ -49,7 +48,6 @@ from sync_platform.engine.strategies import (
     run_cap,
     snapshot_plan,
     table_sql,
-    transaction_ceiling,
 )
 from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
 from sync_platform.engine.watermark import CursorValue, Watermark, later
@@ -261,7 +259,7 @@ def plan_extract(
         ceiling = ceiling_from(first, *(row or (None, None)))
         if ceiling is not None:  # after the ceiling's clock: a writer still open then is seen here
             after = resume.values(probe.keyset_names)
-            ceiling, held_by, notes = _hold_for_open_transactions(
+            ceiling, held_by, notes = hold_ceiling(
                 conn, first, ceiling, row[0], choice, probe.table_sql, after[0] if after else None
             )
             warnings += notes
@@ -289,60 +287,6 @@ def plan_extract(
         tuple(warnings),
         held_by,
     )
-
-
-def _hold_for_open_transactions(
-    conn: pymysql.connections.Connection,
-    first: CursorColumn,
-    ceiling: CursorValue,
-    maximum: object,
-    choice: StrategyChoice,
-    table: str,
-    after: CursorValue,
-) -> tuple[CursorValue, tuple[OpenTransaction, ...], list[str]]:
-    """The ceiling kept below what open writing transactions may still commit (see :mod:`open_transactions`).
-
-    Clock cursors stay below the start of the oldest one; integer ids below the first id inserted but not
-    committed yet. Returns (ceiling, the transactions that hold it back, oldest first, warnings). Text and
-    decimal cursors have no such bound (README, limits).
-    """
-    integer = first.kind == "integer" and isinstance(ceiling, int) and isinstance(after, int | None)
-    if first.kind not in ("timestamp", "datetime", "date", "unix") and not integer:
-        return ceiling, (), []
-    probe = probe_open_transactions(conn)
-    warnings = []
-    if probe.unreadable:
-        lookback = f"the lookback ({choice.lookback_seconds:g} s)"
-        warnings.append(probe.unreadable.replace("the lookback", lookback))
-    if integer:
-        if not probe.writers and not probe.unreadable:
-            return ceiling, (), warnings
-        pending = first_uncommitted_id(conn, table, first.name, after, ceiling)  # type: ignore[arg-type]
-        if pending is None:
-            return ceiling, (), warnings
-        names = "; ".join(writer.describe() for writer in probe.writers) or "not readable"
-        warnings.append(
-            f"ceiling held back to {first.name} {pending - 1} (from {ceiling}): {first.name} {pending} is inserted "
-            f"by a transaction that has not committed yet (open writing transactions, oldest first: {names}). "
-            "The rows they write arrive in the first run after they commit"
-        )
-        return pending - 1, probe.writers, warnings
-    if probe.unreadable:
-        return ceiling, (), warnings
-    holding = []
-    for writer in probe.writers:
-        bound = transaction_ceiling(first, writer.started_at, writer.started_local, maximum)
-        if bound is not None and bound < ceiling:  # type: ignore[operator]
-            holding.append((bound, writer))
-    if not holding:
-        return ceiling, (), []
-    bound = holding[0][0]
-    names = "; ".join(writer.describe() for _, writer in holding)
-    note = (
-        f"ceiling held back to {bound} (from {ceiling}) by {len(holding)} open writing transaction(s) on the "
-        f"source, oldest first: {names}. The rows they write arrive in the first run after they commit"
-    )
-    return bound, tuple(writer for _, writer in holding), [note]
 
 
 def _restart_for_lost_target(
