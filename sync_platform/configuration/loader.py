@@ -683,9 +683,8 @@ def _read_pipeline(
     defaults = defaults if isinstance(defaults, dict) else {}
 
     conns = connections or ConnectionsFile()
-    tables: dict[str, TableSpec] = {}
-    aliases: dict[str, str] = {}
-    targets: dict[tuple[str, str, str], str] = {}
+    listed: list[tuple[str, TableSpec]] = []  # (key as written, spec), in file order
+    duplicates: dict[str, str] = {}  # a key naming a table listed before → that first key
     for written, entry in (document.get("tables") or {}).items():
         written = str(written)
         name_source = _table_identity(reader, path, written, settings, conns, entry)
@@ -722,28 +721,11 @@ def _read_pipeline(
             target_schema=config.target_schema or (target.schema_ if target else "public"),
             source=source,
         )
-        key = key_path(("tables", written))
-        if spec.name in tables:
-            other = next(w for w, n in aliases.items() if n == spec.name)
-            reader.problem(
-                path,
-                key,
-                f"names the table {spec.name} again (also listed as `{other}`)",
-                "list each table once (a table is read from one connection)",
-            )
+        same = next((w for w, s in listed if s.identity == spec.identity), None)
+        if same is not None:
+            _same_table_twice(reader, path, written, spec, same, dict(listed)[same], duplicates)
             continue
-        writes = (spec.target, spec.target_schema, spec.target_table)
-        if writes in targets:
-            reader.problem(
-                path,
-                key,
-                f"writes {spec.target}.{spec.target_schema}.{spec.target_table}, as `{targets[writes]}` does",
-                "give one of them another target_name or target_schema (one writer per warehouse table)",
-            )
-            continue
-        targets[writes] = written
-        tables[spec.name] = spec
-        aliases[written] = spec.name
+        listed.append((written, spec))
         if isinstance(entry, dict) and entry.get("connection") not in (None, spec.source):
             reader.warning(
                 path,
@@ -751,6 +733,10 @@ def _read_pipeline(
                 f"says `{entry['connection']}` but the table is read from `{spec.source}` (as the older tool did)",
                 f"write the table as {entry['connection']}:{table} to read it from `{entry['connection']}`",
             )
+    listed = _scope_and_share(reader, path, listed)
+    tables = {spec.name: spec for _, spec in listed}
+    aliases = {written: spec.name for written, spec in listed}
+    aliases.update({written: aliases[first] for written, first in duplicates.items()})
     if settings is None or len(reader.problems) > before:
         return None
     return Pipeline(
@@ -762,6 +748,97 @@ def _read_pipeline(
         open_tables=settings.name == "default",
         table_aliases={w: n for w, n in aliases.items() if w != n},
     )
+
+
+# Table settings that describe a table without changing how it syncs.
+_DESCRIPTIVE = frozenset({"description", "owners", "tags", "table_type", "depends_on", "freshness"})
+
+
+def _same_table_twice(
+    reader: _Reader,
+    path: Path,
+    written: str,
+    spec: TableSpec,
+    first: str,
+    first_spec: TableSpec,
+    duplicates: dict[str, str],
+) -> None:
+    """Two keys naming one source table (``orders`` and ``CONN:orders``): one table when they agree, else an error.
+
+    The older tool kept a watermark per key, so both keys read the same rows into the same target
+    (every row twice with its appending COPY). Here a source table is synced once, by one writer.
+    """
+    key = key_path(("tables", written))
+    differ = sorted(
+        name
+        for name in type(spec.config).model_fields
+        if name not in _DESCRIPTIVE and getattr(spec.config, name) != getattr(first_spec.config, name)
+    )
+    if (spec.target_schema, spec.target_table) != (first_spec.target_schema, first_spec.target_table):
+        differ.append("target_name/target_schema")
+    if not differ:
+        duplicates[written] = first
+        reader.warning(
+            path,
+            key,
+            f"names {spec.identity} again (also listed as `{first}`, with the same settings): it is one table, "
+            "synced once with one watermark; `-t` accepts either key",
+            f"remove `{written}` (or `{first}`) from tables:",
+        )
+        return
+    reader.problem(
+        path,
+        key,
+        f"names {spec.identity} again (also listed as `{first}`) with different settings "
+        f"({', '.join(differ)}): one source table is read once, with one watermark",
+        f"keep one of `{first}` and `{written}` with the settings you want, and remove the other",
+    )
+
+
+def _replaces(spec: TableSpec) -> bool:
+    """The table's loads replace the whole warehouse table (full_sync's default mode, or write_mode: replace)."""
+    config = spec.config
+    if config.write_mode:
+        return config.write_mode == "replace"
+    return config.cdc_strategy == "full_sync" and (config.full_sync_mode or "replace") == "replace"
+
+
+def _scope_and_share(reader: _Reader, path: Path, listed: list[tuple[str, TableSpec]]) -> list[tuple[str, TableSpec]]:
+    """Scope tables listed from several connections; mark tables that load one warehouse table together.
+
+    Several source tables may load one warehouse table (``target_name`` shared, or the same table
+    from two connections): each stays its own unit of work with its own watermark, lock and ledger
+    rows. A load that replaces the whole target would delete the other sources' rows, so it is refused.
+    """
+    sources_of: dict[tuple[str, str], set[str]] = {}
+    for _, spec in listed:
+        sources_of.setdefault((spec.schema, spec.table), set()).add(spec.source)
+    listed = [
+        (written, replace(spec, scope=spec.source) if len(sources_of[(spec.schema, spec.table)]) > 1 else spec)
+        for written, spec in listed
+    ]
+    writers: dict[tuple[str, str, str], list[tuple[str, TableSpec]]] = {}
+    for written, spec in listed:
+        writers.setdefault((spec.target, spec.target_schema, spec.target_table), []).append((written, spec))
+    shared: dict[str, tuple[str, ...]] = {}
+    for members in writers.values():
+        if len(members) < 2:
+            continue
+        identities = tuple(spec.identity for _, spec in members)
+        keys = ", ".join(f"`{written}`" for written, _ in members)
+        for written, spec in members:
+            shared[written] = identities
+            if _replaces(spec):
+                others = ", ".join(f"`{w}`" for w, _ in members if w != written)
+                reader.problem(
+                    path,
+                    key_path(("tables", written)),
+                    f"replaces the whole of {spec.target_label} on every load, but {others} load(s) it too "
+                    f"({keys} share that table): a replace would delete their rows",
+                    "set full_sync_mode: paginate (the whole table is re-read and merged by key) or write_mode: "
+                    "merge, or give it its own target_name",
+                )
+    return [(written, replace(spec, shared_target=shared.get(written, ()))) for written, spec in listed]
 
 
 def _table_identity(

@@ -20,7 +20,7 @@ from sync_platform.orchestration import automation, checks, reconciliation
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
-from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
+from sync_platform.orchestration.translator import freshness_lag_seconds, shared_table_spec, source_spec
 
 _log = logging.getLogger("sync_platform.definitions")
 
@@ -42,12 +42,14 @@ def project_tables(project: Project, *, strict: bool = True) -> list[TableKeys]:
 
 def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[ConfigProblem]]:
     tables: list[TableKeys] = []
-    writers: dict[dg.AssetKey, str] = {}
+    writers: dict[dg.AssetKey, tuple[str, str]] = {}  # warehouse table → (pipeline, table) of its first writer
     problems: list[ConfigProblem] = []
     for pipeline in project.pipelines.values():
         for name, spec in pipeline.tables.items():
             keys = TableKeys.of(spec)
-            other = writers.get(keys.warehouse)
+            first = writers.get(keys.table)
+            # Tables of one pipeline may share a warehouse table (validated by the loader); two pipelines may not.
+            other = f"{first[0]}: {first[1]}" if first is not None and first[0] != pipeline.name else None
             if other is not None:
                 problems.append(
                     ConfigProblem(
@@ -58,7 +60,7 @@ def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[Confi
                     )
                 )
                 continue
-            writers[keys.warehouse] = f"{pipeline.name}: {name}"
+            writers.setdefault(keys.table, (pipeline.name, name))
             tables.append(keys)
     return tables, problems
 
@@ -80,6 +82,7 @@ def build_definitions(
     """
     tables = project_tables(project, strict=strict)
     sources: dict[dg.AssetKey, dg.AssetSpec] = {}
+    shared: dict[dg.AssetKey, list[TableKeys]] = {}  # a warehouse table several source tables load
     assets: list[dg.AssetsDefinition] = []
     lags: list[tuple[TableKeys, float]] = []
     by_pipeline: dict[str, list[TableKeys]] = {}
@@ -88,6 +91,8 @@ def build_definitions(
         if keys.source not in sources:  # a MySQL table synced by several pipelines is one asset
             sources[keys.source] = source_spec(project, keys)
         assets.append(table_assets(project, keys, retry_schedule=retry_schedule or RetrySchedule(retries=0)))
+        if keys.spec.shares_target:
+            shared.setdefault(keys.table, []).append(keys)
         lag = freshness_lag_seconds(pipeline, keys.spec)
         if lag is not None:
             lags.append((keys, lag))
@@ -121,7 +126,7 @@ def build_definitions(
 
     problem_specs, problem_checks = _broken_pipeline_markers(project) if not strict else ([], [])
     return dg.Definitions(
-        assets=[*sources.values(), *assets, *problem_specs],
+        assets=[*sources.values(), *assets, *(shared_table_spec(project, m) for m in shared.values()), *problem_specs],
         asset_checks=[*freshness, *reconciled, *problem_checks],
         jobs=jobs,
         schedules=schedules,

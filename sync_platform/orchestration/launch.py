@@ -105,11 +105,16 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
 
 
 def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
-    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
-    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    """The project cut down to ``specs`` (their pipelines, with only these tables and the tables sharing
+    their warehouse tables): a run builds the definitions it executes, and building every table's assets
+    cost seconds in large configurations."""
     wanted: dict[str, dict[str, TableSpec]] = {}
     for spec in specs:
         wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+        if spec.shares_target:  # the checks of a shared warehouse table read every source that loads it
+            for other in project.pipelines[spec.pipeline].tables.values():
+                if other.identity in spec.shared_target:
+                    wanted[spec.pipeline].setdefault(other.name, other)
     return replace(
         project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
     )
