@@ -419,6 +419,13 @@ def read_configuration(
         for alias in (path.stem, path.stem.removesuffix("_pipeline")):
             if alias != pipeline.name:
                 aliases.setdefault(alias, pipeline.name)
+    mark = reader.mark()
+    for name in _share_targets(reader, pipelines):
+        file = pipelines.pop(name).file
+        assert file is not None
+        broken[file] = [p for p in reader.since(mark)[0] if p.file == file]
+        broken_names[file.stem] = file
+        broken_names.setdefault(name, file)
     if mode == "env" and "default" not in pipelines:
         pipelines["default"] = _default_pipeline(env_name)
     if shared_problems:
@@ -433,7 +440,7 @@ def read_configuration(
         files_read=reader.files_read,
         broken=broken,
         broken_names=broken_names,
-        aliases={k: v for k, v in aliases.items() if k not in pipelines},
+        aliases={k: v for k, v in aliases.items() if k not in pipelines and v in pipelines},
         warnings=_unique(shared_warnings),
     )
     return ConfigurationRead(project, shared_problems, broken, _unique(reader.warnings), reader.ignored)
@@ -733,7 +740,7 @@ def _read_pipeline(
                 f"says `{entry['connection']}` but the table is read from `{spec.source}` (as the older tool did)",
                 f"write the table as {entry['connection']}:{table} to read it from `{entry['connection']}`",
             )
-    listed = _scope_and_share(reader, path, listed)
+    listed = _scope(listed)
     tables = {spec.name: spec for _, spec in listed}
     aliases = {written: spec.name for written, spec in listed}
     aliases.update({written: aliases[first] for written, first in duplicates.items()})
@@ -803,42 +810,67 @@ def _replaces(spec: TableSpec) -> bool:
     return config.cdc_strategy == "full_sync" and (config.full_sync_mode or "replace") == "replace"
 
 
-def _scope_and_share(reader: _Reader, path: Path, listed: list[tuple[str, TableSpec]]) -> list[tuple[str, TableSpec]]:
-    """Scope tables listed from several connections; mark tables that load one warehouse table together.
-
-    Several source tables may load one warehouse table (``target_name`` shared, or the same table
-    from two connections): each stays its own unit of work with its own watermark, lock and ledger
-    rows. A load that replaces the whole target would delete the other sources' rows, so it is refused.
-    """
+def _scope(listed: list[tuple[str, TableSpec]]) -> list[tuple[str, TableSpec]]:
+    """Tables whose ``schema.table`` the pipeline lists from several connections get the connection as scope."""
     sources_of: dict[tuple[str, str], set[str]] = {}
     for _, spec in listed:
         sources_of.setdefault((spec.schema, spec.table), set()).add(spec.source)
-    listed = [
+    return [
         (written, replace(spec, scope=spec.source) if len(sources_of[(spec.schema, spec.table)]) > 1 else spec)
         for written, spec in listed
     ]
-    writers: dict[tuple[str, str, str], list[tuple[str, TableSpec]]] = {}
-    for written, spec in listed:
-        writers.setdefault((spec.target, spec.target_schema, spec.target_table), []).append((written, spec))
-    shared: dict[str, tuple[str, ...]] = {}
-    for members in writers.values():
-        if len(members) < 2:
+
+
+def _written(pipelines: dict[str, Pipeline], spec: TableSpec) -> str:
+    """The key the pipeline file lists the table under."""
+    aliases = pipelines[spec.pipeline].table_aliases
+    return next((w for w, n in aliases.items() if n == spec.name), spec.name)
+
+
+def _share_targets(reader: _Reader, pipelines: dict[str, Pipeline]) -> set[str]:
+    """Mark the tables that load one warehouse table together; the pipelines refused for it.
+
+    Several source tables may load one warehouse table (the older tool's shared ``target_name``, the
+    same table from two connections or two pipelines): each stays its own unit of work with its own
+    watermark, lock and ledger rows, and every one of them is told the others (``shared_target``).
+    A load that replaces the whole target would delete the other sources' rows, so it is refused.
+    The same source table loaded into the same warehouse table by two pipelines is refused by
+    :func:`sync_platform.orchestration.factory.project_tables` (one writer per source table).
+    """
+    groups: dict[tuple[str, str, str], list[TableSpec]] = {}
+    for pipeline in pipelines.values():
+        for spec in pipeline.tables.values():
+            groups.setdefault((spec.target, spec.target_schema, spec.target_table), []).append(spec)
+    shared: dict[tuple[str, str], tuple[str, ...]] = {}
+    refused: set[str] = set()
+    for members in groups.values():
+        identities = tuple(dict.fromkeys(spec.identity for spec in members))
+        if len(identities) < 2:
             continue
-        identities = tuple(spec.identity for _, spec in members)
-        keys = ", ".join(f"`{written}`" for written, _ in members)
-        for written, spec in members:
-            shared[written] = identities
-            if _replaces(spec):
-                others = ", ".join(f"`{w}`" for w, _ in members if w != written)
-                reader.problem(
-                    path,
-                    key_path(("tables", written)),
-                    f"replaces the whole of {spec.target_label} on every load, but {others} load(s) it too "
-                    f"({keys} share that table): a replace would delete their rows",
-                    "set full_sync_mode: paginate (the whole table is re-read and merged by key) or write_mode: "
-                    "merge, or give it its own target_name",
-                )
-    return [(written, replace(spec, shared_target=shared.get(written, ()))) for written, spec in listed]
+        for spec in members:
+            shared[(spec.pipeline, spec.name)] = identities
+            if not _replaces(spec):
+                continue
+            pipeline = pipelines[spec.pipeline]
+            others = ", ".join(
+                f"`{_written(pipelines, o)}`" + ("" if o.pipeline == spec.pipeline else f" of pipeline {o.pipeline}")
+                for o in members
+                if o.identity != spec.identity
+            )
+            reader.problem(
+                pipeline.file,
+                key_path(("tables", _written(pipelines, spec))),
+                f"replaces the whole of {spec.target_label} on every load, but {others} load(s) it too: a replace "
+                "would delete their rows",
+                "set full_sync_mode: paginate (the whole table is re-read and merged by key) or write_mode: "
+                "merge, or give it its own target_name",
+            )
+            refused.add(spec.pipeline)
+    for name, pipeline in pipelines.items():
+        if any((name, t) in shared for t in pipeline.tables):
+            tables = {t: replace(spec, shared_target=shared.get((name, t), ())) for t, spec in pipeline.tables.items()}
+            pipelines[name] = replace(pipeline, tables=tables)
+    return refused
 
 
 def _table_identity(

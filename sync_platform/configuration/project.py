@@ -97,6 +97,19 @@ class Project:
     def broken_file(self, written: str) -> Path | None:
         return self.broken_names.get(written)
 
+    def sharing(self, spec: TableSpec) -> list[TableSpec]:
+        """The other source tables (of any pipeline) loading ``spec``'s warehouse table; empty when none."""
+        if not spec.shares_target:
+            return []
+        return [
+            table
+            for pipeline in self.pipelines.values()
+            for table in pipeline.tables.values()
+            if table.identity in spec.shared_target
+            and table.identity != spec.identity
+            and table.target_label == spec.target_label
+        ]
+
 
 @dataclass
 class ConfigurationRead:

@@ -170,7 +170,7 @@ def _run(
         )
     wanted = {check.name for check in context.selected_asset_check_keys}
     if wanted:
-        yield from _checks(context, registry, keys, wanted, loaded, _sharing(project, keys.spec))
+        yield from _checks(context, registry, keys, wanted, loaded, project.sharing(keys.spec))
 
 
 def _warehouse_metadata(
@@ -195,14 +195,6 @@ def _warehouse_metadata(
             ]
         )
     return metadata
-
-
-def _sharing(project: Project, spec: TableSpec) -> list[TableSpec]:
-    """The other source tables of the pipeline that load the same warehouse table (empty when none)."""
-    if not spec.shares_target:
-        return []
-    tables = project.pipelines[spec.pipeline].tables.values()
-    return [t for t in tables if t.identity in spec.shared_target and t.identity != spec.identity]
 
 
 def _checks(

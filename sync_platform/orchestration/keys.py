@@ -8,7 +8,8 @@ One place for them, so the UI, the CLI (which selects assets by key) and the tes
 
 Several source tables of one pipeline may load one warehouse table (the many-to-one layout). Each
 keeps its own assets; its warehouse asset is then its *load* into the shared table,
-``warehouse/<target>/<target schema>/<target table>__from__<schema>_<table>``, and the shared table
+``warehouse/<target>/<target schema>/<target table>__from__[<connection>_]<schema>_<table>`` (the
+connection named when the sources come from several), and the shared table
 itself is one more asset, ``warehouse/<target>/<target schema>/<target table>``, downstream of every load
 (external: it is materialized only through its loads). A table listed from several connections in one
 pipeline has the connection in its staged key (``staging/<pipeline>/<connection>/<schema>/<table>_staged``).
@@ -60,7 +61,9 @@ def warehouse_key(spec: TableSpec) -> dg.AssetKey:
     """The asset a table's sync materializes in the warehouse: the table, or its load into a shared table."""
     if not spec.shares_target:
         return target_table_key(spec)
-    origin = identifier("_".join(p for p in (spec.scope, spec.schema, spec.table) if p))
+    # The source connection is named when the table's sources come from several connections.
+    several = len({identity.split(":", 1)[0] for identity in spec.shared_target}) > 1
+    origin = identifier("_".join(p for p in (spec.source if several else "", spec.schema, spec.table) if p))
     return dg.AssetKey(["warehouse", spec.target, spec.target_schema, f"{spec.target_table}__from__{origin}"])
 
 

@@ -111,10 +111,8 @@ def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
     wanted: dict[str, dict[str, TableSpec]] = {}
     for spec in specs:
         wanted.setdefault(spec.pipeline, {})[spec.name] = spec
-        if spec.shares_target:  # the checks of a shared warehouse table read every source that loads it
-            for other in project.pipelines[spec.pipeline].tables.values():
-                if other.identity in spec.shared_target:
-                    wanted[spec.pipeline].setdefault(other.name, other)
+        for other in project.sharing(spec):  # the checks of a shared warehouse table read every source loading it
+            wanted.setdefault(other.pipeline, {}).setdefault(other.name, other)
     return replace(
         project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
     )
@@ -149,7 +147,7 @@ def run_tables(
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
     schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
-    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    project_tables(project, only=specs)  # one writer per source and warehouse table, judged over the configuration
     definitions = build_definitions(only_tables(project, specs), retry_schedule=schedule)
     job = definitions.resolve_job_def(TABLES_JOB)
     marks = {"definitions": time.time()}

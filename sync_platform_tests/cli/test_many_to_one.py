@@ -1,8 +1,9 @@
 """Several source tables loading one warehouse table (the older tool's shared ``target_name``), end to end.
 
-The pipeline here is written for these tests: ``orders`` of two MariaDB databases (two source
-connections, as two shards) and an ``orders_old`` archive table all load ``all_orders``. Each source
-table stays its own unit of work with its own watermark; the warehouse table holds their union.
+The pipelines here are written for these tests: ``orders`` of two MariaDB databases (two source
+connections, as two shards, in one pipeline) and an ``orders_old`` archive table (in a second
+pipeline) all load ``all_orders``. Each source table stays its own unit of work with its own
+watermark; the warehouse table holds their union.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import yaml
 
 from sync_platform.configuration import ConfigError, load_project
 from sync_platform.errors import ExitCode
-from sync_platform.orchestration.factory import load_definitions
+from sync_platform.orchestration.factory import build_definitions, load_definitions
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.stack import MySQLDatabase, unique_name
 
 PIPELINE_FILE = "sales_pipeline"  # pipeline.name differs, as in the older tool's files
+ARCHIVE_FILE = "archive_pipeline"
 TARGET = "all_orders"
 CHECKS = {"row_count_matches_source", "primary_key_unique", "null_cursor_rows"}
 
@@ -65,8 +67,14 @@ def shard_b() -> Iterator[MySQLDatabase]:
         db.drop()
 
 
-def write_site(config, shard: MySQLDatabase, tables: dict[str, dict[str, object]]) -> None:
-    """connections.yml with a second source connection (``shard_b``) and the shared-target pipeline."""
+def write_site(
+    config,
+    shard: MySQLDatabase,
+    tables: dict[str, dict[str, object]],
+    archive: dict[str, dict[str, object]] | None = None,
+) -> None:
+    """connections.yml with a second source connection (``shard_b``), the shared-target pipeline and,
+    with ``archive``, a second pipeline loading the same warehouse table."""
     document = yaml.safe_load(config.connections_file.read_text())
     sources = document["connections"]["sources"]
     sources["shard_b"] = {**sources[config.source], "database": shard.name}
@@ -79,6 +87,14 @@ def write_site(config, shard: MySQLDatabase, tables: dict[str, dict[str, object]
         "processing": {"batch_size": 40},
     }
     config.write(f"pipelines/{PIPELINE_FILE}.yml", {"pipeline": pipeline, "tables": tables})
+    archive_file = config.path / "pipelines" / f"{ARCHIVE_FILE}.yml"
+    if archive is None:
+        archive_file.unlink(missing_ok=True)
+    else:
+        config.write(
+            archive_file.relative_to(config.path).as_posix(),
+            {"pipeline": {**pipeline, "name": "archive"}, "tables": archive},
+        )
 
 
 @pytest.fixture
@@ -92,11 +108,8 @@ def site(mysql_db, shard_b, warehouse_db, make_config_dir, tmp_path: Path):
     write_site(
         config,
         shard_b,
-        {
-            f"{config.source}:orders": hybrid(),
-            "orders_old": hybrid(description="archived orders"),
-            "shard_b:orders": hybrid(),
-        },
+        {f"{config.source}:orders": hybrid(), "shard_b:orders": hybrid()},
+        archive={"orders_old": hybrid(description="archived orders")},
     )
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -116,9 +129,9 @@ def target_rows(warehouse_db, schema: str) -> list[tuple[int, str, Decimal]]:
     return sorted((int(i), str(n), Decimal(a)) for i, n, a in found)
 
 
-def sync(config, env, out: Path, *tables: str) -> dict:
+def sync(config, env, out: Path, *tables: str, pipeline: str = PIPELINE_FILE) -> dict:
     selected = [arg for t in tables for arg in ("-t", t)]
-    result = cli(config, env, "sync", "pipeline", "-p", PIPELINE_FILE, *selected, "--json-output", str(out))
+    result = cli(config, env, "sync", "pipeline", "-p", pipeline, *selected, "--json-output", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(out.read_text())
 
@@ -137,13 +150,19 @@ def test_two_connections_and_an_archive_table_load_one_warehouse_table(
     assert set(first["table_results"][a]["checks"]) == CHECKS and all(first["table_results"][a]["checks"].values())
     assert target_rows(warehouse_db, schema) == sorted(rows_of(mysql_db, "orders"))
 
-    # The whole pipeline by its file name: every source, the target is their union by count and content.
+    # The whole pipeline by its file name: both shards; the target is their union by count and content.
     whole = sync(config, env, tmp_path / "all.json")
-    assert whole["status"] == "success" and set(whole["table_results"]) == {a, old, b}
+    assert whole["status"] == "success" and set(whole["table_results"]) == {a, b}
     for name, result in whole["table_results"].items():
         assert result["checks"] == dict.fromkeys(CHECKS, True), (name, result)
     assert whole["table_results"][a]["rows_processed"] == 0  # its watermark was already at the end
     assert whole["table_results"][b]["rows_processed"] == 90
+    assert target_rows(warehouse_db, schema) == sorted(rows_of(mysql_db, "orders") + rows_of(shard_b, "orders"))
+
+    # A second pipeline loads the archive table into the same warehouse table; the checks sum all three sources.
+    archived = sync(config, env, tmp_path / "archive.json", pipeline=ARCHIVE_FILE)
+    assert archived["status"] == "success" and archived["table_results"][old]["rows_processed"] == 60
+    assert archived["table_results"][old]["checks"] == dict.fromkeys(CHECKS, True)
     assert target_rows(warehouse_db, schema) == union(mysql_db, shard_b)
     assert len(union(mysql_db, shard_b)) == 130 + 60 + 90
 
@@ -158,17 +177,20 @@ def test_two_connections_and_an_archive_table_load_one_warehouse_table(
     assert one["table_results"][b]["checks"] == dict.fromkeys(CHECKS, True)
     assert target_rows(warehouse_db, schema) == union(mysql_db, shard_b)
     again = sync(config, env, tmp_path / "again.json")
-    assert {n: r["rows_processed"] for n, r in again["table_results"].items()} == {a: 0, old: 0, b: 0}
+    assert {n: r["rows_processed"] for n, r in again["table_results"].items()} == {a: 0, b: 0}
+    again = sync(config, env, tmp_path / "again_archive.json", pipeline=ARCHIVE_FILE)
+    assert again["table_results"][old]["rows_processed"] == 0
     assert target_rows(warehouse_db, schema) == union(mysql_db, shard_b)
 
-    # A row lost from the shared target is found by the sum of the sources, whichever source it came from.
+    # A row lost from the shared target is found by the sum of the sources, whichever source (and pipeline) it
+    # came from: here a row of the archive pipeline's table, found by a sync of a shard.
     warehouse_db.execute(f'DELETE FROM "{schema}"."{TARGET}" WHERE id = 5001')
     lost = cli(config, env, "sync", "pipeline", "-p", PIPELINE_FILE, "-t", "shard_b:orders")
     assert lost.returncode == ExitCode.DATA, lost.stdout + lost.stderr
     assert "row_count_matches_source" in lost.stdout + lost.stderr and "1 rows missing" in lost.stdout + lost.stderr
 
     # Reconcile compares one source with one table: a shared table is refused, with the reason and the fix.
-    refused = cli(config, env, "reconcile", "-p", PIPELINE_FILE, "-t", "orders_old")
+    refused = cli(config, env, "reconcile", "-p", ARCHIVE_FILE, "-t", "orders_old")
     assert refused.returncode == ExitCode.CONFIG, refused.stdout + refused.stderr
     assert "also loaded from" in refused.stdout + refused.stderr and "target_name" in refused.stdout + refused.stderr
 
@@ -177,19 +199,31 @@ def test_shared_target_assets_keys_and_what_is_refused(site, mysql_db, shard_b) 
     """Dagster keys stay unique; a replace and a table listed twice with other settings are refused."""
     config, _ = site
     project = load_project(config.path)
-    pipeline = project.pipelines["sales"]
-    specs = list(pipeline.tables.values())
+    specs = [*project.pipelines["sales"].tables.values(), *project.pipelines["archive"].tables.values()]
     assert len(specs) == 3 and all(s.shares_target and len(s.shared_target) == 3 for s in specs)
     assert len({s.identity for s in specs}) == 3
     defs = load_definitions(config.path)
     graph = defs.resolve_asset_graph()
     shared = graph.get(next(k for k in graph.get_all_asset_keys() if k.path[-1] == TARGET))
     loads = {k.path[-1] for k in shared.parent_keys}
-    assert loads == {
-        f"{TARGET}__from__{mysql_db.name}_orders",
-        f"{TARGET}__from__{mysql_db.name}_orders_old",
-        f"{TARGET}__from__{shard_b.name}_orders",
+    assert loads == {  # the sources come from two connections: each load names its connection
+        f"{TARGET}__from__{config.source}_{mysql_db.name}_orders",
+        f"{TARGET}__from__{config.source}_{mysql_db.name}_orders_old",
+        f"{TARGET}__from__shard_b_{shard_b.name}_orders",
     }
+
+    # The same source table loaded into the same warehouse table by a second pipeline is refused, naming both.
+    config.write(
+        "pipelines/third_pipeline.yml",
+        {"pipeline": {**yaml.safe_load((config.path / "pipelines" / f"{ARCHIVE_FILE}.yml").read_text())["pipeline"],
+                      "name": "again"}, "tables": {"shard_b:orders": hybrid()}},
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as twice:
+        build_definitions(load_project(config.path))
+    text = str(twice.value)
+    assert "third_pipeline.yml" in text and f"shard_b:{shard_b.name}.orders" in text and "sales: " in text
+    assert "one writer per table" in text and "keep the table in one of the two pipelines" in text
+    (config.path / "pipelines" / "third_pipeline.yml").unlink()
 
     # full_sync replaces the whole table on every load: it would delete the other sources' rows.
     write_site(
