@@ -17,8 +17,10 @@ import pytest
 import yaml
 
 from sync_platform.configuration import ConfigError, load_project
+from sync_platform.engine.sync import table_prefix
 from sync_platform.errors import ExitCode
 from sync_platform.orchestration.factory import build_definitions, load_definitions
+from sync_platform.orchestration.keys import TableKeys
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.stack import MySQLDatabase, unique_name
 
@@ -247,6 +249,24 @@ def test_shared_target_assets_keys_and_what_is_refused(site, mysql_db, shard_b) 
         },
     )
     assert load_project(config.path, pipeline=PIPELINE_FILE).pipelines["sales"].tables
+
+    # One schema.table from two connections of one pipeline (a replica beside the primary): two source
+    # tables, told apart by their connection in names, staging paths and keys.
+    document = yaml.safe_load(config.connections_file.read_text())
+    document["connections"]["sources"]["replica"] = document["connections"]["sources"][config.source]
+    config.connections_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    write_site(config, shard_b, {"orders": hybrid(), "replica:orders": hybrid()})
+    pipeline = load_project(config.path, pipeline=PIPELINE_FILE).pipelines["sales"]
+    primary, replica = (pipeline.tables[pipeline.table_name(k)] for k in ("orders", "replica:orders"))
+    assert (primary.name, replica.name) == (
+        f"{config.source}:{mysql_db.name}.orders",
+        f"replica:{mysql_db.name}.orders",
+    )
+    assert primary.shares_target and replica.shares_target
+    assert table_prefix(primary) != table_prefix(replica)
+    assert len({TableKeys.of(s).staging for s in (primary, replica)}) == 2
+    assert len({TableKeys.of(s).warehouse for s in (primary, replica)}) == 2
+    assert len({TableKeys.of(s).op for s in (primary, replica)}) == 2
 
 
 def test_one_table_listed_twice_is_one_table_or_an_error_naming_both_keys(site, mysql_db, shard_b) -> None:
