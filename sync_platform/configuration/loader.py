@@ -844,6 +844,21 @@ def _share_targets(reader: _Reader, pipelines: dict[str, Pipeline]) -> set[str]:
     shared: dict[tuple[str, str], tuple[str, ...]] = {}
     refused: set[str] = set()
     for members in groups.values():
+        first: dict[str, TableSpec] = {}
+        for spec in members:  # the same source table into the same warehouse table from a second pipeline
+            before = first.setdefault(spec.identity, spec)
+            if before is not spec:
+                pipeline = pipelines[spec.pipeline]
+                warning = ConfigProblem(
+                    pipeline.file,
+                    key_path(("tables", _written(pipelines, spec))),
+                    f"loads {spec.identity} into {spec.target_label}, as `{_written(pipelines, before)}` of "
+                    f"pipeline {before.pipeline} does: a sync of it is refused (one writer per table; the older "
+                    "tool kept one watermark for both, so they were one table synced twice)",
+                    "keep the table in one of the two pipelines",
+                    severity="warning",
+                )
+                pipelines[spec.pipeline] = replace(pipeline, warnings=[*pipeline.warnings, warning])
         identities = tuple(dict.fromkeys(spec.identity for spec in members))
         if len(identities) < 2:
             continue

@@ -199,7 +199,7 @@ def test_two_connections_and_an_archive_table_load_one_warehouse_table(
 
 def test_shared_target_assets_keys_and_what_is_refused(site, mysql_db, shard_b) -> None:
     """Dagster keys stay unique; a replace and a table listed twice with other settings are refused."""
-    config, _ = site
+    config, env = site
     project = load_project(config.path)
     specs = [*project.pipelines["sales"].tables.values(), *project.pipelines["archive"].tables.values()]
     assert len(specs) == 3 and all(s.shares_target and len(s.shared_target) == 3 for s in specs)
@@ -225,6 +225,9 @@ def test_shared_target_assets_keys_and_what_is_refused(site, mysql_db, shard_b) 
     text = str(twice.value)
     assert "third_pipeline.yml" in text and f"shard_b:{shard_b.name}.orders" in text and "sales: " in text
     assert "one writer per table" in text and "keep the table in one of the two pipelines" in text
+    shown = cli(config, env, "config", "validate-pipeline", "third_pipeline")  # its own file is valid: a warning
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "`shard_b:orders` of pipeline sales" in shown.stderr and "a sync of it is refused" in shown.stderr
     (config.path / "pipelines" / "third_pipeline.yml").unlink()
 
     # full_sync replaces the whole table on every load: it would delete the other sources' rows.
