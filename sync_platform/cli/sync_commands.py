@@ -177,9 +177,10 @@ def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **opt
             ctx.last_error = f"pipeline {pipeline} has no enabled tables; name some with -t schema.table"
             click.echo(ctx.last_error, err=True)
             raise SystemExit(ExitCode.CONFIG)
-        # Only this pipeline's definitions are built: another pipeline's problems cannot stop this run.
-        name = specs[0].pipeline
-        project = dataclasses.replace(project, pipelines={name: project.pipelines[name]})
+        # Only this pipeline's definitions are built (and those of pipelines loading the same warehouse
+        # tables, whose rows the checks count): another pipeline's problems cannot stop this run.
+        names = {specs[0].pipeline, *(other.pipeline for spec in specs for other in project.sharing(spec))}
+        project = dataclasses.replace(project, pipelines={n: p for n, p in project.pipelines.items() if n in names})
         _execute(ctx, project, specs, request)
 
 

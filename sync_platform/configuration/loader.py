@@ -419,6 +419,13 @@ def read_configuration(
         for alias in (path.stem, path.stem.removesuffix("_pipeline")):
             if alias != pipeline.name:
                 aliases.setdefault(alias, pipeline.name)
+    mark = reader.mark()
+    for name in _share_targets(reader, pipelines):
+        file = pipelines.pop(name).file
+        assert file is not None
+        broken[file] = [p for p in reader.since(mark)[0] if p.file == file]
+        broken_names[file.stem] = file
+        broken_names.setdefault(name, file)
     if mode == "env" and "default" not in pipelines:
         pipelines["default"] = _default_pipeline(env_name)
     if shared_problems:
@@ -433,7 +440,7 @@ def read_configuration(
         files_read=reader.files_read,
         broken=broken,
         broken_names=broken_names,
-        aliases={k: v for k, v in aliases.items() if k not in pipelines},
+        aliases={k: v for k, v in aliases.items() if k not in pipelines and v in pipelines},
         warnings=_unique(shared_warnings),
     )
     return ConfigurationRead(project, shared_problems, broken, _unique(reader.warnings), reader.ignored)
@@ -683,9 +690,8 @@ def _read_pipeline(
     defaults = defaults if isinstance(defaults, dict) else {}
 
     conns = connections or ConnectionsFile()
-    tables: dict[str, TableSpec] = {}
-    aliases: dict[str, str] = {}
-    targets: dict[tuple[str, str, str], str] = {}
+    listed: list[tuple[str, TableSpec]] = []  # (key as written, spec), in file order
+    duplicates: dict[str, str] = {}  # a key naming a table listed before → that first key
     for written, entry in (document.get("tables") or {}).items():
         written = str(written)
         name_source = _table_identity(reader, path, written, settings, conns, entry)
@@ -722,28 +728,11 @@ def _read_pipeline(
             target_schema=config.target_schema or (target.schema_ if target else "public"),
             source=source,
         )
-        key = key_path(("tables", written))
-        if spec.name in tables:
-            other = next(w for w, n in aliases.items() if n == spec.name)
-            reader.problem(
-                path,
-                key,
-                f"names the table {spec.name} again (also listed as `{other}`)",
-                "list each table once (a table is read from one connection)",
-            )
+        same = next((w for w, s in listed if s.identity == spec.identity), None)
+        if same is not None:
+            _same_table_twice(reader, path, written, spec, same, dict(listed)[same], duplicates)
             continue
-        writes = (spec.target, spec.target_schema, spec.target_table)
-        if writes in targets:
-            reader.problem(
-                path,
-                key,
-                f"writes {spec.target}.{spec.target_schema}.{spec.target_table}, as `{targets[writes]}` does",
-                "give one of them another target_name or target_schema (one writer per warehouse table)",
-            )
-            continue
-        targets[writes] = written
-        tables[spec.name] = spec
-        aliases[written] = spec.name
+        listed.append((written, spec))
         if isinstance(entry, dict) and entry.get("connection") not in (None, spec.source):
             reader.warning(
                 path,
@@ -751,6 +740,10 @@ def _read_pipeline(
                 f"says `{entry['connection']}` but the table is read from `{spec.source}` (as the older tool did)",
                 f"write the table as {entry['connection']}:{table} to read it from `{entry['connection']}`",
             )
+    listed = _scope(listed)
+    tables = {spec.name: spec for _, spec in listed}
+    aliases = {written: spec.name for written, spec in listed}
+    aliases.update({written: aliases[first] for written, first in duplicates.items()})
     if settings is None or len(reader.problems) > before:
         return None
     return Pipeline(
@@ -762,6 +755,137 @@ def _read_pipeline(
         open_tables=settings.name == "default",
         table_aliases={w: n for w, n in aliases.items() if w != n},
     )
+
+
+# Table settings that describe a table without changing how it syncs.
+_DESCRIPTIVE = frozenset({"description", "owners", "tags", "table_type", "depends_on", "freshness"})
+
+
+def _same_table_twice(
+    reader: _Reader,
+    path: Path,
+    written: str,
+    spec: TableSpec,
+    first: str,
+    first_spec: TableSpec,
+    duplicates: dict[str, str],
+) -> None:
+    """Two keys naming one source table (``orders`` and ``CONN:orders``): one table when they agree, else an error.
+
+    The older tool kept a watermark per key, so both keys read the same rows into the same target
+    (every row twice with its appending COPY). Here a source table is synced once, by one writer.
+    """
+    key = key_path(("tables", written))
+    differ = sorted(
+        name
+        for name in type(spec.config).model_fields
+        if name not in _DESCRIPTIVE and getattr(spec.config, name) != getattr(first_spec.config, name)
+    )
+    if (spec.target_schema, spec.target_table) != (first_spec.target_schema, first_spec.target_table):
+        differ.append("target_name/target_schema")
+    if not differ:
+        duplicates[written] = first
+        reader.warning(
+            path,
+            key,
+            f"names {spec.identity} again (also listed as `{first}`, with the same settings): it is one table, "
+            "synced once with one watermark; `-t` accepts either key",
+            f"remove `{written}` (or `{first}`) from tables:",
+        )
+        return
+    reader.problem(
+        path,
+        key,
+        f"names {spec.identity} again (also listed as `{first}`) with different settings "
+        f"({', '.join(differ)}): one source table is read once, with one watermark",
+        f"keep one of `{first}` and `{written}` with the settings you want, and remove the other",
+    )
+
+
+def _replaces(spec: TableSpec) -> bool:
+    """The table's loads replace the whole warehouse table (full_sync's default mode, or write_mode: replace)."""
+    config = spec.config
+    if config.write_mode:
+        return config.write_mode == "replace"
+    return config.cdc_strategy == "full_sync" and (config.full_sync_mode or "replace") == "replace"
+
+
+def _scope(listed: list[tuple[str, TableSpec]]) -> list[tuple[str, TableSpec]]:
+    """Tables whose ``schema.table`` the pipeline lists from several connections get the connection as scope."""
+    sources_of: dict[tuple[str, str], set[str]] = {}
+    for _, spec in listed:
+        sources_of.setdefault((spec.schema, spec.table), set()).add(spec.source)
+    return [
+        (written, replace(spec, scope=spec.source) if len(sources_of[(spec.schema, spec.table)]) > 1 else spec)
+        for written, spec in listed
+    ]
+
+
+def _written(pipelines: dict[str, Pipeline], spec: TableSpec) -> str:
+    """The key the pipeline file lists the table under."""
+    aliases = pipelines[spec.pipeline].table_aliases
+    return next((w for w, n in aliases.items() if n == spec.name), spec.name)
+
+
+def _share_targets(reader: _Reader, pipelines: dict[str, Pipeline]) -> set[str]:
+    """Mark the tables that load one warehouse table together; the pipelines refused for it.
+
+    Several source tables may load one warehouse table (the older tool's shared ``target_name``, the
+    same table from two connections or two pipelines): each stays its own unit of work with its own
+    watermark, lock and ledger rows, and every one of them is told the others (``shared_target``).
+    A load that replaces the whole target would delete the other sources' rows, so it is refused.
+    The same source table loaded into the same warehouse table by two pipelines is refused by
+    :func:`sync_platform.orchestration.factory.project_tables` (one writer per source table).
+    """
+    groups: dict[tuple[str, str, str], list[TableSpec]] = {}
+    for pipeline in pipelines.values():
+        for spec in pipeline.tables.values():
+            groups.setdefault((spec.target, spec.target_schema, spec.target_table), []).append(spec)
+    shared: dict[tuple[str, str], tuple[str, ...]] = {}
+    refused: set[str] = set()
+    for members in groups.values():
+        first: dict[str, TableSpec] = {}
+        for spec in members:  # the same source table into the same warehouse table from a second pipeline
+            before = first.setdefault(spec.identity, spec)
+            if before is not spec:
+                pipeline = pipelines[spec.pipeline]
+                warning = ConfigProblem(
+                    pipeline.file,
+                    key_path(("tables", _written(pipelines, spec))),
+                    f"loads {spec.identity} into {spec.target_label}, as `{_written(pipelines, before)}` of "
+                    f"pipeline {before.pipeline} does: a sync of it is refused (one writer per table; the older "
+                    "tool kept one watermark for both, so they were one table synced twice)",
+                    "keep the table in one of the two pipelines",
+                    severity="warning",
+                )
+                pipelines[spec.pipeline] = replace(pipeline, warnings=[*pipeline.warnings, warning])
+        identities = tuple(dict.fromkeys(spec.identity for spec in members))
+        if len(identities) < 2:
+            continue
+        for spec in members:
+            shared[(spec.pipeline, spec.name)] = identities
+            if not _replaces(spec):
+                continue
+            pipeline = pipelines[spec.pipeline]
+            others = ", ".join(
+                f"`{_written(pipelines, o)}`" + ("" if o.pipeline == spec.pipeline else f" of pipeline {o.pipeline}")
+                for o in members
+                if o.identity != spec.identity
+            )
+            reader.problem(
+                pipeline.file,
+                key_path(("tables", _written(pipelines, spec))),
+                f"replaces the whole of {spec.target_label} on every load, but {others} load(s) it too: a replace "
+                "would delete their rows",
+                "set full_sync_mode: paginate (the whole table is re-read and merged by key) or write_mode: "
+                "merge, or give it its own target_name",
+            )
+            refused.add(spec.pipeline)
+    for name, pipeline in pipelines.items():
+        if any((name, t) in shared for t in pipeline.tables):
+            tables = {t: replace(spec, shared_target=shared.get((name, t), ())) for t, spec in pipeline.tables.items()}
+            pipelines[name] = replace(pipeline, tables=tables)
+    return refused
 
 
 def _table_identity(

@@ -28,10 +28,26 @@ class TableSpec:
     file_max_mb: int
     compression: str
     config: TableConfig
+    # Set when the pipeline lists schema.table from several source connections: the connection then
+    # tells the tables apart in names, staging paths and asset keys (``CONNECTION:schema.table``).
+    scope: str = ""
+    # Identities (``SOURCE:schema.table``) of every source table of the pipeline loading the same
+    # warehouse table, this one included, when there are several; empty when this table is its only writer.
+    shared_target: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.schema}.{self.table}"
+        base = f"{self.schema}.{self.table}"
+        return f"{self.scope}:{base}" if self.scope else base
+
+    @property
+    def shares_target(self) -> bool:
+        """Several source tables load this table's warehouse table (the many-to-one layout)."""
+        return len(self.shared_target) > 1
+
+    @property
+    def target_label(self) -> str:
+        return f"{self.target}.{self.target_schema}.{self.target_table}"
 
     @property
     def identity(self) -> str:
@@ -44,7 +60,7 @@ class Pipeline:
     name: str
     file: Path | None  # None for the generated v1.0.0 default pipeline
     settings: PipelineSettings
-    tables: dict[str, TableSpec]  # by "schema.table"
+    tables: dict[str, TableSpec]  # by TableSpec.name ("schema.table", "CONNECTION:schema.table" when scoped)
     environment: str | None = None
     open_tables: bool = False  # v1.0.0 default pipeline: any schema.table may be named
     table_aliases: dict[str, str] = field(default_factory=dict)  # key as written (`orders`, `CONN:orders`) → name
@@ -80,6 +96,19 @@ class Project:
 
     def broken_file(self, written: str) -> Path | None:
         return self.broken_names.get(written)
+
+    def sharing(self, spec: TableSpec) -> list[TableSpec]:
+        """The other source tables (of any pipeline) loading ``spec``'s warehouse table; empty when none."""
+        if not spec.shares_target:
+            return []
+        return [
+            table
+            for pipeline in self.pipelines.values()
+            for table in pipeline.tables.values()
+            if table.identity in spec.shared_target
+            and table.identity != spec.identity
+            and table.target_label == spec.target_label
+        ]
 
 
 @dataclass

@@ -214,9 +214,18 @@ def recover_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Recovere
         return RecoveredWatermark(from_ledger, "ledger", f"end of the last batch recorded in {where}")
     if spec.config.cdc_strategy == "full_sync" and spec.config.full_sync_mode != "paginate":
         return RecoveredWatermark(Watermark(), "none", "full_sync reads the whole table on every run")
+    target = f"{spec.target_schema}.{spec.target_table}"
+    if spec.shares_target:
+        # The target also holds the other sources' rows: its MAX may be theirs, and taking it would skip ours.
+        others = ", ".join(i for i in spec.shared_target if i != spec.identity)
+        return RecoveredWatermark(
+            Watermark(),
+            "none",
+            f"no ledger rows in {where} for {spec.identity}, and {target} is shared with {others} (its MAX cannot "
+            "tell the sources apart): starting from the beginning (`watermark set` to start later)",
+        )
     shape = read_table_shape(registry, spec)
     from_target = target_max_watermark(registry, spec, shape)
-    target = f"{spec.target_schema}.{spec.target_table}"
     if from_target is not None:
         names = ", ".join(shape.warehouse_names(shape.keyset_names))
         return RecoveredWatermark(from_target, "target", f"MAX(({names})) of {target} (no ledger rows in {where})")

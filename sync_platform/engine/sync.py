@@ -84,7 +84,7 @@ class RunOptions:
 
 def table_prefix(spec: TableSpec) -> str:
     """Where a table's batches live in the staging store."""
-    return "/".join(p for p in (spec.staging_prefix, spec.schema, spec.table) if p)
+    return "/".join(p for p in (spec.staging_prefix, spec.scope, spec.schema, spec.table) if p)
 
 
 def _lock_name(spec: TableSpec) -> str:
@@ -220,6 +220,12 @@ def plan_extract(
         if choice.strategy == "custom_sql"
         else map_table(source_table)
     )
+    if spec.shares_target and choice.write_mode == "replace":
+        others = ", ".join(i for i in spec.shared_target if i != spec.identity)
+        raise PlanError(
+            f"{spec.name}: a replace would delete the rows {others} loaded into {spec.target_schema}."
+            f"{spec.target_table}; set full_sync_mode: paginate or write_mode: merge, or give it its own target_name"
+        )
     page_rows, cap = run_cap(spec.page_rows, options.limit, options.max_chunks)
     warnings: list[str] = []
     if choice.write_mode == "replace" and cap is not None:

@@ -17,10 +17,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from sync_platform.configuration.project import Project
+from sync_platform.configuration.project import Project, TableSpec
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.reconcile.counts import target_columns
+from sync_platform.engine.reconcile.counts import SharedMember, target_columns
 from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
@@ -112,7 +112,7 @@ def run_table(
                 stage=keys.staging in selected or checking,
                 load=keys.warehouse in selected or checking,
             )
-        yield from _run(context, registry, keys, config)
+        yield from _run(context, project, registry, keys, config)
     except dg.Failure:
         raise
     except Exception as exc:
@@ -133,7 +133,11 @@ def run_table(
 
 
 def _run(
-    context: dg.AssetExecutionContext, registry: ConnectionRegistry, keys: TableKeys, config: TableRunConfig
+    context: dg.AssetExecutionContext,
+    project: Project,
+    registry: ConnectionRegistry,
+    keys: TableKeys,
+    config: TableRunConfig,
 ) -> Iterator[Any]:
     spec, instance = keys.spec, context.instance
     selected = context.selected_asset_keys
@@ -172,7 +176,7 @@ def _run(
         )
     wanted = {check.name for check in context.selected_asset_check_keys}
     if wanted:
-        yield from _checks(context, registry, keys, wanted, loaded)
+        yield from _checks(context, registry, keys, wanted, loaded, project.sharing(keys.spec))
 
 
 def _warehouse_metadata(
@@ -205,16 +209,27 @@ def _checks(
     keys: TableKeys,
     wanted: set[str],
     loaded: LoadResult | None,
+    others: list[TableSpec],
 ) -> Iterator[dg.AssetCheckResult]:
     shape: TableShape = read_table_shape(registry, keys.spec)
+    other_shapes = [(spec, read_table_shape(registry, spec)) for spec in others]
     if checks.ROW_COUNT_CHECK in wanted:
         if loaded is not None and loaded.batches:
             load_watermark = loaded.watermark
         else:
             load_watermark = watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark
         floor = watermarks.read_manual_floor(context.instance, keys.spec)
-        yield checks.row_count_result(registry, keys, shape, load_watermark, floor)
+        if others:
+            members = [SharedMember(keys.spec, shape, load_watermark, floor)]
+            for spec, other_shape in other_shapes:
+                record = watermarks.resolve_load_watermark(context.instance, registry, spec)
+                if record.origin != watermarks.Origin.NONE:  # a source never loaded has no rows in the target
+                    floor_of = watermarks.read_manual_floor(context.instance, spec)
+                    members.append(SharedMember(spec, other_shape, record.watermark, floor_of))
+            yield checks.shared_row_count_result(registry, keys, members)
+        else:
+            yield checks.row_count_result(registry, keys, shape, load_watermark, floor)
     if checks.UNIQUE_KEY_CHECK in wanted:
         yield checks.unique_key_result(registry, keys, shape)
     if checks.NULL_CURSOR_CHECK in wanted:
-        yield checks.null_cursor_result(registry, keys, shape)
+        yield checks.null_cursor_result(registry, keys, shape, other_shapes)

@@ -11,11 +11,21 @@ import datetime as dt
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import dagster as dg
 
+from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.reconcile.counts import KeyDuplicates, NotComparable, compare_row_counts, duplicate_keys
+from sync_platform.engine.reconcile.counts import (
+    KeyDuplicates,
+    NotComparable,
+    RowCounts,
+    SharedMember,
+    compare_row_counts,
+    compare_shared_row_counts,
+    duplicate_keys,
+)
 from sync_platform.engine.recovery import TableShape, null_cursor_counts
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import TableKeys
@@ -37,13 +47,19 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
                 "Source and target hold the same number of rows within the synced window (every row whose "
                 "cursor is at or below the load watermark); the whole table for full syncs. Fewer rows in the "
                 "target is an error (rows missing); more is a warning (deletes are not propagated)."
+                + (
+                    " The target is shared: it is compared with the sum of every source table loading it."
+                    if keys.spec.shares_target
+                    else ""
+                )
             ),
             blocking=True,  # an ERROR fails the run (exit 4 from the CLI)
         ),
         dg.AssetCheckSpec(
             UNIQUE_KEY_CHECK,
             asset=keys.warehouse,
-            description="No primary-key value occurs twice in the target (Redshift does not enforce keys).",
+            description="No primary-key value occurs twice in the target (Redshift does not enforce keys)"
+            + (", whichever source table loaded it." if keys.spec.shares_target else "."),
             blocking=True,
         ),
         dg.AssetCheckSpec(
@@ -67,7 +83,17 @@ def row_count_result(
     load_watermark: Watermark,
     floor: Watermark | None = None,
 ) -> dg.AssetCheckResult:
-    counts = compare_row_counts(registry, keys.spec, shape, load_watermark, floor)
+    return row_count_outcome(keys, compare_row_counts(registry, keys.spec, shape, load_watermark, floor))
+
+
+def shared_row_count_result(
+    registry: ConnectionRegistry, keys: TableKeys, members: list[SharedMember]
+) -> dg.AssetCheckResult:
+    """The row count of a warehouse table several source tables load: the target against the sum of its sources."""
+    return row_count_outcome(keys, compare_shared_row_counts(registry, members))
+
+
+def row_count_outcome(keys: TableKeys, counts: RowCounts | NotComparable) -> dg.AssetCheckResult:
     if isinstance(counts, NotComparable):
         return _not_comparable(keys, ROW_COUNT_CHECK, counts)
     passed = counts.difference == 0
@@ -76,6 +102,10 @@ def row_count_result(
         description = f"{counts.source_rows:,} rows on both sides ({counts.window})"
     elif counts.difference < 0:
         description = f"{-counts.difference:,} rows missing from the target ({counts.window})"
+        if keys.spec.shares_target:
+            description += (
+                "; rows of different sources sharing a primary-key value replace each other in the shared target"
+            )
     else:
         description = f"the target has {counts.difference:,} rows more than the source ({counts.window})"
     return dg.AssetCheckResult(
@@ -114,8 +144,18 @@ def unique_key_result(registry: ConnectionRegistry, keys: TableKeys, shape: Tabl
     )
 
 
-def null_cursor_result(registry: ConnectionRegistry, keys: TableKeys, shape: TableShape) -> dg.AssetCheckResult:
+def null_cursor_result(
+    registry: ConnectionRegistry,
+    keys: TableKeys,
+    shape: TableShape,
+    others: Sequence[tuple[TableSpec, TableShape]] = (),
+) -> dg.AssetCheckResult:
+    """``others``: the other source tables loading the same warehouse table; their NULL-cursor rows count too."""
     counts = null_cursor_counts(registry, keys.spec, shape)
+    for spec, other_shape in others:
+        more = null_cursor_counts(registry, spec, other_shape)
+        if counts is not None and more is not None and more.column == counts.column:
+            counts = replace(counts, source_rows=counts.source_rows + more.source_rows)
     if counts is None:
         return _not_comparable(keys, NULL_CURSOR_CHECK, NotComparable("the strategy reads no cursor that can be NULL"))
     column, source, target = counts.column, counts.source_rows, counts.target_rows

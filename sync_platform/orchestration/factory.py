@@ -9,31 +9,44 @@ schedule. Per connection: a resource. Nothing here opens a connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
+from sync_platform.configuration.project import TableSpec
 from sync_platform.engine.reconcile import reconcilable
 from sync_platform.orchestration import automation, checks, initial_load, reconciliation
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE, RetrySchedule, table_assets
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import connection_resources
-from sync_platform.orchestration.translator import freshness_lag_seconds, source_spec
+from sync_platform.orchestration.translator import freshness_lag_seconds, shared_table_spec, source_spec
 
 _log = logging.getLogger("sync_platform.definitions")
 
 
-def project_tables(project: Project, *, strict: bool = True) -> list[TableKeys]:
-    """The keys of every configured table, refusing two pipelines that write one warehouse table.
+def project_tables(
+    project: Project, *, strict: bool = True, only: Sequence[TableSpec] | None = None
+) -> list[TableKeys]:
+    """The keys of every configured table, refusing two writers of one warehouse table that do not share it.
 
-    Not ``strict``: the later writer's table is left out and reported (in ``project.broken`` of
-    its file) instead of failing every pipeline.
+    Several source tables may load one warehouse table (the loader marks them, ``shared_target``);
+    one source table loaded into one warehouse table by two pipelines is refused, as is a table that
+    is not marked as shared (an ad-hoc pipeline's). Not ``strict``: the later writer's table is left
+    out and reported (in ``project.broken`` of its file) instead of failing every pipeline.
+    ``only``: strict about these tables only (a run of some tables is not stopped by others' conflicts).
     """
     tables, problems = _tables_and_conflicts(project)
-    if problems and strict:
-        raise ConfigError(problems)
+    if only is not None:
+        concerned = {
+            (project.pipelines[s.pipeline].file, f"tables.{s.name}") for s in only if s.pipeline in project.pipelines
+        }
+        refused = [p for p in problems if (p.file, p.key) in concerned]
+    else:
+        refused = problems
+    if refused and strict:
+        raise ConfigError(refused)
     for problem in problems:
         if problem.file is not None:
             project.broken.setdefault(problem.file, []).append(problem)
@@ -42,23 +55,39 @@ def project_tables(project: Project, *, strict: bool = True) -> list[TableKeys]:
 
 def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[ConfigProblem]]:
     tables: list[TableKeys] = []
-    writers: dict[dg.AssetKey, str] = {}
+    writers: dict[dg.AssetKey, list[tuple[str, TableSpec]]] = {}  # warehouse table → (pipeline: table, spec)
     problems: list[ConfigProblem] = []
     for pipeline in project.pipelines.values():
         for name, spec in pipeline.tables.items():
             keys = TableKeys.of(spec)
-            other = writers.get(keys.warehouse)
-            if other is not None:
+            before = writers.setdefault(keys.table, [])
+            same = next((label for label, other in before if other.identity == spec.identity), None)
+            unshared = next(
+                (label for label, other in before if not (spec.shares_target and other.shares_target)), None
+            )
+            if same is not None:
                 problems.append(
                     ConfigProblem(
                         pipeline.file,
                         f"tables.{name}",
-                        f"writes {spec.target}.{spec.target_schema}.{spec.target_table}, as {other} does",
-                        "give one of them another target_name or target_schema (one writer per table)",
+                        f"loads {spec.identity} into {spec.target_label}, as {same} does (one writer per table: the "
+                        "older tool kept one watermark for both, so they were one table synced twice)",
+                        "keep the table in one of the two pipelines",
                     )
                 )
                 continue
-            writers[keys.warehouse] = f"{pipeline.name}: {name}"
+            if unshared is not None:
+                problems.append(
+                    ConfigProblem(
+                        pipeline.file,
+                        f"tables.{name}",
+                        f"writes {spec.target_label}, as {unshared} does",
+                        "give one of them another target_name or target_schema (one writer per table), or list "
+                        "both in the configuration files to load the table from both",
+                    )
+                )
+                continue
+            before.append((f"{pipeline.name}: {name}", spec))
             tables.append(keys)
     return tables, problems
 
@@ -80,6 +109,7 @@ def build_definitions(
     """
     tables = project_tables(project, strict=strict)
     sources: dict[dg.AssetKey, dg.AssetSpec] = {}
+    shared: dict[dg.AssetKey, list[TableKeys]] = {}  # a warehouse table several source tables load
     assets: list[dg.AssetsDefinition] = []
     lags: list[tuple[TableKeys, float]] = []
     by_pipeline: dict[str, list[TableKeys]] = {}
@@ -88,6 +118,8 @@ def build_definitions(
         if keys.source not in sources:  # a MySQL table synced by several pipelines is one asset
             sources[keys.source] = source_spec(project, keys)
         assets.append(table_assets(project, keys, retry_schedule=retry_schedule or RetrySchedule(retries=0)))
+        if keys.spec.shares_target:
+            shared.setdefault(keys.table, []).append(keys)
         lag = freshness_lag_seconds(pipeline, keys.spec)
         if lag is not None:
             lags.append((keys, lag))
@@ -130,7 +162,7 @@ def build_definitions(
 
     problem_specs, problem_checks = _broken_pipeline_markers(project) if not strict else ([], [])
     return dg.Definitions(
-        assets=[*sources.values(), *assets, *problem_specs],
+        assets=[*sources.values(), *assets, *(shared_table_spec(project, m) for m in shared.values()), *problem_specs],
         asset_checks=[*freshness, *reconciled, *problem_checks],
         jobs=jobs,
         schedules=schedules,

@@ -113,11 +113,14 @@ def with_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
 
 
 def only_tables(project: Project, specs: Sequence[TableSpec]) -> Project:
-    """The project cut down to ``specs`` (their pipelines, with only these tables): a run builds the
-    definitions it executes, and building every table's assets cost seconds in large configurations."""
+    """The project cut down to ``specs`` (their pipelines, with only these tables and the tables sharing
+    their warehouse tables): a run builds the definitions it executes, and building every table's assets
+    cost seconds in large configurations."""
     wanted: dict[str, dict[str, TableSpec]] = {}
     for spec in specs:
         wanted.setdefault(spec.pipeline, {})[spec.name] = spec
+        for other in project.sharing(spec):  # the checks of a shared warehouse table read every source loading it
+            wanted.setdefault(other.pipeline, {}).setdefault(other.name, other)
     return replace(
         project, pipelines={name: replace(project.pipelines[name], tables=tables) for name, tables in wanted.items()}
     )
@@ -152,7 +155,7 @@ def run_tables(
         raise ValueError("a run must stage, load, or both")
     project = with_tables(project, specs)
     schedule = DEFAULT_RETRY_SCHEDULE if retries is None else replace(DEFAULT_RETRY_SCHEDULE, retries=retries)
-    project_tables(project)  # one writer per warehouse table, judged over the whole configuration
+    project_tables(project, only=specs)  # one writer per source and warehouse table, judged over the configuration
     definitions = build_definitions(only_tables(project, specs), retry_schedule=schedule)
     job = definitions.resolve_job_def(TABLES_JOB)
     marks = {"definitions": time.time()}

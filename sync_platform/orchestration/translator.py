@@ -141,6 +141,15 @@ def warehouse_spec(project: Project, pipeline: Pipeline, keys: TableKeys) -> dg.
         f"{target.dialect.capitalize()} table {spec.target_schema}.{spec.target_table}, "
         f"loaded from the staged batches of {spec.name}."
     )
+    if spec.shares_target:
+        others = ", ".join(i for i in spec.shared_target if i != spec.identity)
+        base = (
+            f"The rows of {spec.identity} in {target.dialect.capitalize()} table "
+            f"{spec.target_schema}.{spec.target_table}, which {others} also load(s); loaded from the staged "
+            f"batches of {spec.name} with this table's own watermark. Its checks compare the whole target table "
+            "with the sum of its sources."
+        )
+        metadata["shared_with"] = others
     return dg.AssetSpec(
         keys.warehouse,
         deps=[keys.staging],
@@ -151,4 +160,28 @@ def warehouse_spec(project: Project, pipeline: Pipeline, keys: TableKeys) -> dg.
         tags=tags,
         metadata=metadata,
         skippable=True,
+    )
+
+
+def shared_table_spec(project: Project, members: Sequence[TableKeys]) -> dg.AssetSpec:
+    """A warehouse table several source tables load: downstream of each source's load, materialized through them."""
+    spec = members[0].spec
+    target = project.connections.connections.targets[spec.target]
+    sources = ", ".join(k.spec.identity for k in members)
+    return dg.AssetSpec(
+        members[0].table,
+        deps=[k.warehouse for k in members],
+        description=(
+            f"{target.dialect.capitalize()} table {spec.target_schema}.{spec.target_table}, loaded by {len(members)} "
+            f"source tables: {sources}. Each loads its own rows with its own watermark; materialize the loads "
+            "(the upstream assets), not this one."
+        ),
+        group_name=members[0].group,
+        kinds={"redshift" if target.dialect == "redshift" else "postgres"},
+        metadata={
+            "dagster/table_name": f"{target.database}.{spec.target_schema}.{spec.target_table}",
+            "connection": spec.target,
+            "address": _address(target),
+            "source_tables": sources,
+        },
     )

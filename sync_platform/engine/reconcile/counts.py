@@ -73,18 +73,19 @@ def _params(values: tuple[CursorValue, ...]) -> list[CursorValue]:
     return [*out, values[-1]]
 
 
-def compare_row_counts(
-    registry: ConnectionRegistry,
-    spec: TableSpec,
-    shape: TableShape,
-    load_watermark: Watermark,
-    floor: Watermark | None = None,
-) -> RowCounts | NotComparable:
-    """Source and target row counts within the synced window (the whole table for full syncs).
+@dataclass(frozen=True)
+class _Window:
+    """One source table's synced window: its source count query and the matching target condition."""
 
-    ``floor``: the last manual ``watermark set`` position; rows at or below it were skipped on purpose
-    and are counted on neither side.
-    """
+    source_sql: str
+    target_where: str  # "" for the whole table
+    params: list[CursorValue]
+    window: str
+
+
+def _window(
+    registry: ConnectionRegistry, spec: TableSpec, shape: TableShape, load_watermark: Watermark, floor: Watermark | None
+) -> _Window | NotComparable:
     choice = shape.choice
     if choice.strategy == "custom_sql":
         return NotComparable("custom_sql: the source rows are defined by a query, not a table window")
@@ -104,7 +105,7 @@ def compare_row_counts(
         first = quote_mysql(names[0])
         conditions += [f"{first} IS NOT NULL", f"NOT ({keyset_after(shape.keyset, values)})"]
         dialect = dialect_for(registry.warehouse(spec.target).dialect)
-        target_where = " WHERE " + _at_or_below(dialect, shape.warehouse_names(names), values)
+        target_where = _at_or_below(dialect, shape.warehouse_names(names), values)
         params = _params(values)
         window = f"({', '.join(names)}) <= {load_watermark.describe()}"
         floor_values = floor.values(names) if floor is not None else None
@@ -115,17 +116,79 @@ def compare_row_counts(
             window = f"{floor.describe()} < ({', '.join(names)}) <= {load_watermark.describe()} (manual set)"
     if conditions:
         source_sql += " WHERE " + " AND ".join(conditions)
+    return _Window(source_sql, target_where, params, window)
+
+
+def _source_rows(registry: ConnectionRegistry, spec: TableSpec, window: _Window) -> int:
     with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
-        cursor.execute(source_sql)
-        (source_rows,) = cursor.fetchone()
+        cursor.execute(window.source_sql)
+        (rows,) = cursor.fetchone()
+    return int(rows)
+
+
+def _target_rows(registry: ConnectionRegistry, spec: TableSpec, where: str, params: list[CursorValue]) -> int:
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
     with warehouse.connect() as conn, conn.cursor() as cursor:
-        target_rows = 0
-        if _exists(cursor, dialect, _target(spec)):
-            cursor.execute(f"SELECT COUNT(*) FROM {dialect.table_sql(_target(spec))}{target_where}", params or None)
-            (target_rows,) = cursor.fetchone()
-    return RowCounts(int(source_rows), int(target_rows), window)
+        if not _exists(cursor, dialect, _target(spec)):
+            return 0
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {dialect.table_sql(_target(spec))}" + (f" WHERE {where}" if where else ""),
+            params or None,
+        )
+        (rows,) = cursor.fetchone()
+    return int(rows)
+
+
+def compare_row_counts(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    shape: TableShape,
+    load_watermark: Watermark,
+    floor: Watermark | None = None,
+) -> RowCounts | NotComparable:
+    """Source and target row counts within the synced window (the whole table for full syncs).
+
+    ``floor``: the last manual ``watermark set`` position; rows at or below it were skipped on purpose
+    and are counted on neither side.
+    """
+    window = _window(registry, spec, shape, load_watermark, floor)
+    if isinstance(window, NotComparable):
+        return window
+    source_rows = _source_rows(registry, spec, window)
+    return RowCounts(source_rows, _target_rows(registry, spec, window.target_where, window.params), window.window)
+
+
+@dataclass(frozen=True)
+class SharedMember:
+    """One of several source tables loading one warehouse table, with its own load watermark."""
+
+    spec: TableSpec
+    shape: TableShape
+    load_watermark: Watermark
+    floor: Watermark | None = None
+
+
+def compare_shared_row_counts(registry: ConnectionRegistry, members: list[SharedMember]) -> RowCounts | NotComparable:
+    """A warehouse table several source tables load: the SUM of the sources' rows in their own windows
+    against the target's rows in any of those windows (a target row is counted once).
+
+    The target cannot tell which source a row came from, so a row of one source replaced by another
+    source's row with the same key shows as a row missing here.
+    """
+    windows: list[tuple[TableSpec, _Window]] = []
+    for member in members:
+        window = _window(registry, member.spec, member.shape, member.load_watermark, member.floor)
+        if isinstance(window, NotComparable):
+            return NotComparable(f"{member.spec.identity}: {window.reason}")
+        windows.append((member.spec, window))
+    source_rows = sum(_source_rows(registry, spec, window) for spec, window in windows)
+    whole = any(not window.target_where for _, window in windows)
+    where = "" if whole else " OR ".join(f"({window.target_where})" for _, window in windows)
+    params = [] if whole else [p for _, window in windows for p in window.params]
+    described = "; ".join(f"{spec.identity}: {window.window}" for spec, window in windows)
+    target_rows = _target_rows(registry, members[0].spec, where, params)
+    return RowCounts(source_rows, target_rows, f"sum of {len(windows)} sources ({described})")
 
 
 def duplicate_keys(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> KeyDuplicates | NotComparable:

@@ -174,10 +174,13 @@ def _target_columns(cursor: Any, registry: ConnectionRegistry, spec: TableSpec) 
 
 
 def reconcilable(spec: TableSpec) -> bool:
-    """Whether the target can equal the source: not for custom queries, nor for appended full passes."""
+    """Whether the target can equal the source: not for custom queries, nor for appended full passes, nor
+    for a warehouse table that other source tables load too (its rows are the union of several sources)."""
     config = spec.config
-    return config.cdc_strategy != "custom_sql" and not (
-        config.cdc_strategy == "full_sync" and config.full_sync_mode == "append"
+    return (
+        not spec.shares_target
+        and config.cdc_strategy != "custom_sql"
+        and not (config.cdc_strategy == "full_sync" and config.full_sync_mode == "append")
     )
 
 
@@ -198,6 +201,14 @@ def reconcile_table(
         raise ReconcileError(
             f"{spec.name}: a custom_sql table's rows are defined by a query, not the table; reconcile compares "
             "tables (remove the table from the reconcile run)"
+        )
+    if spec.shares_target:
+        others = ", ".join(i for i in spec.shared_target if i != spec.identity)
+        raise ReconcileError(
+            f"{spec.name}: {spec.target_schema}.{spec.target_table} is also loaded from {others}, so it holds the "
+            "rows of several source tables and cannot equal this one range by range (repairs and deletes would "
+            "touch the other sources' rows); the sync's row_count_matches_source check compares it with the sum "
+            "of its sources. To reconcile this table, give it its own target_name"
         )
     if not reconcilable(spec):
         raise ReconcileError(
