@@ -117,6 +117,18 @@ def keyset_after(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> s
     return f"{column} >= {lit} AND ({column} > {lit} OR ({rest}))"
 
 
+def keyset_at_or_below(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
+    """``(c1, c2, …) <= (v1, v2, …)`` written so MySQL can range-scan an index on c1 (the opposite of
+    :func:`keyset_after`; NULLs are in neither)."""
+    first, first_value = keyset[0], values[0]
+    column = quote_mysql(first.name)
+    lit = literal(first, first_value)
+    if len(keyset) == 1:
+        return f"{column} <= {lit}"
+    rest = keyset_at_or_below(keyset[1:], values[1:])
+    return f"{column} <= {lit} AND ({column} < {lit} OR ({rest}))"
+
+
 def keyset_equal(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
     """Every keyset column equal to its value (NULL-safe)."""
     return " AND ".join(f"{quote_mysql(c.name)} <=> {literal(c, v)}" for c, v in zip(keyset, values, strict=True))

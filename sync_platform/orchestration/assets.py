@@ -20,7 +20,8 @@ from pydantic import Field
 from sync_platform.configuration.project import Project
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.reconcile.counts import target_columns
+from sync_platform.engine.faults import checkpoint
+from sync_platform.engine.reconcile.counts import Window, target_columns
 from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
@@ -200,15 +201,19 @@ def _checks(
     wanted: set[str],
     loaded: LoadResult | None,
 ) -> Iterator[dg.AssetCheckResult]:
+    checkpoint("checks.start")
     shape: TableShape = read_table_shape(registry, keys.spec)
-    if checks.ROW_COUNT_CHECK in wanted:
-        if loaded is not None and loaded.batches:
-            load_watermark = loaded.watermark
-        else:
-            load_watermark = watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark
-        floor = watermarks.read_manual_floor(context.instance, keys.spec)
-        yield checks.row_count_result(registry, keys, shape, load_watermark, floor)
-    if checks.UNIQUE_KEY_CHECK in wanted:
-        yield checks.unique_key_result(registry, keys, shape)
+    window: Window | None = None  # checks run alone: everything synced so far
+    if loaded is not None:  # the run loaded: the rows it loaded (an empty window when nothing was new)
+        window = Window(loaded.watermark_start, loaded.watermark) if loaded.batches else Window.nothing()
+    yield from checks.run_checks(
+        registry,
+        keys,
+        wanted,
+        shape,
+        window,
+        load_watermark=lambda: watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark,
+        floor=lambda: watermarks.read_manual_floor(context.instance, keys.spec),
+    )
     if checks.NULL_CURSOR_CHECK in wanted:
         yield checks.null_cursor_result(registry, keys, shape)

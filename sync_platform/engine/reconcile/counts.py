@@ -1,36 +1,47 @@
 """Row-count and key-uniqueness queries behind the asset checks: plain Python, no Dagster.
 
-- Row counts: source and target rows within the synced window, i.e. rows whose keyset is at or
-  below the load watermark (every row the syncs so far must have delivered); a whole-table count
-  for full syncs.
-- Key uniqueness: primary-key values that occur more than once in the target.
+- Row counts per run (:func:`window_row_counts`): source and target rows whose keyset position is
+  in the window the run loaded, ``(start of its first batch, end of its last]`` — O(rows changed).
+- Row counts in full (:func:`compare_row_counts`): rows whose keyset is at or below the load
+  watermark (every row the syncs so far must have delivered) — O(table). Full syncs count the whole
+  table either way.
+- Key uniqueness per run (:func:`window_duplicate_keys`): keys of the window's rows that occur more
+  than once in the target; in full (:func:`duplicate_keys`): every key of the target.
 - The target's columns (``information_schema``) for the asset's column schema.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
+from sync_platform.engine.mysql_sql import keyset_after, keyset_at_or_below, table_sql
 from sync_platform.engine.recovery import TableShape
-from sync_platform.engine.strategies import keyset_after, quote_mysql, table_sql
 from sync_platform.engine.watermark import CursorValue, Watermark
 from sync_platform.warehouse import ExistingColumn, TableRef, WarehouseDialect, dialect_for
 
 
 @dataclass(frozen=True)
 class RowCounts:
-    """Rows in the source and the target over the same window."""
+    """Rows in the source and the target over the same window, and what counting them cost."""
 
     source_rows: int
     target_rows: int
     window: str  # the condition counted, readable
+    scope: str = "synced window"  # WINDOW (this run's rows), SYNCED (everything synced so far) or WHOLE
+    source_seconds: float = 0.0
+    target_seconds: float = 0.0
 
     @property
     def difference(self) -> int:
         return self.target_rows - self.source_rows
+
+    @property
+    def seconds(self) -> float:
+        return self.source_seconds + self.target_seconds
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,38 @@ class KeyDuplicates:
     key: tuple[str, ...]
     duplicated_keys: int  # key values present more than once
     extra_rows: int  # rows beyond the first for those keys
+    scope: str = "whole table"
+    window: str = "whole table"
+    seconds: float = 0.0
+
+
+# What a count or key check covered (the ``scope`` of its metadata).
+WINDOW = "this run's window"  # rows whose keyset position is in (start, end] of the batches this run loaded
+SYNCED = "synced window"  # every row at or below the load watermark: all that the syncs so far delivered
+WHOLE = "whole table"  # full syncs, and tables whose keyset has no position yet
+
+
+@dataclass(frozen=True)
+class Window:
+    """Keyset positions ``(start, end]``: the rows one run loaded (``start`` None: from the beginning)."""
+
+    start: Watermark | None
+    end: Watermark
+
+    @classmethod
+    def nothing(cls) -> Window:
+        """The window of a run that loaded no batch."""
+        return cls(Watermark(), Watermark())
+
+    @property
+    def empty(self) -> bool:
+        return self.start is not None and self.start.position == self.end.position
+
+    def describe(self, names: tuple[str, ...]) -> str:
+        if self.empty:
+            return "empty: this run loaded no rows"
+        start = self.start.describe() if self.start is not None and self.start.position else "start"
+        return f"{start} < ({', '.join(names)}) <= {self.end.describe()}"
 
 
 def _target(spec: TableSpec) -> TableRef:
@@ -73,6 +116,80 @@ def _params(values: tuple[CursorValue, ...]) -> list[CursorValue]:
     return [*out, values[-1]]
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """One keyset window written for both servers: MySQL text, warehouse text with its parameters."""
+
+    source: str  # conditions joined by AND ("" for the whole table)
+    target: str
+    params: list[CursorValue]
+    text: str
+
+
+def _bounds(
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    shape: TableShape,
+    lower: tuple[CursorValue, ...] | None,
+    upper: tuple[CursorValue, ...],
+    text: str,
+) -> _Bounds:
+    """``lower < keyset <= upper`` on both sides (rows whose first keyset column is NULL are in neither).
+
+    On MySQL the bounds are written so an index on the first keyset column range-scans the window.
+    """
+    names = shape.keyset_names
+    dialect = dialect_for(registry.warehouse(spec.target).dialect)
+    columns = shape.warehouse_names(names)
+    source = [keyset_at_or_below(shape.keyset, upper)]
+    target = [_at_or_below(dialect, columns, upper)]
+    params = _params(upper)
+    if lower is not None:
+        source.insert(0, keyset_after(shape.keyset, lower))
+        target.append(f"NOT ({_at_or_below(dialect, columns, lower)})")
+        params += _params(lower)
+    extra = spec.config.additional_where
+    if extra:
+        source.insert(0, f"({extra})")
+    return _Bounds(" AND ".join(source), " AND ".join(target), params, text)
+
+
+def _count(registry: ConnectionRegistry, spec: TableSpec, bounds: _Bounds | None, scope: str, window: str) -> RowCounts:
+    """Count both sides over ``bounds`` (None: the whole table, with ``additional_where`` on the source)."""
+    source_sql = f"SELECT COUNT(*) FROM {table_sql(spec.schema, spec.table)}"
+    extra = spec.config.additional_where
+    if bounds is not None and bounds.source:
+        source_sql += f" WHERE {bounds.source}"
+    elif bounds is None and extra:
+        source_sql += f" WHERE ({extra})"
+    started = time.monotonic()
+    with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
+        cursor.execute(source_sql)
+        (source_rows,) = cursor.fetchone()
+    source_seconds = time.monotonic() - started
+    warehouse = registry.warehouse(spec.target)
+    dialect = dialect_for(warehouse.dialect)
+    started = time.monotonic()
+    with warehouse.connect() as conn, conn.cursor() as cursor:
+        target_rows = 0
+        if _exists(cursor, dialect, _target(spec)):
+            where = f" WHERE {bounds.target}" if bounds is not None and bounds.target else ""
+            params = bounds.params if bounds is not None and bounds.target else None
+            cursor.execute(f"SELECT COUNT(*) FROM {dialect.table_sql(_target(spec))}{where}", params or None)
+            (target_rows,) = cursor.fetchone()
+    target_seconds = time.monotonic() - started
+    return RowCounts(int(source_rows), int(target_rows), window, scope, source_seconds, target_seconds)
+
+
+def _countable(shape: TableShape) -> NotComparable | None:
+    choice = shape.choice
+    if choice.strategy == "custom_sql":
+        return NotComparable("custom_sql: the source rows are defined by a query, not a table window")
+    if choice.strategy == "full_sync" and choice.write_mode == "append":
+        return NotComparable("full_sync in append mode keeps every pass, so counts differ by design")
+    return None
+
+
 def compare_row_counts(
     registry: ConnectionRegistry,
     spec: TableSpec,
@@ -80,73 +197,117 @@ def compare_row_counts(
     load_watermark: Watermark,
     floor: Watermark | None = None,
 ) -> RowCounts | NotComparable:
-    """Source and target row counts within the synced window (the whole table for full syncs).
+    """Source and target row counts within the synced window (the whole table for full syncs): the
+    full-table check, O(table) on both sides.
 
     ``floor``: the last manual ``watermark set`` position; rows at or below it were skipped on purpose
     and are counted on neither side.
     """
-    choice = shape.choice
-    if choice.strategy == "custom_sql":
-        return NotComparable("custom_sql: the source rows are defined by a query, not a table window")
-    full = choice.strategy == "full_sync"
-    if full and choice.write_mode == "append":
-        return NotComparable("full_sync in append mode keeps every pass, so counts differ by design")
-    extra = spec.config.additional_where
-    source_sql = f"SELECT COUNT(*) FROM {table_sql(spec.schema, spec.table)}"
-    conditions: list[str] = [f"({extra})"] if extra else []
-    target_where, window = "", "whole table"
-    params: list[CursorValue] = []
-    if not full:
-        names = shape.keyset_names
-        values = load_watermark.values(names) if names else None
-        if values is None:
-            return NotComparable("nothing loaded yet (no load watermark)")
-        first = quote_mysql(names[0])
-        conditions += [f"{first} IS NOT NULL", f"NOT ({keyset_after(shape.keyset, values)})"]
-        dialect = dialect_for(registry.warehouse(spec.target).dialect)
-        target_where = " WHERE " + _at_or_below(dialect, shape.warehouse_names(names), values)
-        params = _params(values)
-        window = f"({', '.join(names)}) <= {load_watermark.describe()}"
-        floor_values = floor.values(names) if floor is not None else None
-        if floor_values is not None:
-            conditions.append(keyset_after(shape.keyset, floor_values))
-            target_where += f" AND NOT ({_at_or_below(dialect, shape.warehouse_names(names), floor_values)})"
-            params += _params(floor_values)
-            window = f"{floor.describe()} < ({', '.join(names)}) <= {load_watermark.describe()} (manual set)"
-    if conditions:
-        source_sql += " WHERE " + " AND ".join(conditions)
-    with registry.source(spec.source).connect() as conn, conn.cursor() as cursor:
-        cursor.execute(source_sql)
-        (source_rows,) = cursor.fetchone()
-    warehouse = registry.warehouse(spec.target)
-    dialect = dialect_for(warehouse.dialect)
-    with warehouse.connect() as conn, conn.cursor() as cursor:
-        target_rows = 0
-        if _exists(cursor, dialect, _target(spec)):
-            cursor.execute(f"SELECT COUNT(*) FROM {dialect.table_sql(_target(spec))}{target_where}", params or None)
-            (target_rows,) = cursor.fetchone()
-    return RowCounts(int(source_rows), int(target_rows), window)
+    refused = _countable(shape)
+    if refused is not None:
+        return refused
+    if shape.choice.strategy == "full_sync":
+        return _count(registry, spec, None, WHOLE, "whole table")
+    names = shape.keyset_names
+    values = load_watermark.values(names) if names else None
+    if values is None:
+        return NotComparable("nothing loaded yet (no load watermark)")
+    window = f"({', '.join(names)}) <= {load_watermark.describe()}"
+    floor_values = floor.values(names) if floor is not None else None
+    if floor is not None and floor_values is not None:
+        window = f"{floor.describe()} < ({', '.join(names)}) <= {load_watermark.describe()} (manual set)"
+    return _count(registry, spec, _bounds(registry, spec, shape, floor_values, values, window), SYNCED, window)
 
 
-def duplicate_keys(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> KeyDuplicates | NotComparable:
-    """Primary-key values present more than once in the target (Redshift does not enforce keys)."""
+def window_row_counts(
+    registry: ConnectionRegistry, spec: TableSpec, shape: TableShape, window: Window
+) -> RowCounts | NotComparable:
+    """Source and target rows whose keyset position is in the window one run loaded: the per-run check,
+    O(rows in the window) (a full sync's window is the whole table).
+
+    Both sides are counted at check time over the same positions. A row this run loaded and the source
+    changed since (its cursor moved past the window) is in the target's count only: more rows in the
+    target, which the check reports as a warning, never as rows missing.
+    """
+    refused = _countable(shape)
+    if refused is not None:
+        return refused
+    names = shape.keyset_names
+    if window.empty:
+        return RowCounts(0, 0, window.describe(names), WINDOW)
+    if shape.choice.strategy == "full_sync":
+        return _count(registry, spec, None, WHOLE, "whole table")
+    upper = window.end.values(names) if names else None
+    if upper is None:
+        return NotComparable("the rows loaded have no cursor position (only rows with a NULL cursor)")
+    lower = window.start.values(names) if window.start is not None else None
+    text = window.describe(names)
+    return _count(registry, spec, _bounds(registry, spec, shape, lower, upper, text), WINDOW, text)
+
+
+def _keyed(shape: TableShape) -> NotComparable | None:
     if not shape.choice.primary_key:
         return NotComparable("the table has no primary key (loads append)")
     if shape.choice.write_mode == "append":
         return NotComparable("write_mode append: rows are appended, keys are not merged")
+    return None
+
+
+def duplicate_keys(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> KeyDuplicates | NotComparable:
+    """Primary-key values present more than once in the whole target (Redshift does not enforce keys)."""
+    refused = _keyed(shape)
+    if refused is not None:
+        return refused
+    return _duplicates(registry, spec, shape, None)
+
+
+def window_duplicate_keys(
+    registry: ConnectionRegistry, spec: TableSpec, shape: TableShape, window: Window
+) -> KeyDuplicates | NotComparable:
+    """Primary-key values present more than once in the target among the keys of the rows in the window
+    one run loaded (every row with such a key is counted, wherever its cursor is: a merge that left the
+    old version beside the new one is found). A full sync's window is the whole table."""
+    refused = _keyed(shape)
+    if refused is not None:
+        return refused
+    names = shape.keyset_names
+    if window.empty:
+        return KeyDuplicates(shape.warehouse_names(shape.choice.primary_key), 0, 0, WINDOW, window.describe(names))
+    upper = window.end.values(names) if names else None
+    if shape.choice.strategy == "full_sync" or upper is None:
+        return _duplicates(registry, spec, shape, None)
+    lower = window.start.values(names) if window.start is not None else None
+    return _duplicates(registry, spec, shape, _bounds(registry, spec, shape, lower, upper, window.describe(names)))
+
+
+def _duplicates(
+    registry: ConnectionRegistry, spec: TableSpec, shape: TableShape, bounds: _Bounds | None
+) -> KeyDuplicates:
     key = shape.warehouse_names(shape.choice.primary_key)
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
-    columns = ", ".join(dialect.quote(c) for c in key)
+    table = dialect.table_sql(_target(spec))
+    scope, text = (WHOLE, "whole table") if bounds is None else (WINDOW, bounds.text)
+    started = time.monotonic()
     with warehouse.connect() as conn, conn.cursor() as cursor:
         if not _exists(cursor, dialect, _target(spec)):
-            return KeyDuplicates(key, 0, 0)
-        cursor.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM "
-            f"{dialect.table_sql(_target(spec))} GROUP BY {columns} HAVING COUNT(*) > 1) AS duplicated"
-        )
+            return KeyDuplicates(key, 0, 0, scope, text)
+        if bounds is None:
+            columns = ", ".join(dialect.quote(c) for c in key)
+            grouped = f"SELECT COUNT(*) AS n FROM {table} GROUP BY {columns} HAVING COUNT(*) > 1"
+            params = None
+        else:  # every row of the target whose key is among the window's keys (a join: Redshift has no row IN)
+            inner = ", ".join(dialect.quote(c) for c in key)
+            joined = " AND ".join(f"t.{dialect.quote(c)} = w.{dialect.quote(c)}" for c in key)
+            grouped = (
+                f"SELECT COUNT(*) AS n FROM {table} AS t JOIN (SELECT DISTINCT {inner} FROM {table} "
+                f"WHERE {bounds.target}) AS w ON {joined} "
+                f"GROUP BY {', '.join(f't.{dialect.quote(c)}' for c in key)} HAVING COUNT(*) > 1"
+            )
+            params = bounds.params
+        cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM ({grouped}) AS duplicated", params)
         duplicated, extra = cursor.fetchone()
-    return KeyDuplicates(key, int(duplicated), int(extra))
+    return KeyDuplicates(key, int(duplicated), int(extra), scope, text, time.monotonic() - started)
 
 
 def target_columns(registry: ConnectionRegistry, spec: TableSpec) -> tuple[ExistingColumn, ...]:
