@@ -18,6 +18,7 @@ import dagster as dg
 
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.reconcile.counts import (
+    ENFORCED,
     WHOLE,
     KeyDuplicates,
     NotComparable,
@@ -143,7 +144,9 @@ def unique_key_result(
         return _not_comparable(keys, check_name, found)
     passed = found.duplicated_keys == 0
     key = ", ".join(found.key)
-    where = "" if found.scope == WHOLE else f" among the keys of {found.window}"
+    where = {WHOLE: "", ENFORCED: " (a unique index of the target enforces it)"}.get(
+        found.scope, f" among the keys of {found.window}"
+    )
     return dg.AssetCheckResult(
         asset_key=keys.warehouse,
         check_name=check_name,
