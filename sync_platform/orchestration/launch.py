@@ -287,7 +287,17 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
     return outcome
 
 
-_CHECK_DETAILS = ("scope", "window", "seconds", "source_rows", "target_rows", "duplicated_keys", "reason")
+_CHECK_DETAILS = (
+    "scope",
+    "window",
+    "seconds",
+    "source_seconds",
+    "target_seconds",
+    "source_rows",
+    "target_rows",
+    "duplicated_keys",
+    "reason",
+)
 
 
 def _check_details(evaluation: Any) -> dict[str, Any]:
