@@ -637,6 +637,8 @@ def json_document(
                 "null_cursor_policy": t.null_cursor_policy,
                 "null_cursor_rows_loaded": t.null_cursor_loaded,
                 "checks": dict(t.checks),
+                "check_details": dict(t.check_details),
+                "checks_seconds": round(sum(d.get("seconds", 0.0) for d in t.check_details.values()), 3),
                 "warnings": list(t.warnings),
             }
         else:
@@ -647,6 +649,7 @@ def json_document(
                 "exit_code": int(_error_kind(t).exit_code),
                 "transient": _error_kind(t).transient,
                 "checks": dict(t.checks),
+                "check_details": dict(t.check_details),
                 "failed_at": (t.finished_at or ended).isoformat(),
             }
     failures = len(outcome.failed)

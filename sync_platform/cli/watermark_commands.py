@@ -414,7 +414,8 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
     """Compare source and target rows within the synced window, check key uniqueness, sum the runs' rows.
 
     The window is every row at or below the load watermark (the whole table for full syncs), as the
-    `row_count_matches_source` asset check counts it. Exits 4 when the target has fewer rows than the
+    `row_count_matches_source_full` asset check of the reconcile job counts it (a sync's own check
+    counts only the rows the run loaded). Exits 4 when the target has fewer rows than the
     source there, or duplicate keys; more rows in the target (deletes are not propagated) is a warning.
     """
     spec = _spec(ctx, table, pipeline, connection)
@@ -436,6 +437,7 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
         click.echo(f"source rows       {counts.source_rows:,}")
         click.echo(f"target rows       {counts.target_rows:,}")
         click.echo(f"difference        {counts.difference:+,}")
+        click.echo(f"counted in        {counts.source_seconds:.2f} s (source), {counts.target_seconds:.2f} s (target)")
         if counts.difference < 0:
             problems.append(f"{-counts.difference:,} rows of the window are missing from the target")
         elif counts.difference > 0:
@@ -447,7 +449,9 @@ def validate_counts(ctx: CliContext, table: str, pipeline: str | None, connectio
         click.echo(f"duplicate keys    not checked: {duplicates.reason}")
     else:
         key = ", ".join(duplicates.key)
-        click.echo(f"duplicate keys    {duplicates.duplicated_keys:,} on ({key})")
+        click.echo(
+            f"duplicate keys    {duplicates.duplicated_keys:,} on ({key}), every key ({duplicates.seconds:.2f} s)"
+        )
         if duplicates.duplicated_keys:
             problems.append(f"{duplicates.duplicated_keys:,} values of ({key}) occur more than once")
     if nulls is not None:

@@ -24,6 +24,8 @@ Checkpoint names:
 - ``load.after_commit``: a batch's warehouse transaction (rows + ledger row) has committed
   (needs the call in ``load.TableLoader._load_batch``; see the reliability README).
 - ``reconcile.staged``: a reconcile repair batch is staged (manifested) and not loaded yet.
+- ``checks.start``: a sync op loaded (or was asked only for its checks) and is about to run the
+  table's asset checks (``orchestration.assets``); the warehouse holds the run's rows.
 - ``sync.after_load``: the whole sync returned; the caller has not stored the new watermark
   (the orchestrator's metadata) yet. Called by callers that store watermarks.
 """
@@ -48,6 +50,7 @@ CHECKPOINTS = (
     "load.before_commit",
     "load.after_commit",
     "sync.after_load",
+    "checks.start",
     "reconcile.staged",
 )
 

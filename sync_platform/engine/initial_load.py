@@ -49,7 +49,7 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.key_ranges import KeyRange, KeyValues, MySQLKeyWalk
 from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import Manifest, new_run_id
-from sync_platform.engine.mysql_sql import keyset_at_most, quote_mysql, table_sql
+from sync_platform.engine.mysql_sql import keyset_at_or_below, quote_mysql, table_sql
 from sync_platform.engine.open_transactions import hold_ceiling
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import target_has_rows
@@ -453,7 +453,7 @@ def _range_plan(snapshot: ReadPlan, lower: KeyValues | None, upper: KeyValues | 
     """The snapshot read restricted to ``lower < key <= upper`` (both ends bound the index range scan)."""
     extra = snapshot.extra_where
     if upper is not None:
-        at_most = keyset_at_most(snapshot.keyset, upper)
+        at_most = keyset_at_or_below(snapshot.keyset, upper)
         extra = f"({extra}) AND ({at_most})" if extra else at_most
     return replace(snapshot, after=lower, extra_where=extra, watermark_columns=())
 

@@ -243,6 +243,8 @@ class TableLoader:
                     result.batches.append(manifest.batch_id)
                     result.rows += manifest.rows
                     result.watermark = Watermark.from_dict(manifest.watermark_end)
+                    if result.watermark_start is None:
+                        result.watermark_start = Watermark.from_dict(manifest.watermark_start)
                 else:
                     result.skipped_batches.append(manifest.batch_id)
             result.target_rows = self._count(conn)

@@ -117,14 +117,15 @@ def keyset_after(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> s
     return f"{column} >= {lit} AND ({column} > {lit} OR ({rest}))"
 
 
-def keyset_at_most(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
-    """``(c1, c2, …) <= (v1, v2, …)`` written so MySQL can end an index range scan at c1's value."""
+def keyset_at_or_below(keyset: Sequence[CursorColumnLike], values: Sequence[Any]) -> str:
+    """``(c1, c2, …) <= (v1, v2, …)`` written so MySQL can range-scan an index on c1 (the opposite of
+    :func:`keyset_after`; NULLs are in neither)."""
     first, first_value = keyset[0], values[0]
     column = quote_mysql(first.name)
-    if len(keyset) == 1:
-        return f"{column} <= {literal(first, first_value)}"
-    rest = keyset_at_most(keyset[1:], values[1:])
     lit = literal(first, first_value)
+    if len(keyset) == 1:
+        return f"{column} <= {lit}"
+    rest = keyset_at_or_below(keyset[1:], values[1:])
     return f"{column} <= {lit} AND ({column} < {lit} OR ({rest}))"
 
 

@@ -61,6 +61,8 @@ class LoadResult:
     batches: list[str] = field(default_factory=list)
     skipped_batches: list[str] = field(default_factory=list)  # already in the ledger, or superseded
     watermark: Watermark = field(default_factory=Watermark)  # end of the last batch loaded
+    # start of the first batch loaded (None: none loaded); with ``watermark``, the window the run's checks count
+    watermark_start: Watermark | None = None
     schema_changes: list[str] = field(default_factory=list)
     target_rows: int | None = None  # rows in the target table after the load
     seconds: float = 0.0
@@ -88,4 +90,6 @@ class TableRunResult:
                 data[step]["watermark"] = part.watermark.to_dict()
                 if step == "extract":
                     data[step]["watermark_before"] = part.watermark_before.to_dict()
+                elif part.watermark_start is not None:
+                    data[step]["watermark_start"] = part.watermark_start.to_dict()
         return data

@@ -20,10 +20,12 @@ from pydantic import Field
 from sync_platform.configuration.project import Project, TableSpec
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.reconcile.counts import SharedMember, target_columns
+from sync_platform.engine.faults import checkpoint
+from sync_platform.engine.reconcile.counts import Window, target_columns
 from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
+from sync_platform.engine.watermark import Watermark
 from sync_platform.errors import classify
 from sync_platform.orchestration import checks, watermarks
 from sync_platform.orchestration.keys import TableKeys
@@ -211,25 +213,35 @@ def _checks(
     loaded: LoadResult | None,
     others: list[TableSpec],
 ) -> Iterator[dg.AssetCheckResult]:
+    checkpoint("checks.start")
     shape: TableShape = read_table_shape(registry, keys.spec)
     other_shapes = [(spec, read_table_shape(registry, spec)) for spec in others]
-    if checks.ROW_COUNT_CHECK in wanted:
+    window: Window | None = None  # checks run alone: everything synced so far
+    if loaded is not None:  # the run loaded: the rows it loaded (an empty window when nothing was new)
+        window = Window(loaded.watermark_start, loaded.watermark) if loaded.batches else Window.nothing()
+
+    def load_watermark() -> Watermark:
         if loaded is not None and loaded.batches:
-            load_watermark = loaded.watermark
-        else:
-            load_watermark = watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark
-        floor = watermarks.read_manual_floor(context.instance, keys.spec)
-        if others:
-            members = [SharedMember(keys.spec, shape, load_watermark, floor)]
-            for spec, other_shape in other_shapes:
-                record = watermarks.resolve_load_watermark(context.instance, registry, spec)
-                if record.origin != watermarks.Origin.NONE:  # a source never loaded has no rows in the target
-                    floor_of = watermarks.read_manual_floor(context.instance, spec)
-                    members.append(SharedMember(spec, other_shape, record.watermark, floor_of))
-            yield checks.shared_row_count_result(registry, keys, members)
-        else:
-            yield checks.row_count_result(registry, keys, shape, load_watermark, floor)
-    if checks.UNIQUE_KEY_CHECK in wanted:
-        yield checks.unique_key_result(registry, keys, shape)
+            return loaded.watermark
+        return watermarks.resolve_load_watermark(context.instance, registry, keys.spec).watermark
+
+    yield from checks.run_checks(
+        registry,
+        keys,
+        wanted,
+        shape,
+        window,
+        load_watermark=load_watermark,
+        floor=lambda: watermarks.read_manual_floor(context.instance, keys.spec),
+        shared=(
+            (
+                lambda: watermarks.shared_members(
+                    context.instance, registry, keys.spec, shape, load_watermark(), other_shapes
+                )
+            )
+            if others
+            else None
+        ),
+    )
     if checks.NULL_CURSOR_CHECK in wanted:
         yield checks.null_cursor_result(registry, keys, shape, other_shapes)

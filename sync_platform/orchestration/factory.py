@@ -2,8 +2,8 @@
 
 Per table: the MySQL table (external asset) → the staged batches → the warehouse table, in one
 group per pipeline, with the reconciliation and freshness checks. Per pipeline: a schedule (all
-sync runs use one job), and a reconcile job (``source_equals_target`` checks) with its optional
-schedule. Per connection: a resource. Nothing here opens a connection.
+sync runs use one job), and a reconcile job (``source_equals_target`` and the full-table count and
+key checks) with its optional schedule. Per connection: a resource. Nothing here opens a connection.
 """
 
 from __future__ import annotations
@@ -151,10 +151,9 @@ def build_definitions(
     reconciled: list[dg.AssetChecksDefinition] = []
     for name, keys_of_pipeline in by_pipeline.items():
         comparable = [k for k in keys_of_pipeline if reconcilable(k.spec)]
-        if not comparable:
-            continue
         reconciled += [reconciliation.source_equals_target_check(project, k) for k in comparable]
-        reconcile_job = reconciliation.reconcile_job(project.pipelines[name], comparable)
+        reconciled += [reconciliation.full_table_checks(project, k) for k in keys_of_pipeline]
+        reconcile_job = reconciliation.reconcile_job(project.pipelines[name], comparable, keys_of_pipeline)
         jobs.append(reconcile_job)
         reconcile_schedule = reconciliation.reconcile_schedule(project.pipelines[name], reconcile_job)
         if reconcile_schedule is not None:

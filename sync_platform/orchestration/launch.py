@@ -86,6 +86,8 @@ class TableOutcome:
     finished_at: dt.datetime | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # check name → passed
     check_errors: dict[str, str] = field(default_factory=dict)  # failed ERROR checks: name → what they found
+    # check name → what it covered and cost (scope, window, seconds, rows counted), from its metadata
+    check_details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -410,10 +412,34 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             outcome.checks[evaluation.check_name] = evaluation.passed
+            outcome.check_details[evaluation.check_name] = _check_details(evaluation)
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 outcome.check_errors[evaluation.check_name] = evaluation.description or "failed"
     outcome.seconds = step_seconds
     return outcome
+
+
+_CHECK_DETAILS = (
+    "scope",
+    "window",
+    "seconds",
+    "source_seconds",
+    "target_seconds",
+    "source_rows",
+    "target_rows",
+    "duplicated_keys",
+    "reason",
+)
+
+
+def _check_details(evaluation: Any) -> dict[str, Any]:
+    """What a check covered and cost, from its metadata (the keys of ``_CHECK_DETAILS`` it has)."""
+    metadata = evaluation.metadata or {}
+    details: dict[str, Any] = {"passed": evaluation.passed}
+    for key in _CHECK_DETAILS:
+        if key in metadata:
+            details[key] = metadata[key].value
+    return details
 
 
 def _value(metadata: Mapping[str, Any], key: str, default: Any = None) -> Any:

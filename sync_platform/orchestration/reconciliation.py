@@ -6,9 +6,12 @@ target equals the source afterwards. Its metadata carries the counts a user look
 extra, changed, ranges scanned, rows transferred, seconds. It runs in the pipeline's
 ``<pipeline>_reconcile`` job (scheduled by ``pipeline.reconcile.schedule``) or alone from the UI —
 never inside a sync, whose cost it would multiply.
+
+The same job runs each table's full-table row-count and key checks (``row_count_matches_source_full``,
+``primary_key_unique_full``): the sync op's own checks count only the rows each run loaded.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
@@ -16,6 +19,9 @@ from dagster._utils.schedules import is_valid_cron_string
 from sync_platform.configuration.errors import ConfigError, ConfigProblem
 from sync_platform.configuration.project import Pipeline, Project
 from sync_platform.engine.reconcile import ReconcileOptions, ReconcileResult, reconcile_table
+from sync_platform.engine.recovery import read_table_shape
+from sync_platform.orchestration import checks, watermarks
+from sync_platform.orchestration.checks import FULL_ROW_COUNT_CHECK, FULL_UNIQUE_KEY_CHECK
 from sync_platform.orchestration.keys import TableKeys, identifier
 from sync_platform.orchestration.resources import build_registry
 
@@ -74,6 +80,41 @@ def source_equals_target_check(project: Project, keys: TableKeys) -> dg.AssetChe
     return source_equals_target
 
 
+def full_table_checks(project: Project, keys: TableKeys) -> dg.AssetChecksDefinition:
+    """The full-table row-count and key checks of one table (O(table): they read the whole table on both
+    sides), run in the reconcile job; the sync op's own checks cover only the rows each run loaded."""
+    spec = keys.spec
+
+    @dg.multi_asset_check(
+        specs=checks.full_check_specs(keys),
+        name=f"{keys.op}_full_checks",
+        required_resource_keys=set(keys.resource_keys.values()),
+        pool=keys.pool,
+        op_tags={PIPELINE_TAG: keys.group},
+        can_subset=True,
+    )
+    def full_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        resources = {key: getattr(context.resources, key) for key in keys.resource_keys.values()}
+        registry = build_registry(project, resources)
+        wanted = {key.name for key in context.selected_asset_check_keys}
+        try:
+            shape = read_table_shape(registry, spec)
+            load = watermarks.resolve_load_watermark(context.instance, registry, spec).watermark
+            floor = watermarks.read_manual_floor(context.instance, spec)
+            others = [(other, read_table_shape(registry, other)) for other in project.sharing(spec)]
+            shared = (
+                watermarks.shared_members(context.instance, registry, spec, shape, load, others) if others else None
+            )
+            yield from checks.full_checks(registry, keys, wanted, shape, load, floor, shared)
+        except Exception as exc:
+            message = registry.mask(str(exc)) or type(exc).__name__
+            raise dg.Failure(description=f"{spec.identity}: {message}", allow_retries=False) from exc
+        finally:
+            registry.close()
+
+    return full_checks
+
+
 def check_result(keys: TableKeys, result: ReconcileResult) -> dg.AssetCheckResult:
     """The check's verdict and metadata from a reconcile result."""
     metadata: dict[str, object] = {
@@ -108,11 +149,19 @@ def check_result(keys: TableKeys, result: ReconcileResult) -> dg.AssetCheckResul
     )
 
 
-def reconcile_job(pipeline: Pipeline, tables: Sequence[TableKeys]) -> "dg.UnresolvedAssetJobDefinition":
-    """Reconciles (and repairs, as configured) every table of the pipeline."""
+def reconcile_job(
+    pipeline: Pipeline, tables: Sequence[TableKeys], counted: Sequence[TableKeys] = ()
+) -> "dg.UnresolvedAssetJobDefinition":
+    """Reconciles (and repairs, as configured) every table of the pipeline (``tables``), and runs the
+    full-table count and key checks of ``counted``."""
+    full = [
+        dg.AssetCheckKey(t.warehouse, name) for t in counted for name in (FULL_ROW_COUNT_CHECK, FULL_UNIQUE_KEY_CHECK)
+    ]
     return dg.define_asset_job(
         reconcile_job_name(pipeline.name),
-        selection=dg.AssetSelection.checks(*[dg.AssetCheckKey(t.warehouse, SOURCE_EQUALS_TARGET) for t in tables]),
+        selection=dg.AssetSelection.checks(
+            *[dg.AssetCheckKey(t.warehouse, SOURCE_EQUALS_TARGET) for t in tables], *full
+        ),
         description=f"Prove every table of pipeline {pipeline.name} equals its source; repair as configured.",
         tags={PIPELINE_TAG: identifier(pipeline.name)},
     )

@@ -25,7 +25,8 @@ import dagster as dg
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.initial_load import InitialLoadPlan
-from sync_platform.engine.recovery import ledger_watermark, recover_watermark
+from sync_platform.engine.reconcile.counts import SharedMember
+from sync_platform.engine.recovery import TableShape, ledger_watermark, recover_watermark
 from sync_platform.engine.result import ExtractResult, LoadResult
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import staging_key, warehouse_key
@@ -340,3 +341,20 @@ def materialized_rows(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[i
         if not page.has_more:
             return rows, runs
         cursor = page.cursor
+
+
+def shared_members(
+    instance: dg.DagsterInstance,
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    shape: TableShape,
+    load_watermark: Watermark,
+    others: list[tuple[TableSpec, TableShape]],
+) -> list[SharedMember]:
+    """Every source table loading ``spec``'s warehouse table, each with how far it has loaded (``spec`` first)."""
+    members = [SharedMember(spec, shape, load_watermark, read_manual_floor(instance, spec))]
+    for other, other_shape in others:
+        record = resolve_load_watermark(instance, registry, other)
+        if record.origin != Origin.NONE:  # a source never loaded has no rows in the target
+            members.append(SharedMember(other, other_shape, record.watermark, read_manual_floor(instance, other)))
+    return members

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from sync_platform.engine.faults import FAULT_DIR_VARIABLE, PAUSE_VARIABLE
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
 from sync_platform.engine.strategies import NullCursorRowsError, PlanError
@@ -263,42 +268,147 @@ def test_null_cursor_rows_show_in_the_summary_the_json_a_check_and_validate_coun
 # --------------------------------------------------------------------------- case 10: a failed check fails the run
 
 
-def test_a_failed_row_count_or_unique_key_check_fails_the_run_with_exit_4(harness: Harness, tmp_path: Path) -> None:
+def _cli_paused_at_checks(
+    harness: Harness, home: Path, table: str, report: Path, tamper
+) -> subprocess.CompletedProcess:
+    """`sync pipeline -t TABLE` whose run pauses after its load, right before its checks; ``tamper()``
+    changes the target there (rows lost or doubled between the load and the check), then the run goes on."""
+    faults = home.parent / "faults"
+    faults.mkdir(exist_ok=True)
+    for old in faults.iterdir():
+        old.unlink()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        PAUSE_VARIABLE: "checks.start:1",
+        FAULT_DIR_VARIABLE: str(faults),
+    }
+    args = ["--config-dir", str(harness.config.path), "sync", "pipeline", "-p", PIPELINE, "-t", table]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sync_platform.cli.main", *args, "--json-output", str(report)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (faults / "checks.start.reached").exists():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the run never reached its checks"
+            time.sleep(0.05)
+        tamper()
+    finally:
+        (faults / "checks.start.release").write_text("")
+    stdout, stderr = child.communicate(timeout=120)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
+def test_a_row_lost_or_doubled_in_the_window_the_run_loaded_fails_the_run_with_exit_4(
+    harness: Harness, tmp_path: Path
+) -> None:
     _keyed_table(harness, "checked", "INT", list(range(1, 31)), step=dt.timedelta(seconds=1))
     table = f"{harness.mysql.name}.checked"
+    target = harness.target("checked")
     harness.set_tables({table: hybrid(lookback=0)})
     home = tmp_path / "dagster_home"
     home.mkdir()
     report = tmp_path / "result.json"
 
+    def cli(*args: str):
+        return run("--config-dir", str(harness.config.path), *args, env={"DAGSTER_HOME": str(home)})
+
     def sync():
-        return run(
-            "--config-dir", str(harness.config.path), "sync", "pipeline", "-p", PIPELINE, "-t", table,
-            "--json-output", str(report), env={"DAGSTER_HOME": str(home)},
-        )  # fmt: skip
+        return cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+
+    def add(ids: range, day: dt.datetime) -> None:
+        harness.mysql.executemany(
+            "INSERT INTO checked VALUES (%s, %s, %s)", [(i, f"row {i}", day + dt.timedelta(seconds=i)) for i in ids]
+        )
 
     assert sync().returncode == 0
-    # Rows vanish from the warehouse below the watermark: the next run reads nothing new, and its check sees it.
-    harness.pg.execute(f"DELETE FROM {harness.target('checked')} WHERE id <= 3")
-    missing = sync()
-    assert missing.returncode == 4, missing.stdout + missing.stderr
-    assert "check row_count_matches_source failed: 3 rows missing from the target" in missing.stderr
-    document = json.loads(report.read_text())
-    assert document["status"] == "failed" and document["table_results"][table]["status"] == "failed"
-    assert "row_count_matches_source" in document["table_results"][table]["error_message"]
-
-    # A key twice in the target (a table created without a declared key, as Redshift's are).
-    harness.pg.execute(f"DELETE FROM {harness.target('checked')}")
-    harness.pg.execute(f"ALTER TABLE {harness.target('checked')} DROP CONSTRAINT IF EXISTS checked_pkey")
-    harness.mysql.execute("UPDATE checked SET updated_at = '2026-01-01'")
-    assert sync().returncode == 0  # every row arrives again
-    harness.pg.execute(
-        f"INSERT INTO {harness.target('checked')} SELECT * FROM {harness.target('checked')} WHERE id = 7"
+    # New rows arrive; one of them vanishes from the warehouse between this run's load and its checks.
+    add(range(31, 36), dt.datetime(2025, 2, 1))
+    missing = _cli_paused_at_checks(
+        harness, home, table, report, lambda: harness.pg.execute(f"DELETE FROM {target} WHERE id = 33")
     )
-    doubled = sync()
+    assert missing.returncode == 4, missing.stdout + missing.stderr
+    assert "check row_count_matches_source failed: 1 rows missing from the target" in missing.stderr
+    document = json.loads(report.read_text())
+    result = document["table_results"][table]
+    assert document["status"] == "failed" and result["status"] == "failed"
+    assert "row_count_matches_source" in result["error_message"]
+    details = result["check_details"]["row_count_matches_source"]
+    assert (details["source_rows"], details["target_rows"], details["passed"]) == (5, 4, False)
+
+    # A run with nothing new covers no rows, so it passes; the full count finds the row still missing.
+    quiet = sync()
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    quiet_checks = json.loads(report.read_text())["table_results"][table]["check_details"]
+    assert quiet_checks["row_count_matches_source"]["source_rows"] == 0
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 4, counted.stdout + counted.stderr
+    assert "1 rows of the window are missing from the target" in counted.stdout + counted.stderr
+    harness.mysql.execute("UPDATE checked SET updated_at = '2025-03-01' WHERE id = 33")
+    assert sync().returncode == 0  # the next change of the row brings it back
+    assert assert_same(harness, "checked", ["id", "name", "updated_at"], "id") == 35
+
+    # A key twice in the target (a table without a declared key, as Redshift's are): once inside the window,
+    # and once as an old version left beside the row this run merged (its cursor below the window).
+    harness.pg.execute(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS checked_pkey")
+    add(range(36, 41), dt.datetime(2025, 4, 1))
+    harness.mysql.execute("UPDATE checked SET updated_at = '2025-03-02', name = 'moved' WHERE id = 5")
+
+    def double() -> None:
+        harness.pg.execute(f"INSERT INTO {target} SELECT * FROM {target} WHERE id = 38")
+        harness.pg.execute(f"INSERT INTO {target} (id, name, updated_at) VALUES (5, 'row 4', '2025-01-01 00:00:04')")
+
+    doubled = _cli_paused_at_checks(harness, home, table, report, double)
     assert doubled.returncode == 4, doubled.stdout + doubled.stderr
-    assert "check primary_key_unique failed: 1 values of (id) occur more than once" in doubled.stderr
+    assert "check primary_key_unique failed: 2 values of (id) occur more than once" in doubled.stderr, doubled.stderr
     assert json.loads(report.read_text())["status"] == "failed"
+
+
+def test_the_per_run_checks_count_the_rows_the_run_loaded_not_the_table(harness: Harness, tmp_path: Path) -> None:
+    _keyed_table(harness, "bounded", "INT", list(range(1, 5001)), step=dt.timedelta(seconds=1))
+    table = f"{harness.mysql.name}.bounded"
+    harness.set_tables({table: hybrid(lookback=0)})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    report = tmp_path / "result.json"
+
+    def cli(*args: str):
+        return run("--config-dir", str(harness.config.path), *args, env={"DAGSTER_HOME": str(home)})
+
+    def checks_of_a_sync() -> dict:
+        synced = cli("sync", "pipeline", "-p", PIPELINE, "-t", table, "--json-output", str(report))
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        result = json.loads(report.read_text())["table_results"][table]
+        assert result["checks_seconds"] >= 0
+        return result["check_details"]
+
+    first = checks_of_a_sync()  # the first load touched every row
+    assert first["row_count_matches_source"]["source_rows"] == 5000
+    # Three rows change: the checks count those three on each side, not the 5,000 rows of the table.
+    harness.mysql.execute("UPDATE bounded SET name = 'changed', updated_at = '2026-01-01' WHERE id IN (7, 2500, 4999)")
+    changed = checks_of_a_sync()
+    rows = changed["row_count_matches_source"]
+    assert (rows["source_rows"], rows["target_rows"], rows["scope"]) == (3, 3, "this run's window")
+    assert "2026-01-01" in rows["window"] and "seconds" in rows
+    # PostgreSQL enforces the key with the target's primary key: nothing to read. Redshift does not: the
+    # keys of the window's rows are counted.
+    unique = changed["primary_key_unique"]
+    assert unique["passed"] and unique["scope"] == (
+        "unique index" if harness.warehouse == "postgres" else rows["scope"]
+    )
+    # Nothing new: nothing to count.
+    quiet = checks_of_a_sync()
+    assert quiet["row_count_matches_source"]["source_rows"] == 0
+    assert quiet["row_count_matches_source"]["window"].startswith("empty")
+    # The full count still reads the whole synced window.
+    counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    assert "source rows       5,000" in counted.stdout and "target rows       5,000" in counted.stdout
 
 
 # --------------------------------------------------------------------------- case 7: replace never swaps in a part
