@@ -21,8 +21,8 @@ from sync_platform.configuration.project import Project
 from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.reconcile.counts import target_columns
-from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
+from sync_platform.engine.shape import TableShape, read_table_shape
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
 from sync_platform.errors import classify
 from sync_platform.orchestration import checks, watermarks
@@ -145,14 +145,17 @@ def _run(
 
     extracted: ExtractResult | None = None
     loaded: LoadResult | None = None
+    wanted = {check.name for check in context.selected_asset_check_keys}
+    # The table is resolved once per run: the extract and the checks use the same columns, keys and strategy.
+    shape = read_table_shape(registry, spec) if stage or wanted else None
     if stage:
         start = watermarks.resolve_extract_watermark(instance, registry, spec)
         context.log.info(f"{spec.identity}: extract starts from {start.describe()}")
         if load:
-            run = sync_table(registry, spec, start.watermark, options, progress)
+            run = sync_table(registry, spec, start.watermark, options, progress, shape)
             extracted, loaded = run.extract, run.load
         else:
-            extracted = extract_table(registry, spec, start.watermark, options, progress)
+            extracted = extract_table(registry, spec, start.watermark, options, progress, shape=shape)
         assert extracted is not None
         stored = watermarks.next_extract_watermark(extracted, start.watermark)
         yield dg.MaterializeResult(
@@ -164,9 +167,9 @@ def _run(
         yield dg.MaterializeResult(
             asset_key=keys.warehouse, metadata=_warehouse_metadata(context, registry, keys, loaded)
         )
-    wanted = {check.name for check in context.selected_asset_check_keys}
     if wanted:
-        yield from _checks(context, registry, keys, wanted, loaded)
+        assert shape is not None
+        yield from _checks(context, registry, keys, wanted, loaded, shape)
 
 
 def _warehouse_metadata(
@@ -199,8 +202,8 @@ def _checks(
     keys: TableKeys,
     wanted: set[str],
     loaded: LoadResult | None,
+    shape: TableShape,
 ) -> Iterator[dg.AssetCheckResult]:
-    shape: TableShape = read_table_shape(registry, keys.spec)
     if checks.ROW_COUNT_CHECK in wanted:
         if loaded is not None and loaded.batches:
             load_watermark = loaded.watermark

@@ -16,7 +16,8 @@ import dagster as dg
 
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.reconcile.counts import KeyDuplicates, NotComparable, compare_row_counts, duplicate_keys
-from sync_platform.engine.recovery import TableShape, null_cursor_counts
+from sync_platform.engine.recovery import null_cursor_counts
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import TableKeys
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.recovery import TableShape
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.strategies import keyset_after, quote_mysql, table_sql
 from sync_platform.engine.watermark import CursorValue, Watermark
 from sync_platform.warehouse import ExistingColumn, TableRef, WarehouseDialect, dialect_for

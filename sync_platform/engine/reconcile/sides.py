@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sync_platform.engine.typemap import Kind, LogicalType, quote_mysql_identifier
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql
+from sync_platform.engine.typemap import Kind, LogicalType
 from sync_platform.warehouse import TableRef, WarehouseDialect
 
 KeyValues = tuple[Any, ...]
@@ -161,9 +162,9 @@ class MySQLSide(_KeyWalk):
 
     def __init__(self, conn: Any, schema: str, table: str, keys: Sequence[KeyColumn], row_hash_sql: str, pacer: Pacer):
         self.conn = conn
-        self.table_sql = f"{quote_mysql_identifier(schema)}.{quote_mysql_identifier(table)}"
+        self.table_sql = table_sql(schema, table)
         self.keys = tuple(keys)
-        self.columns = [quote_mysql_identifier(k.source_name) for k in keys]
+        self.columns = [quote_mysql(k.source_name) for k in keys]
         self.key_list = ", ".join(self.columns)
         self.row_hash_sql = row_hash_sql.replace("%", "%%")  # queries always carry parameters
         self.pacer = pacer

@@ -26,6 +26,7 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import new_run_id
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql
 from sync_platform.engine.reconcile.canonical import row_hash
 from sync_platform.engine.reconcile.diff import Differences, DiffSettings, diff_ranges
 from sync_platform.engine.reconcile.sides import (
@@ -37,11 +38,10 @@ from sync_platform.engine.reconcile.sides import (
     WarehouseSide,
     warehouse_values,
 )
-from sync_platform.engine.source_schema import read_source_table
+from sync_platform.engine.shape import resolve_table
 from sync_platform.engine.stage import BatchStager, list_batches
-from sync_platform.engine.strategies import choose_strategy, keyset_of
 from sync_platform.engine.sync import READ_BATCH_ROWS, load_spec_for, staged_columns, table_lock, table_prefix
-from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.typemap import TableMapping
 from sync_platform.warehouse import TableRef, dialect_for
 from sync_platform.warehouse.dialect import SOFT_DELETE_COLUMN
 
@@ -205,9 +205,8 @@ def reconcile_table(
     source = registry.source(spec.source)
     settings = DiffSettings(options.range_rows, options.factor, options.leaf_rows)
     with source.connect() as conn, warehouse.connect() as wconn:
-        source_table = read_source_table(conn, spec.schema, spec.table)
-        mapping = map_table(source_table)
-        choice = choose_strategy(spec, source_table)
+        shape = resolve_table(conn, spec)
+        mapping, choice = shape.mapping, shape.choice
         with wconn.cursor() as cursor:
             existing = _target_columns(cursor, registry, spec)
         wconn.commit()
@@ -229,8 +228,7 @@ def reconcile_table(
         if keyed:
             keys = _key_columns(conn, spec, mapping, choice.primary_key)
         else:
-            keyset, _unique = keyset_of(choice, source_table)
-            names = [c.name for c in keyset][:1]
+            names = list(shape.keyset_names)[:1]
             keys = _key_columns(conn, spec, mapping, names) if names else []
             result.mode = "cursor ranges"
         result.key = tuple(k.source_name for k in keys)
@@ -316,7 +314,7 @@ def _repair(
 
 def _key_sql(conn: Any, keys: Sequence[KeyColumn], values: Sequence[KeyValues]) -> str:
     """``(k1 = v1 AND k2 = v2) OR …`` with literals escaped by the driver."""
-    columns = [f"`{k.source_name.replace('`', '``')}`" for k in keys]
+    columns = [quote_mysql(k.source_name) for k in keys]
     return " OR ".join(
         "(" + " AND ".join(f"{c} = {conn.escape(v)}" for c, v in zip(columns, key, strict=True)) + ")" for key in values
     )
@@ -341,7 +339,7 @@ def _reload_rows(
     # below has found again whatever it would have fixed, so it is dropped, never loaded late.
     _drop_unloaded(registry, spec, prefix)
     source = registry.source(spec.source)
-    table = f"`{spec.schema.replace('`', '``')}`.`{spec.table.replace('`', '``')}`"
+    table = table_sql(spec.schema, spec.table)
     key_names = [k.warehouse_name for k in keys]
     stager = BatchStager(
         store,
