@@ -38,7 +38,7 @@ from sync_platform.engine.reconcile.sides import (
     WarehouseSide,
     warehouse_values,
 )
-from sync_platform.engine.shape import resolve_table
+from sync_platform.engine.shape import TableShape, resolve_table
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.sync import READ_BATCH_ROWS, load_spec_for, staged_columns, table_lock, table_prefix
 from sync_platform.engine.typemap import TableMapping
@@ -252,7 +252,7 @@ def reconcile_table(
         result.source_queries, result.target_queries = mine.queries, theirs.queries
         if keyed and (result.repair or result.deletes != "report") and found.total:
             with table_lock(conn, spec, options.lock_wait_seconds):
-                _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
+                _repair(registry, spec, shape, keys, found, result, conn, wconn, mine, say)
     result.seconds = time.monotonic() - started
     say(result.summary())
     return result
@@ -297,7 +297,7 @@ def _compare_cursor_ranges(
 def _repair(
     registry: ConnectionRegistry,
     spec: TableSpec,
-    mapping: TableMapping,
+    shape: TableShape,
     keys: Sequence[KeyColumn],
     found: Differences,
     result: ReconcileResult,
@@ -307,7 +307,7 @@ def _repair(
     say: Progress,
 ) -> None:
     if result.repair and (found.lost or found.changed):
-        _reload_rows(registry, spec, mapping, keys, [*found.lost, *found.changed], result, conn, say)
+        _reload_rows(registry, spec, shape, keys, [*found.lost, *found.changed], result, conn, say)
     if result.deletes != "report" and found.deleted:
         _apply_deletes(registry, spec, keys, found.deleted, result, wconn, source_side, say)
 
@@ -323,7 +323,7 @@ def _key_sql(conn: Any, keys: Sequence[KeyColumn], values: Sequence[KeyValues]) 
 def _reload_rows(
     registry: ConnectionRegistry,
     spec: TableSpec,
-    mapping: TableMapping,
+    shape: TableShape,
     keys: Sequence[KeyColumn],
     wanted: Sequence[KeyValues],
     result: ReconcileResult,
@@ -331,6 +331,7 @@ def _reload_rows(
     say: Progress,
 ) -> None:
     """Re-read rows by key (current values) into one staged batch, and merge it through the loader."""
+    mapping = shape.mapping
     store = registry.staging(spec.staging)
     prefix = f"{table_prefix(spec)}/{REPAIR_PREFIX}"
     dialect = dialect_for(registry.warehouse(spec.target).dialect)
@@ -362,7 +363,14 @@ def _reload_rows(
                     batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
                 )
                 stager.write(batch)
-        info = {"write_mode": "merge", "key": key_names, "order_by": key_names, "strategy": "reconcile"}
+        info = {
+            "write_mode": "merge",
+            "key": key_names,
+            "order_by": key_names,
+            "strategy": "reconcile",
+            # Keys match as the source compares them, as in a sync's merge (see sync.load_info).
+            "key_equality": {mapping.warehouse_name(k): rule for k, rule in shape.key_equality.items()},
+        }
         manifest = stager.finish(extra={"load": info, "reconcile": {"keys": len(wanted)}})
     result.rows_transferred += manifest.rows
     result.repair_batch = manifest.batch_id
