@@ -19,7 +19,7 @@ from sync_platform.engine.collation import sort_key
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
 from sync_platform.engine.strategies import NullCursorRowsError, PlanError
-from sync_platform.engine.watermark import Watermark, later
+from sync_platform.engine.watermark import Watermark, later, moves_back
 from sync_platform_tests.cli.test_config_and_connections_cli import run
 from sync_platform_tests.engine.harness import PIPELINE, Harness, assert_same
 
@@ -523,3 +523,6 @@ def test_the_python_order_of_text_positions_is_the_collation_order(mysql_db, col
     assert all(a <= b for a, b in itertools.pairwise(keys)), list(zip(ordered, keys, strict=True))
     highest = later(Watermark({"v": "a"}), Watermark({"v": "B"}), ("v",), {"v": key})
     assert highest.position["v"] == ("a" if collation.endswith("bin") else "B")
+    # watermark set's move-back check on an appended table: from 'B' to 'a' moves back only where 'a' < 'B'.
+    back = moves_back(Watermark({"v": "a"}), Watermark({"v": "B"}), ("v",), {"v": key})
+    assert back is not collation.endswith("bin")
