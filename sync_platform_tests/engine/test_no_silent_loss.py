@@ -18,6 +18,8 @@ import pytest
 from sync_platform.engine.collation import sort_key
 from sync_platform.engine.mysql_sql import quote_mysql, value_literal
 from sync_platform.engine.pages import PageNotAdvancingError
+from sync_platform.engine.reconcile.counts import duplicate_keys
+from sync_platform.engine.shape import read_table_shape
 from sync_platform.engine.strategies import NullCursorRowsError, PlanError
 from sync_platform.engine.watermark import Watermark, later, moves_back
 from sync_platform_tests.cli.test_config_and_connections_cli import run
@@ -463,6 +465,16 @@ def test_a_key_whose_case_or_trailing_spaces_change_replaces_its_row(harness: Ha
     assert harness.sync(table).extract.rows == 2
     rows = _exactly_the_source(harness, table)
     assert len(rows) == 3 and (changed, "second") in [tuple(r) for r in rows]
+    # A target that still holds a key twice under the source's equality (loaded before the merge matched
+    # keys this way) fails the primary_key_unique check.
+    with harness.registry() as registry:
+        spec = harness.spec(table)
+        assert duplicate_keys(registry, spec, read_table_shape(registry, spec)).duplicated_keys == 0
+        harness.pg.execute(
+            f"INSERT INTO {harness.target(table)} (code, name, updated_at) VALUES ('k ', 'stale', '2025-01-01')"
+        )
+        found = duplicate_keys(registry, spec, read_table_shape(registry, spec))
+    assert (found.duplicated_keys, found.extra_rows) == (1, 1)
 
 
 def test_cdc_validate_names_a_case_insensitive_key_what_the_merge_does_and_the_fix(harness: Harness) -> None:

@@ -129,7 +129,11 @@ def compare_row_counts(
 
 
 def duplicate_keys(registry: ConnectionRegistry, spec: TableSpec, shape: TableShape) -> KeyDuplicates | NotComparable:
-    """Primary-key values present more than once in the target (Redshift does not enforce keys)."""
+    """Primary-key values present more than once in the target (Redshift does not enforce keys).
+
+    Keys are compared as the source compares them (``TableShape.key_equality``): under
+    ``utf8mb4_general_ci`` a target holding both ``'abc'`` and ``'ABC '`` holds one key twice.
+    """
     if not shape.choice.primary_key:
         return NotComparable("the table has no primary key (loads append)")
     if shape.choice.write_mode == "append":
@@ -137,7 +141,8 @@ def duplicate_keys(registry: ConnectionRegistry, spec: TableSpec, shape: TableSh
     key = shape.warehouse_names(shape.choice.primary_key)
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
-    columns = ", ".join(dialect.quote(c) for c in key)
+    rules = {shape.mapping.warehouse_name(k): rule for k, rule in shape.key_equality.items()}
+    columns = ", ".join(dialect.key_match(dialect.quote(c), rules.get(c)) for c in key)
     with warehouse.connect() as conn, conn.cursor() as cursor:
         if not _exists(cursor, dialect, _target(spec)):
             return KeyDuplicates(key, 0, 0)
