@@ -27,9 +27,9 @@ from sync_platform.configuration.models import CDC_STRATEGIES, TableConfig
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.cdc_readiness import CdcReport, check_table
 from sync_platform.engine.explain import ColumnExplanation, column_explanations, explain_table
-from sync_platform.engine.source_schema import SourceTableNotFound, read_source_table
+from sync_platform.engine.shape import read_table_shape
+from sync_platform.engine.source_schema import SourceTableNotFound
 from sync_platform.engine.sync import RunOptions
-from sync_platform.engine.typemap import map_table
 from sync_platform.engine.watermark import Watermark
 from sync_platform.warehouse import dialect_for
 
@@ -262,9 +262,8 @@ def validate_pipeline(ctx: CliContext, pipeline: str, output_file: Path | None) 
 
 def _column_mappings(registry: ConnectionRegistry, spec: TableSpec) -> tuple[ColumnExplanation, ...]:
     """The table's columns as the next run maps them (source schema → warehouse names and types)."""
-    with registry.source(spec.source).connect() as conn:
-        source = read_source_table(conn, spec.schema, spec.table)
-    return column_explanations(map_table(source), dialect_for(registry.warehouse(spec.target).dialect))
+    shape = read_table_shape(registry, spec)
+    return column_explanations(shape.mapping, dialect_for(registry.warehouse(spec.target).dialect))
 
 
 @click.group("column-mappings")

@@ -22,7 +22,8 @@ from sync_platform.configuration import ConfigError, TableSpec
 from sync_platform.connections.registry import ConnectionRegistry, UnknownConnection
 from sync_platform.engine.cleanup import inventory
 from sync_platform.engine.reconcile.counts import NotComparable, compare_row_counts, duplicate_keys
-from sync_platform.engine.recovery import TableShape, null_cursor_counts, read_table_shape
+from sync_platform.engine.recovery import null_cursor_counts
+from sync_platform.engine.shape import TableShape, read_table_shape
 from sync_platform.engine.watermark import (
     TIMESTAMP_FORMAT,
     ManualPositionError,
@@ -271,7 +272,11 @@ def set_watermark(
         _refuse_while_a_run_extracts(instance, spec, yes)
         with _reported(spec, registry):
             current = watermarks.resolve_extract_watermark(instance, registry, spec)
-        if _appends(shape) and moves_back(wanted, current.watermark, shape.keyset_names) and not yes:
+        if (
+            _appends(shape)
+            and moves_back(wanted, current.watermark, shape.keyset_names, shape.position_order)
+            and not yes
+        ):
             _fail(
                 f"{spec.identity} appends rows (write_mode append: rows are added, not merged by key): moving its "
                 f"watermark back from {describe(current.watermark, spec)} to {describe(wanted, spec)} appends every "

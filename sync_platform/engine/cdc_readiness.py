@@ -16,8 +16,9 @@ import pymysql
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.explain import TableExplanation, explain_table
-from sync_platform.engine.source_schema import SourceTable, SourceTableNotFound, read_indexes, read_source_table
-from sync_platform.engine.strategies import PlanError, StrategyChoice, choose_strategy, cursor_kind
+from sync_platform.engine.shape import TableShape, resolve_table
+from sync_platform.engine.source_schema import SourceTable, SourceTableNotFound
+from sync_platform.engine.strategies import PlanError, StrategyChoice, cursor_kind
 from sync_platform.engine.sync import RunOptions
 from sync_platform.engine.typemap import UnsupportedColumnType
 from sync_platform.engine.watermark import Watermark
@@ -70,25 +71,20 @@ def check_table(registry: ConnectionRegistry, spec: TableSpec) -> CdcReport:
     report = CdcReport(spec.identity, spec.config.cdc_strategy)
     with registry.source(spec.source).connect() as conn:
         try:
-            source = read_source_table(conn, spec.schema, spec.table)
-        except SourceTableNotFound as exc:
+            shape = resolve_table(conn, spec)
+        except (SourceTableNotFound, PlanError, UnsupportedColumnType) as exc:
             report.add("error", str(exc))
             return report
-        indexes = read_indexes(conn, spec.schema, spec.table)
-    try:
-        choice = choose_strategy(spec, source)
-    except PlanError as exc:
-        report.add("error", str(exc))
-        return report
+    choice, source, indexes = shape.choice, shape.source, shape.indexes
     report.strategy = choice.strategy
     if choice.detected:
         report.add("ok", f"no cdc columns configured: a run uses {choice.detected}")
     _check_timestamp(report, choice, source, indexes)
     _check_ids(report, choice, source, indexes)
     _check_key(report, choice)
-    _check_key_collation(report, choice, source)
+    _check_key_collation(report, shape)
     try:
-        report.explanation = explain_table(registry, spec, Watermark(), RunOptions())
+        report.explanation = explain_table(registry, spec, Watermark(), RunOptions(), shape)
     except (PlanError, UnsupportedColumnType, pymysql.MySQLError) as exc:
         report.add("error", str(exc))
     else:
@@ -171,18 +167,25 @@ def _check_ids(
         report.add("ok", f"id column(s) {', '.join(f'`{i}`' for i in ids)} exist and are unique")
 
 
-def _check_key_collation(report: CdcReport, choice: StrategyChoice, source: SourceTable) -> None:
-    """A merge key MySQL compares without case/accents would merge by a different equality in the warehouse."""
+def _check_key_collation(report: CdcReport, shape: TableShape) -> None:
+    """Merge keys MySQL compares loosely: the merge matches case and trailing spaces as MySQL does, not accents."""
+    choice, source = shape.choice, shape.source
     if choice.write_mode != "merge":
         return
-    for name in choice.primary_key:
+    for name, rule in shape.key_equality.items():
         column = source.column(name)
+        ignored = {"case": "case", "pad": "trailing spaces (PAD SPACE)", "case_pad": "case and trailing spaces"}[rule]
+        report.add(
+            "ok",
+            f"key column `{name}` (collation {column.collation}) is compared ignoring {ignored} at the source; "
+            "the warehouse merge matches keys the same way",
+        )
         if column.compares_loosely:
             report.add(
-                "error",
-                f"key column `{name}` has collation {column.collation}: MySQL treats 'abc', 'ABC' (and 'abc ') as "
-                "one key, the warehouse merge as different keys, so a key whose case changes at the source "
-                f"stays twice in the target. Fix: ALTER TABLE {source.qualified_name} MODIFY `{name}` "
+                "warning",
+                f"key column `{name}` has collation {column.collation}: MySQL also treats keys that differ only in "
+                "accents ('é', 'e') as one, the warehouse merge does not, so a key whose accents change at the "
+                f"source stays twice in the target. Fix: ALTER TABLE {source.qualified_name} MODIFY `{name}` "
                 f"{column.column_type} COLLATE {column.character_set or 'utf8mb4'}_bin, or set "
                 "primary_key to a column compared exactly",
             )

@@ -24,6 +24,7 @@ from sync_platform.engine.load import LoadSpec
 from sync_platform.engine.manifest import COPY_MANIFEST_NAME
 from sync_platform.engine.mysql_sql import literal, quote_mysql
 from sync_platform.engine.pages import PageReader
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.source_schema import SourceColumn
 from sync_platform.engine.strategies import ReadPlan, build_plan, snapshot_plan
 from sync_platform.engine.sync import (
@@ -160,19 +161,24 @@ class TableExplanation:
 
 
 def explain_table(
-    registry: ConnectionRegistry, spec: TableSpec, watermark: Watermark, options: RunOptions
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    watermark: Watermark,
+    options: RunOptions,
+    shape: TableShape | None = None,
 ) -> TableExplanation:
     """Describe what syncing ``spec`` from ``watermark`` with ``options`` would do, changing nothing.
 
     Raises what a run would raise while planning (``PlanError`` for a column or custom query the
-    strategy cannot use, ``SourceTableNotFound``, ``ConnectionFailure``).
+    strategy cannot use, ``SourceTableNotFound``, ``ConnectionFailure``). ``shape``: the table as the
+    caller already resolved it (resolved here when not given).
     """
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
     notes: list[str] = []
     with registry.source(spec.source).connect() as conn:
         query_one = _query_one(conn)
-        planned = plan_extract(registry, spec, conn, watermark, options)
+        planned = plan_extract(registry, spec, conn, watermark, options, shape)
         choice, mapping = planned.choice, planned.mapping
         select = mapping.select_list
         # The first run: no watermark, nothing staged (the engine would read a snapshot if it can).
@@ -196,7 +202,7 @@ def explain_table(
         )
     if choice.strategy == "full_sync" and choice.full_sync_mode == "replace":
         notes.append("full_sync replace: every run reads the whole table and swaps it in atomically")
-    key = load_spec_for(registry, spec, load_info(choice, planned.plan, mapping), authorize=False).key
+    key = load_spec_for(registry, spec, load_info(planned.shape, planned.plan), authorize=False).key
     target_state, state = _target_state(registry, spec, dialect, mapping, key)
     load_sql = _load_statements(registry, spec, planned, dialect, state, notes)
     return TableExplanation(
@@ -431,7 +437,7 @@ def _load_statements(
     notes: list[str],
 ) -> tuple[str, ...]:
     """The loader's plan for one batch, from the target's dialect: the very steps a load runs."""
-    info = load_info(planned.choice, planned.plan, planned.mapping)
+    info = load_info(planned.shape, planned.plan)
     load: LoadSpec = load_spec_for(registry, spec, info, authorize=False)
     schema = load.target.schema
     authorization = None
@@ -450,6 +456,7 @@ def _load_statements(
         ledger=LedgerEntry(load.table, BATCH_PLACEHOLDER, "<run-id>", 0),
         key=load.key,
         order_by=load.order_by,
+        key_equality=load.key_equality,
         layout=load.layout,
         manifest_url=manifest_url,
         authorization=authorization,

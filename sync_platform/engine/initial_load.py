@@ -53,7 +53,8 @@ from sync_platform.engine.mysql_sql import keyset_at_or_below, quote_mysql, tabl
 from sync_platform.engine.open_transactions import hold_ceiling
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import target_has_rows
-from sync_platform.engine.source_schema import SourceTable, read_source_table
+from sync_platform.engine.shape import TableShape, resolve_table
+from sync_platform.engine.source_schema import SourceTable
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
     PlanError,
@@ -62,7 +63,6 @@ from sync_platform.engine.strategies import (
     build_plan,
     ceiling_from,
     ceiling_query,
-    choose_strategy,
     snapshot_plan,
 )
 from sync_platform.engine.sync import (
@@ -75,7 +75,7 @@ from sync_platform.engine.sync import (
     staged_columns,
     table_prefix,
 )
-from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.typemap import TableMapping
 from sync_platform.engine.watermark import CursorValue, Watermark, decode_value, encode_value
 from sync_platform.errors import ExitCode, SyncPlatformError
 from sync_platform.warehouse import LedgerEntry, TableRef, WarehouseDialect, dialect_for
@@ -305,17 +305,28 @@ def _set_state(
 
 @dataclass(frozen=True)
 class _Shape:
-    source: SourceTable
-    choice: StrategyChoice
-    mapping: TableMapping
+    table: TableShape  # the table as this step resolved it (columns, strategy, key equality)
     base: ReadPlan  # the table's plan over the whole window (keyset: cursor, key)
+
+    @property
+    def source(self) -> SourceTable:
+        return self.table.source
+
+    @property
+    def choice(self) -> StrategyChoice:
+        return self.table.choice
+
+    @property
+    def mapping(self) -> TableMapping:
+        return self.table.mapping
 
 
 def _shape(conn: Any, spec: TableSpec, ceiling: CursorValue = None) -> _Shape:
-    source = read_source_table(conn, spec.schema, spec.table)
-    choice = choose_strategy(spec, source)
-    base = build_plan(spec, source, choice, Watermark(), ceiling=ceiling, page_rows=spec.page_rows, max_rows=None)
-    return _Shape(source, choice, map_table(source), base)
+    table = resolve_table(conn, spec)
+    base = build_plan(
+        spec, table.source, table.choice, Watermark(), ceiling=ceiling, page_rows=spec.page_rows, max_rows=None
+    )
+    return _Shape(table, base)
 
 
 def _snapshot(shape: _Shape, spec: TableSpec, ceiling: CursorValue) -> ReadPlan:
@@ -506,7 +517,7 @@ def load_range(
     with source.connect() as conn, _range_lock(conn, spec, plan_id, index):
         shape = _shape(conn, spec)
         snapshot = _snapshot(shape, spec, plan.ceiling)
-        info = load_info(shape.choice, snapshot, shape.mapping)
+        info = load_info(shape.table, snapshot)
         queue_: queue.Queue[Manifest | None] = queue.Queue()
         outcome: dict[str, Any] = {}
 

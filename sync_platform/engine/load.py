@@ -70,6 +70,7 @@ class LoadSpec:
     write_mode: str  # merge | append | replace
     key: tuple[str, ...]  # warehouse column names of the primary key
     order_by: tuple[str, ...]  # cursor columns (warehouse names): the latest row per key wins
+    key_equality: tuple[tuple[str, str], ...] = ()  # (key column, what MySQL ignores: case, pad, case_pad)
     layout: TableLayout | None = None
     authorization: S3Authorization | None = None  # Redshift COPY
 
@@ -272,6 +273,7 @@ class TableLoader:
             ledger=entry,
             key=spec.key,
             order_by=spec.order_by,
+            key_equality=spec.key_equality,
             layout=spec.layout,
             manifest_url=self.store.uri(manifest.copy_manifest_key) if from_s3 else None,
             authorization=spec.authorization,

@@ -25,30 +25,12 @@ from typing import Any, Literal
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.mysql_sql import quote_mysql, table_sql
-from sync_platform.engine.source_schema import SourceTable, read_source_table
-from sync_platform.engine.strategies import CursorColumn, StrategyChoice, choose_strategy, keyset_of
-from sync_platform.engine.typemap import TableMapping, map_table
-from sync_platform.engine.watermark import CursorValue, Watermark, later
+from sync_platform.engine.shape import TableShape, read_table_shape
+from sync_platform.engine.strategies import CursorColumn, StrategyChoice
+from sync_platform.engine.watermark import CursorValue, PositionOrder, Watermark, later
 from sync_platform.warehouse import TableRef, WarehouseDialect, dialect_for
 
 LEDGER_ROWS_SCANNED = 100  # the newest rows; only superseded snapshots ever lack an end position
-
-
-@dataclass(frozen=True)
-class TableShape:
-    """What a table's strategy means for its columns: the keyset a watermark is written on, in order."""
-
-    source: SourceTable
-    choice: StrategyChoice
-    keyset: tuple[CursorColumn, ...]
-    mapping: TableMapping
-
-    @property
-    def keyset_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.keyset)
-
-    def warehouse_names(self, columns: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(self.mapping.warehouse_name(c) for c in columns)
 
 
 @dataclass(frozen=True)
@@ -58,15 +40,6 @@ class RecoveredWatermark:
     watermark: Watermark
     origin: Literal["ledger", "target", "none"]
     detail: str
-
-
-def read_table_shape(registry: ConnectionRegistry, spec: TableSpec) -> TableShape:
-    """Read the source table's columns and resolve the strategy's keyset (one short source query)."""
-    with registry.source(spec.source).connect() as conn:
-        source = read_source_table(conn, spec.schema, spec.table)
-    choice = choose_strategy(spec, source)
-    keyset, _unique = keyset_of(choice, source)
-    return TableShape(source, choice, keyset, map_table(source))
 
 
 @dataclass(frozen=True)
@@ -158,12 +131,17 @@ def ledger_watermark(registry: ConnectionRegistry, spec: TableSpec) -> Watermark
 
 
 def loaded_end(
-    registry: ConnectionRegistry, spec: TableSpec, previous: Watermark, columns: tuple[str, ...]
+    registry: ConnectionRegistry,
+    spec: TableSpec,
+    previous: Watermark,
+    columns: tuple[str, ...],
+    order: PositionOrder | None = None,
 ) -> Watermark:
     """The furthest watermark the ledger has loaded for the table since any manual set (start when none).
 
     Staged batches can vanish (cleaned, or a staging store that lost its data) after a run loaded
     them but before its watermark was stored; an appended table would then get their rows again.
+    ``order`` compares text positions in the source's collation order (see :func:`watermark.later`).
     """
     warehouse = registry.warehouse(spec.target)
     dialect = dialect_for(warehouse.dialect)
@@ -180,7 +158,7 @@ def loaded_end(
         for meta, loaded_at in cursor.fetchall():
             if previous.manual_at and loaded_at <= previous.manual_at:
                 continue
-            end = later(end, Watermark.from_dict(json.loads(meta or "{}").get("end")), columns)
+            end = later(end, Watermark.from_dict(json.loads(meta or "{}").get("end")), columns, order)
     return end
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pymysql
 import pymysql.connections
 
+from sync_platform.engine import collation
 from sync_platform.errors import ConfigurationError
 
 
@@ -46,8 +47,12 @@ class SourceColumn:
     @property
     def compares_loosely(self) -> bool:
         """Text that MySQL compares ignoring case or accents: distinct values in the warehouse may be one key."""
-        name = (self.collation or "").lower()
-        return name.endswith(("_ci", "_ai", "_ai_ci")) or "_ci_" in name or "_ai_" in name
+        return collation.ignores_case(self.collation)
+
+    @property
+    def key_equality(self) -> collation.KeyEquality | None:
+        """What MySQL ignores when it compares this column as a key: case, trailing spaces (PAD SPACE), both."""
+        return collation.key_equality(self.data_type, self.collation)
 
     @property
     def display_width(self) -> int | None:

@@ -30,7 +30,8 @@ from sync_platform.engine.open_transactions import OpenTransaction, hold_ceiling
 from sync_platform.engine.pages import PageReader
 from sync_platform.engine.recovery import ledger_watermark, loaded_end, target_column_names, target_has_rows
 from sync_platform.engine.result import ExtractResult, LoadResult, TableRunResult
-from sync_platform.engine.source_schema import SourceTable, read_indexes, read_source_table
+from sync_platform.engine.shape import TableShape, resolve_table
+from sync_platform.engine.source_schema import SourceTable
 from sync_platform.engine.stage import BatchStager, list_batches
 from sync_platform.engine.strategies import (
     NullCursorRowsError,
@@ -40,17 +41,13 @@ from sync_platform.engine.strategies import (
     build_plan,
     ceiling_from,
     ceiling_query,
-    check_custom_query,
-    choose_strategy,
     null_cursor_plan,
     null_cursor_query,
-    render_custom_query,
     run_cap,
     snapshot_plan,
-    table_sql,
 )
-from sync_platform.engine.typemap import LogicalType, TableMapping, map_table
-from sync_platform.engine.watermark import CursorValue, Watermark, later
+from sync_platform.engine.typemap import LogicalType, TableMapping
+from sync_platform.engine.watermark import CursorValue, PositionOrder, Watermark, later
 from sync_platform.errors import DataError, TableBusy
 from sync_platform.warehouse import S3Authorization, TableLayout, TableRef, WarehouseDialect, dialect_for
 
@@ -131,48 +128,14 @@ def _query_one(conn: pymysql.connections.Connection) -> Callable[[str], tuple | 
     return run
 
 
-def _custom_mapping(
-    conn: pymysql.connections.Connection, spec: TableSpec, source: SourceTable, choice: StrategyChoice
-) -> TableMapping:
-    """The mapping of the columns a custom query returns; its cursor columns must be among them."""
-    query = spec.config.custom_query or ""
-    check_custom_query(query)
-    probe = render_custom_query(
-        query,
-        table_sql=table_sql(source.schema, source.table),
-        last_timestamp="'1000-01-01 00:00:00'",
-        last_id="-1",
-        ceiling="'9999-12-31 23:59:59'",
-        limit=0,
-    )
-    with conn.cursor() as cursor:
-        try:
-            cursor.execute(f"SELECT * FROM ({probe}) AS custom_query LIMIT 0")
-        except pymysql.MySQLError as exc:
-            raise PlanError(f"{spec.name}: custom_query does not run: {exc.args[-1]}") from exc
-        returned = [d[0] for d in cursor.description]
-    by_name = {c.name.lower(): c for c in source.columns}
-    unknown = [name for name in returned if name.lower() not in by_name]
-    if unknown:
-        raise PlanError(
-            f"{spec.name}: custom_query returns {', '.join(unknown)}, which are not columns of "
-            f"{source.qualified_name}; return the table's own columns"
-        )
-    needed = [c for c in (choice.timestamp_column, *choice.id_columns) if c]
-    missing = [c for c in needed if c.lower() not in {r.lower() for r in returned}]
-    if missing:
-        raise PlanError(f"{spec.name}: custom_query must return its cursor columns; missing: {', '.join(missing)}")
-    subset = SourceTable(
-        source.schema, source.table, tuple(by_name[r.lower()] for r in returned), source.primary_key, source.unique_keys
-    )
-    return map_table(subset)
-
-
-def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[str, ...]) -> Watermark:
+def _resume_point(
+    previous: Watermark, staged: list[Manifest], columns: tuple[str, ...], order: PositionOrder | None = None
+) -> Watermark:
     """The later of the stored watermark and the newest staged batch made after any manual set.
 
     A crash after a batch's manifest but before its watermark was stored must not re-extract it.
     A batch whose end carries its own ``manual_at`` (a completed full pass) restarts the count.
+    ``order`` compares text positions in the source's collation order.
     """
     resume = previous
     for manifest in staged:
@@ -182,7 +145,7 @@ def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[st
         if end.manual_at and (resume.manual_at is None or end.manual_at > resume.manual_at):
             resume = end
             continue
-        resume = later(resume, end, columns)
+        resume = later(resume, end, columns, order)
     return resume
 
 
@@ -190,9 +153,7 @@ def _resume_point(previous: Watermark, staged: list[Manifest], columns: tuple[st
 class ExtractPlan:
     """What a run of the table reads: the resolved strategy, the column mapping, the window and paging."""
 
-    source: SourceTable
-    choice: StrategyChoice
-    mapping: TableMapping
+    shape: TableShape  # the table resolved for this run: source columns, strategy, keyset, mapping
     plan: ReadPlan
     resume: Watermark  # where the run starts: the stored watermark or a newer staged batch
     ceiling: CursorValue
@@ -203,6 +164,18 @@ class ExtractPlan:
     warnings: tuple[str, ...] = ()
     held_by: tuple[OpenTransaction, ...] = ()  # the open transactions the ceiling was held back for, oldest first
 
+    @property
+    def source(self) -> SourceTable:
+        return self.shape.source
+
+    @property
+    def choice(self) -> StrategyChoice:
+        return self.shape.choice
+
+    @property
+    def mapping(self) -> TableMapping:
+        return self.shape.mapping
+
 
 def plan_extract(
     registry: ConnectionRegistry,
@@ -210,16 +183,16 @@ def plan_extract(
     conn: pymysql.connections.Connection,
     previous: Watermark,
     options: RunOptions = RunOptions(),
+    shape: TableShape | None = None,
 ) -> ExtractPlan:
-    """Resolve the table's read against the real source (schema, ceiling) and the staged batches; reads only."""
+    """Resolve the table's read against the real source (ceiling) and the staged batches; reads only.
+
+    ``shape`` is the table as this run resolved it (:func:`resolve_table` on ``conn`` when not given).
+    """
     store = registry.staging(spec.staging)
-    source_table = read_source_table(conn, spec.schema, spec.table)
-    choice = choose_strategy(spec, source_table)
-    mapping = (
-        _custom_mapping(conn, spec, source_table, choice)
-        if choice.strategy == "custom_sql"
-        else map_table(source_table)
-    )
+    shape = shape or resolve_table(conn, spec)
+    source_table, choice, mapping = shape.source, shape.choice, shape.mapping
+    order = shape.position_order
     if spec.shares_target and choice.write_mode == "replace":
         others = ", ".join(i for i in spec.shared_target if i != spec.identity)
         raise PlanError(
@@ -238,16 +211,18 @@ def plan_extract(
         page_rows, cap = spec.page_rows, None
     probe = build_plan(spec, source_table, choice, Watermark(), ceiling=None, page_rows=page_rows, max_rows=cap)
     staged = list_batches(store, table_prefix(spec))
-    resume = _resume_point(previous, staged, probe.keyset_names) if probe.watermark_columns else previous
+    resume = _resume_point(previous, staged, probe.keyset_names, order) if probe.watermark_columns else previous
     if probe.watermark_columns and choice.write_mode == "append" and choice.strategy != "full_sync":
         # Without a key a re-read duplicates rows: the ledger also says how far loads got.
-        resume = later(resume, loaded_end(registry, spec, previous, probe.keyset_names), probe.keyset_names)
+        loaded = loaded_end(registry, spec, previous, probe.keyset_names, order)
+        resume = later(resume, loaded, probe.keyset_names, order)
     loose = [k for k in choice.primary_key if choice.write_mode == "merge" and source_table.column(k).compares_loosely]
     if loose:
         warnings.append(
-            f"key column(s) {', '.join(loose)} compare without case (collation "
-            f"{source_table.column(loose[0]).collation}): a key whose case changes at the source stays twice in "
-            f"the target; `cdc validate -t {spec.name}` says how to fix it"
+            f"key column(s) {', '.join(loose)} compare without case or accents (collation "
+            f"{source_table.column(loose[0]).collation}): the merge matches keys ignoring case and trailing spaces "
+            "as MySQL does, but not accents, so a key whose accents change at the source ('é' → 'e') stays twice "
+            f"in the target; `cdc validate -t {spec.name}` says how to fix it"
         )
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, options.target_loaded, choice, staged)
@@ -276,23 +251,10 @@ def plan_extract(
     plan = build_plan(spec, source_table, choice, resume, ceiling=ceiling, page_rows=page_rows, max_rows=cap)
     null_plan, policy = None, spec.config.null_cursor
     if nulls:
-        null_plan, policy, null_warnings = _null_cursor_handling(conn, spec, source_table, choice, plan, nulls)
+        null_plan, policy, null_warnings = _null_cursor_handling(spec, shape, plan, nulls)
         warnings += null_warnings
     plan = snapshot_plan(plan, choice, source_table) or plan
-    return ExtractPlan(
-        source_table,
-        choice,
-        mapping,
-        plan,
-        resume,
-        ceiling,
-        ceiling_sql,
-        nulls,
-        policy,
-        null_plan,
-        tuple(warnings),
-        held_by,
-    )
+    return ExtractPlan(shape, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings), held_by)
 
 
 def _restart_for_lost_target(
@@ -359,14 +321,10 @@ def _restart_for_new_columns(
 
 
 def _null_cursor_handling(
-    conn: pymysql.connections.Connection,
-    spec: TableSpec,
-    source: SourceTable,
-    choice: StrategyChoice,
-    plan: ReadPlan,
-    nulls: int,
+    spec: TableSpec, shape: TableShape, plan: ReadPlan, nulls: int
 ) -> tuple[ReadPlan | None, str, list[str]]:
     """(by-key read, effective policy, warnings) for a table with ``nulls`` NULL-cursor rows."""
+    source, choice = shape.source, shape.choice
     cursor = choice.timestamp_column
     policy = spec.config.null_cursor
     if policy == "fail":
@@ -388,8 +346,7 @@ def _null_cursor_handling(
                 f"duplicate them. Give them a {cursor} value, or sync the table with cdc_strategy: full_sync"
             ],
         )
-    indexes = read_indexes(conn, source.schema, source.table).values()
-    indexed = any(columns[0].lower() == (cursor or "").lower() for columns in indexes)
+    indexed = any(columns[0].lower() == (cursor or "").lower() for columns in shape.indexes.values())
     warnings = []
     if not indexed:
         warnings.append(
@@ -407,11 +364,13 @@ def extract_table(
     progress: Progress | None = None,
     on_batch: Callable[[Manifest], None] | None = None,
     on_planned: Callable[[], None] | None = None,
+    shape: TableShape | None = None,
 ) -> ExtractResult:
     """Read the table's window from MySQL into manifested parquet batches (the "backup" step).
 
     ``on_batch`` is called with each batch's manifest as soon as the batch is committed; ``on_planned``
-    once the run has decided where it starts (after looking at the target and its ledger).
+    once the run has decided where it starts (after looking at the target and its ledger). ``shape`` is
+    the table as the caller resolved it for this run (resolved here when not given).
     """
     say = progress or (lambda message: log.info(message))
     tune_allocator()
@@ -429,10 +388,10 @@ def extract_table(
         started_at=wall,
     )
     with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
-        planned = plan_extract(registry, spec, conn, previous, options)
+        planned = plan_extract(registry, spec, conn, previous, options, shape)
         if on_planned is not None:
             on_planned()
-        choice, plan, mapping = planned.choice, planned.plan, planned.mapping
+        choice, plan = planned.choice, planned.plan
         resume, ceiling = planned.resume, planned.ceiling
         result.strategy, result.detected = choice.strategy, choice.detected
         if choice.detected:
@@ -463,8 +422,7 @@ def extract_table(
             _stream_to_stage(
                 spec,
                 plan,
-                choice,
-                mapping,
+                planned.shape,
                 conn,
                 source.connection_url(host, port),
                 store,
@@ -482,12 +440,16 @@ def extract_table(
     return result
 
 
-def load_info(choice: StrategyChoice, plan: ReadPlan, mapping: TableMapping) -> dict:
+def load_info(shape: TableShape, plan: ReadPlan) -> dict:
     """How the loader writes the table's batches (recorded in each manifest, so batches stay self-describing)."""
+    choice, mapping = shape.choice, shape.mapping
+    keyed = choice.write_mode != "append"
     return {
         "write_mode": choice.write_mode,
         # An appended table holds every snapshot: its key is not unique there, so it is not declared.
-        "key": [] if choice.write_mode == "append" else [mapping.warehouse_name(k) for k in choice.primary_key],
+        "key": [mapping.warehouse_name(k) for k in choice.primary_key] if keyed else [],
+        # Key columns MySQL compares ignoring case / trailing spaces: the merge compares them the same way.
+        "key_equality": {mapping.warehouse_name(k): rule for k, rule in shape.key_equality.items()} if keyed else {},
         "order_by": [mapping.warehouse_name(c.name) for c in plan.keyset if c.name not in choice.primary_key]
         or [mapping.warehouse_name(k) for k in choice.primary_key],
         "strategy": choice.strategy,
@@ -518,8 +480,7 @@ def batch_normalizer(
 def _stream_to_stage(
     spec: TableSpec,
     plan: ReadPlan,
-    choice: StrategyChoice,
-    mapping: TableMapping,
+    shape: TableShape,
     conn: pymysql.connections.Connection,
     url: str,
     store: StagingStore,
@@ -532,6 +493,7 @@ def _stream_to_stage(
     on_batch: Callable[[Manifest], None] | None,
     null_plan: ReadPlan | None = None,
 ) -> None:
+    choice, mapping = shape.choice, shape.mapping
     normalize, counts, truncated = batch_normalizer(spec, mapping, dialect)
     key_fields = tuple(mapping.warehouse_name(c.name) for c in plan.keyset)
     reader = PageReader(
@@ -542,7 +504,7 @@ def _stream_to_stage(
         key_fields,
         _query_one(conn),
     )
-    info = load_info(choice, plan, mapping)
+    info = load_info(shape, plan)
     run_id = new_run_id()
     single_batch = choice.write_mode == "replace"  # a snapshot must be loaded whole
     batch_start = resume
@@ -695,6 +657,7 @@ def load_spec_for(registry: ConnectionRegistry, spec: TableSpec, info: dict, *, 
         write_mode=info.get("write_mode", "merge"),
         key=tuple(info.get("key", ())),
         order_by=tuple(info.get("order_by", ())),
+        key_equality=tuple(sorted((info.get("key_equality") or {}).items())),
         layout=layout,
         authorization=copy_authorization(registry, spec) if redshift and authorize else None,
     )
@@ -722,11 +685,12 @@ def sync_table(
     previous: Watermark,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
+    shape: TableShape | None = None,
 ) -> TableRunResult:
     """Extract then load one table (the older tool's ``sync``); each batch loads while the next is read."""
     run = TableRunResult(table=spec.name)
     if options.dry_run:
-        run.extract = extract_table(registry, spec, previous, options, progress)
+        run.extract = extract_table(registry, spec, previous, options, progress, shape=shape)
         return run
     staged: queue.Queue[Manifest | None] = queue.Queue()
     outcome: dict[str, object] = {}
@@ -750,7 +714,7 @@ def sync_table(
     loader.start()
     try:
         run.extract = extract_table(
-            registry, spec, previous, options, progress, on_batch=staged.put, on_planned=planned.set
+            registry, spec, previous, options, progress, on_batch=staged.put, on_planned=planned.set, shape=shape
         )
     except LostTargetError:
         outcome["lost_target"] = True

@@ -35,7 +35,7 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sync_platform.engine.mysql_sql import quote_mysql as quote_mysql_identifier  # the one quoting rule
+from sync_platform.engine.mysql_sql import quote_mysql
 from sync_platform.engine.source_schema import SourceColumn, SourceTable
 from sync_platform.errors import DataError
 
@@ -254,7 +254,7 @@ UNSIGNED_BIGINT = LogicalType(Kind.DECIMAL, precision=20, scale=0)
 def map_column(column: SourceColumn, name: str | None = None, *, table: str = "") -> ColumnMapping:
     """The mapping of one source column (``name``: its warehouse name, default by the naming rule)."""
     target = name if name is not None else warehouse_column_name(column.name)
-    q = quote_mysql_identifier(column.name)
+    q = quote_mysql(column.name)
     data_type = column.data_type.lower()
 
     def mapping(
@@ -386,9 +386,9 @@ def select_list(mappings: Sequence[ColumnMapping]) -> str:
         prefix = "_" + prefix
     parts: list[str] = []
     for index, m in enumerate(mappings):
-        parts.append(f"{m.select_sql} AS {quote_mysql_identifier(f'{prefix}v{index}')}")
+        parts.append(f"{m.select_sql} AS {quote_mysql(f'{prefix}v{index}')}")
         if m.null_flag_sql is not None:
-            parts.append(f"{m.null_flag_sql} AS {quote_mysql_identifier(f'{prefix}n{index}')}")
+            parts.append(f"{m.null_flag_sql} AS {quote_mysql(f'{prefix}n{index}')}")
     return ", ".join(parts)
 
 

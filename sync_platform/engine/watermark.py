@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,11 +20,12 @@ import pyarrow as pa
 from sync_platform.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the manual-position helpers only read attributes of these
-    from sync_platform.engine.recovery import TableShape
+    from sync_platform.engine.shape import TableShape
     from sync_platform.engine.strategies import CursorColumn
     from sync_platform.engine.typemap import ColumnMapping
 
 CursorValue = dt.datetime | dt.date | int | Decimal | str | float | None
+PositionOrder = Mapping[str, Callable[[Any], Any]]  # column → sort key of its source collation (text columns)
 
 TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS"
 # Strict: the older tool's documented form, optionally with microseconds; no offset (values are UTC / as stored).
@@ -132,31 +134,37 @@ class Watermark:
         return text
 
 
-def later(a: Watermark, b: Watermark, columns: tuple[str, ...]) -> Watermark:
-    """The watermark further along the keyset (a missing or incomparable one loses)."""
+def later(a: Watermark, b: Watermark, columns: tuple[str, ...], order: PositionOrder | None = None) -> Watermark:
+    """The watermark further along the keyset (a missing or incomparable one loses).
+
+    ``order`` gives text columns the sort key of their source collation (``TableShape.position_order``):
+    MySQL pages ``'a'`` before ``'B'`` under ``utf8mb4_general_ci``, although ``'B' < 'a'`` in Python.
+    """
     va, vb = a.values(columns), b.values(columns)
     if va is None:
         return b
     if vb is None:
         return a
     try:
-        return b if _key(vb) > _key(va) else a
+        return b if _key(vb, columns, order) > _key(va, columns, order) else a
     except TypeError:
         return a
 
 
-def _key(values: tuple[CursorValue, ...]) -> tuple[Any, ...]:
+def _key(
+    values: tuple[CursorValue, ...], columns: tuple[str, ...], order: PositionOrder | None = None
+) -> tuple[Any, ...]:
     # NULLs sort first, as in MySQL; aware and naive datetimes never mix within one column.
-    return tuple(_rank(v) for v in values)
+    return tuple(_rank(v, (order or {}).get(c)) for v, c in zip(values, columns, strict=True))
 
 
-def _rank(value: CursorValue) -> tuple[int, Any]:
+def _rank(value: CursorValue, sort_key: Callable[[Any], Any] | None = None) -> tuple[int, Any]:
     """A zero date (kept as the server's text, '0000-00-00 …') is the lowest position after NULL."""
     if value is None:
         return (0, 0)
     if is_zero_date(value):
         return (1, 0)
-    return (2, value)
+    return (2, sort_key(value) if sort_key is not None else value)
 
 
 def is_zero_date(value: Any) -> bool:
@@ -266,20 +274,31 @@ def manual_position(
     return position
 
 
-def moves_back(wanted: Watermark, current: Watermark, columns: tuple[str, ...]) -> bool:
+def moves_back(
+    wanted: Watermark, current: Watermark, columns: tuple[str, ...], order: PositionOrder | None = None
+) -> bool:
     """Whether the next run would read again rows that ``current`` has already passed.
 
     A NULL tie-breaker reads strictly after its cursor value (``ts > T``), so it sorts after every id
-    there, not before as in :func:`later`.
+    there, not before as in :func:`later`. ``order``: as in :func:`later`.
     """
     new, old = wanted.values(columns), current.values(columns)
     if new is None or old is None:
         return False
     try:
-        if new[0] != old[0]:
-            return new[0] < old[0]
+        new_key, old_key = _collated(new, columns, order), _collated(old, columns, order)
+        if new_key[0] != old_key[0]:
+            return new_key[0] < old_key[0]
         if None in new[1:]:
             return False
-        return None in old[1:] or new[1:] < old[1:]
+        return None in old[1:] or new_key[1:] < old_key[1:]
     except TypeError:  # incomparable values (a changed column type): nothing to warn about reliably
         return False
+
+
+def _collated(
+    values: tuple[CursorValue, ...], columns: tuple[str, ...], order: PositionOrder | None
+) -> tuple[Any, ...]:
+    """The values with each text column's collation sort key applied (NULLs stay NULL)."""
+    keys = order or {}
+    return tuple(v if v is None or c not in keys else keys[c](v) for v, c in zip(values, columns, strict=True))

@@ -22,8 +22,8 @@ from sync_platform.connections.preflight import preflight
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.reconcile.counts import Window, target_columns
-from sync_platform.engine.recovery import TableShape, read_table_shape
 from sync_platform.engine.result import ExtractResult, LoadResult
+from sync_platform.engine.shape import TableShape, read_table_shape
 from sync_platform.engine.sync import RunOptions, extract_table, load_table, sync_table
 from sync_platform.engine.watermark import Watermark
 from sync_platform.errors import classify
@@ -157,14 +157,17 @@ def _run(
 
     extracted: ExtractResult | None = None
     loaded: LoadResult | None = None
+    wanted = {check.name for check in context.selected_asset_check_keys}
+    # The table is resolved once per run: the extract and the checks use the same columns, keys and strategy.
+    shape = read_table_shape(registry, spec) if stage or wanted else None
     if stage:
         start = watermarks.resolve_extract_watermark(instance, registry, spec)
         context.log.info(f"{spec.identity}: extract starts from {start.describe()}")
         if load:
-            run = sync_table(registry, spec, start.watermark, options, progress)
+            run = sync_table(registry, spec, start.watermark, options, progress, shape)
             extracted, loaded = run.extract, run.load
         else:
-            extracted = extract_table(registry, spec, start.watermark, options, progress)
+            extracted = extract_table(registry, spec, start.watermark, options, progress, shape=shape)
         assert extracted is not None
         stored = watermarks.next_extract_watermark(extracted, start.watermark)
         yield dg.MaterializeResult(
@@ -176,9 +179,9 @@ def _run(
         yield dg.MaterializeResult(
             asset_key=keys.warehouse, metadata=_warehouse_metadata(context, registry, keys, loaded)
         )
-    wanted = {check.name for check in context.selected_asset_check_keys}
     if wanted:
-        yield from _checks(context, registry, keys, wanted, loaded, project.sharing(keys.spec))
+        assert shape is not None
+        yield from _checks(context, registry, keys, wanted, loaded, shape, project.sharing(keys.spec))
 
 
 def _warehouse_metadata(
@@ -211,10 +214,10 @@ def _checks(
     keys: TableKeys,
     wanted: set[str],
     loaded: LoadResult | None,
+    shape: TableShape,
     others: list[TableSpec],
 ) -> Iterator[dg.AssetCheckResult]:
     checkpoint("checks.start")
-    shape: TableShape = read_table_shape(registry, keys.spec)
     other_shapes = [(spec, read_table_shape(registry, spec)) for spec in others]
     window: Window | None = None  # checks run alone: everything synced so far
     if loaded is not None:  # the run loaded: the rows it loaded (an empty window when nothing was new)

@@ -33,7 +33,8 @@ from sync_platform.engine.reconcile.counts import (
     window_duplicate_keys,
     window_row_counts,
 )
-from sync_platform.engine.recovery import TableShape, null_cursor_counts
+from sync_platform.engine.recovery import null_cursor_counts
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import TableKeys
 

@@ -19,7 +19,7 @@ from dagster._utils.schedules import is_valid_cron_string
 from sync_platform.configuration.errors import ConfigError, ConfigProblem
 from sync_platform.configuration.project import Pipeline, Project
 from sync_platform.engine.reconcile import ReconcileOptions, ReconcileResult, reconcile_table
-from sync_platform.engine.recovery import read_table_shape
+from sync_platform.engine.shape import read_table_shape
 from sync_platform.orchestration import checks, watermarks
 from sync_platform.orchestration.checks import FULL_ROW_COUNT_CHECK, FULL_UNIQUE_KEY_CHECK
 from sync_platform.orchestration.keys import TableKeys, identifier

@@ -26,8 +26,9 @@ from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.initial_load import InitialLoadPlan
 from sync_platform.engine.reconcile.counts import SharedMember
-from sync_platform.engine.recovery import TableShape, ledger_watermark, recover_watermark
+from sync_platform.engine.recovery import ledger_watermark, recover_watermark
 from sync_platform.engine.result import ExtractResult, LoadResult
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.watermark import Watermark
 from sync_platform.orchestration.keys import staging_key, warehouse_key
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -243,6 +243,8 @@ class BatchLoad:
     ledger: LedgerEntry
     key: tuple[str, ...] = ()
     order_by: tuple[str, ...] = ()
+    # Key columns the source compares loosely: (column, "case" | "pad" | "case_pad"), see ``key_match``.
+    key_equality: tuple[tuple[str, str], ...] = ()
     layout: TableLayout | None = None
     manifest_url: str | None = None  # the batch's COPY manifest (Redshift)
     authorization: Any = None  # S3Authorization (Redshift)
@@ -507,11 +509,42 @@ class WarehouseDialect:
         """Stage columns as target values (through ``insert_expression``)."""
         return ", ".join(self.insert_expression(self.quote(c.name), c.logical) for c in columns)
 
+    def key_match(self, column_sql: str, rule: str | None) -> str:
+        """The expression a key column is matched by in a merge: MySQL's equality for the column.
+
+        ``rule`` says what the source's collation ignores (``engine.collation.key_equality``): ``pad``
+        trailing spaces (PAD SPACE: ``'abc' = 'abc '``), ``case`` letter case (``'abc' = 'ABC'``),
+        ``case_pad`` both; None compares exactly.
+        """
+        if rule in ("pad", "case_pad"):
+            column_sql = f"RTRIM({column_sql})"
+        if rule in ("case", "case_pad"):
+            column_sql = f"LOWER({column_sql})"
+        return column_sql
+
+    def key_match_index(self, target: TableRef, key: Sequence[str], key_equality: Mapping[str, str]) -> str | None:
+        """An index on the key as :meth:`key_match` compares it, so a merge's DELETE need not scan the target.
+
+        None where the warehouse has no such indexes (Redshift), or every key column compares exactly.
+        """
+        return None
+
+    def _key_list(self, key: Sequence[str], key_equality: Mapping[str, str] | None, prefix: str = "") -> str:
+        """The key columns as matched (see :meth:`key_match`), comma-separated."""
+        rules = key_equality or {}
+        return ", ".join(self.key_match(prefix + self.quote(k), rules.get(k)) for k in key)
+
     def deduplicated_rows(
-        self, stage: str, columns: Sequence[WarehouseColumnLike], key: Sequence[str], order_by: Sequence[str]
+        self,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        key: Sequence[str],
+        order_by: Sequence[str],
+        key_equality: Mapping[str, str] | None = None,
     ) -> str:
         """SELECT one row per key from the stage: the latest by ``order_by`` (DESC, NULLs last).
 
+        Keys are equal as the source compares them (``key_equality``, see :meth:`key_match`).
         The portable form: ROW_NUMBER() over the key. PostgreSQL overrides it with DISTINCT ON.
         """
         names = [c.name for c in columns]
@@ -519,7 +552,7 @@ class WarehouseDialect:
         sub = _free_name("__sp_dedup", names)
         order = self._dedup_order(key, order_by)
         inner = (
-            f"SELECT {self.column_list(names)}, ROW_NUMBER() OVER (PARTITION BY {self.column_list(key)} "
+            f"SELECT {self.column_list(names)}, ROW_NUMBER() OVER (PARTITION BY {self._key_list(key, key_equality)} "
             f"ORDER BY {order}) AS {self.quote(rn)} FROM {self.quote(stage)}"
         )
         return (
@@ -538,24 +571,30 @@ class WarehouseDialect:
         *,
         key: Sequence[str],
         order_by: Sequence[str] = (),
+        key_equality: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
         """Upsert the stage into the target: delete the keys present in the stage, insert the latest row per key.
 
         ``order_by`` are the cursor columns: among stage rows sharing a key, the greatest
-        ``(cursor…)`` wins. Run inside the load transaction, together with the ledger row.
+        ``(cursor…)`` wins. Keys match as the source compares them (``key_equality``): a key whose
+        case or trailing spaces changed at the source replaces its old row. Run inside the load
+        transaction, together with the ledger row.
         """
         if not key:
             raise ValueError(f"merge into {target} needs key columns (use append for tables without a key)")
         _check_columns(target, columns, key)
         if stage == target.name:
             raise ValueError(f"stage table {stage!r} must not share the target's name")
+        rules = key_equality or {}
         match = " AND ".join(
-            f"{self.quote(target.name)}.{self.quote(k)} = {self.quote(stage)}.{self.quote(k)}" for k in key
+            f"{self.key_match(f'{self.quote(target.name)}.{self.quote(k)}', rules.get(k))} = "
+            f"{self.key_match(f'{self.quote(stage)}.{self.quote(k)}', rules.get(k))}"
+            for k in key
         )
         delete = f"DELETE FROM {self.table_sql(target)} USING {self.quote(stage)} WHERE {match}"
         insert = (
             f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) "
-            f"{self.deduplicated_rows(stage, columns, key, order_by)}"
+            f"{self.deduplicated_rows(stage, columns, key, order_by, key_equality)}"
         )
         return (delete, insert)
 
@@ -569,11 +608,16 @@ class WarehouseDialect:
         )
 
     def _replacement_rows(
-        self, stage: str, columns: Sequence[WarehouseColumnLike], key: Sequence[str], order_by: Sequence[str]
+        self,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        key: Sequence[str],
+        order_by: Sequence[str],
+        key_equality: Mapping[str, str] | None = None,
     ) -> str:
         """The stage's rows for a full replace: the latest per key when there is a key."""
         if key:
-            return self.deduplicated_rows(stage, columns, key, order_by)
+            return self.deduplicated_rows(stage, columns, key, order_by, key_equality)
         return f"SELECT {self._insert_select_list(columns)} FROM {self.quote(stage)}"
 
     def replace_in_place_statements(
@@ -584,6 +628,7 @@ class WarehouseDialect:
         *,
         key: Sequence[str] = (),
         order_by: Sequence[str] = (),
+        key_equality: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
         """Atomic replace keeping the table itself (grants, ownership, dependent views): DELETE all + INSERT.
 
@@ -591,7 +636,7 @@ class WarehouseDialect:
         Not TRUNCATE, which commits on Redshift; not a swap by rename, which breaks dependent
         views (DROP is RESTRICT) and loses grants and ownership.
         """
-        rows = self._replacement_rows(stage, columns, key, order_by)
+        rows = self._replacement_rows(stage, columns, key, order_by, key_equality)
         return (
             f"DELETE FROM {self.table_sql(target)}",
             f"INSERT INTO {self.table_sql(target)} ({self.column_list(columns)}) {rows}",
@@ -1011,12 +1056,19 @@ class WarehouseDialect:
             return False
         if not (state.empty or batch.write_mode == "replace"):
             return False
+        if batch.key_equality:  # the warehouse's key compares exactly: 'abc' and 'ABC' would both pass
+            return False
         return not batch.key or not state.exists or state.unique_key
 
     def load_plan(self, batch: BatchLoad, state: TargetState, *, direct: bool | None = None) -> LoadPlan:
         """The ordered statements of loading one batch (see ``LoadPlan``); raises ``IncompatibleSchemaChange``."""
         target, columns, schema = batch.target, batch.columns, batch.target.schema
         direct = self.copies_directly(batch, state) if direct is None else direct
+        index = (
+            self.key_match_index(target, batch.key, dict(batch.key_equality))
+            if batch.write_mode == "merge" and batch.key_equality
+            else None
+        )
         steps: list[LoadStep] = []
         stage = None if direct else self.stage_name(target, batch.run_token)
         if stage is not None:
@@ -1033,7 +1085,8 @@ class WarehouseDialect:
             create = self.create_table(target, columns, primary_key=batch.key, layout=batch.layout)
             if self.capabilities.advisory_locks:  # see setup_statements
                 steps.append(LoadStep("prepare", "execute", self.lock_statement(target)))
-            steps += [LoadStep("prepare", "execute", create), LoadStep("prepare", "commit")]
+            steps += [LoadStep("prepare", "execute", sql) for sql in (create, index) if sql]
+            steps.append(LoadStep("prepare", "commit"))
         else:
             evolution = self.plan_evolution(
                 target, state.columns, columns, layout=batch.layout, key_columns=state.key_columns
@@ -1042,6 +1095,10 @@ class WarehouseDialect:
             steps += [
                 LoadStep("prepare", "autocommit", sql) for c in changes if not c.transactional for sql in c.statements
             ]
+            if index:  # a no-op once the index exists; built once for a table created before it
+                if self.capabilities.advisory_locks:
+                    steps.append(LoadStep("prepare", "execute", self.lock_statement(target)))
+                steps += [LoadStep("prepare", "execute", index), LoadStep("prepare", "commit")]
             types: dict[str, str | None] = {c.name: self.existing_type(c).sql for c in state.columns}
             types.update({c.column: c.new_type for c in changes if not c.transactional and c.statements})
             expected = tuple(types.items())
@@ -1059,10 +1116,15 @@ class WarehouseDialect:
             steps.append(LoadStep("load", "copy_stdin", self.copy_from_stdin(target, columns)))
         else:
             assert stage is not None
+            rules = dict(batch.key_equality)
             if batch.write_mode == "merge":
-                moved = self.merge_statements(target, stage, columns, key=batch.key, order_by=batch.order_by)
+                moved = self.merge_statements(
+                    target, stage, columns, key=batch.key, order_by=batch.order_by, key_equality=rules
+                )
             elif batch.write_mode == "replace":
-                moved = self.replace_in_place_statements(target, stage, columns, key=batch.key, order_by=batch.order_by)
+                moved = self.replace_in_place_statements(
+                    target, stage, columns, key=batch.key, order_by=batch.order_by, key_equality=rules
+                )
             else:
                 moved = self.append_statements(target, stage, columns)
             steps += [LoadStep("load", "execute", sql) for sql in moved]

@@ -14,13 +14,13 @@ one element-wise join builds the lines. Two column kinds need help first:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sync_platform.warehouse.dialect import Statement, TableRef, WarehouseColumnLike, WarehouseDialect
+from sync_platform.warehouse.dialect import Statement, TableRef, WarehouseColumnLike, WarehouseDialect, derived_name
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)  # (256, 2)
@@ -35,14 +35,29 @@ class PostgresDialect(WarehouseDialect):
     max_numeric_precision = 1000
 
     def deduplicated_rows(
-        self, stage: str, columns: Sequence[WarehouseColumnLike], key: Sequence[str], order_by: Sequence[str]
+        self,
+        stage: str,
+        columns: Sequence[WarehouseColumnLike],
+        key: Sequence[str],
+        order_by: Sequence[str],
+        key_equality: Mapping[str, str] | None = None,
     ) -> str:
-        """DISTINCT ON the key, ordered by the cursor DESC NULLS LAST: the latest row per key."""
+        """DISTINCT ON the key (as the source compares it), ordered by the cursor DESC NULLS LAST: the latest row."""
         ordering = [c for c in order_by if c not in key]
-        order = ", ".join([*(self.quote(k) for k in key), *(f"{self.quote(c)} DESC NULLS LAST" for c in ordering)])
+        keys = self._key_list(key, key_equality)
+        order = ", ".join([keys, *(f"{self.quote(c)} DESC NULLS LAST" for c in ordering)])
         return (
-            f"SELECT DISTINCT ON ({self.column_list(key)}) {self._insert_select_list(columns)} "
-            f"FROM {self.quote(stage)} ORDER BY {order}"
+            f"SELECT DISTINCT ON ({keys}) {self._insert_select_list(columns)} FROM {self.quote(stage)} ORDER BY {order}"
+        )
+
+    def key_match_index(self, target: TableRef, key: Sequence[str], key_equality: Mapping[str, str]) -> str | None:
+        """``CREATE INDEX IF NOT EXISTS`` on the key as the merge matches it (e.g. ``LOWER(RTRIM(k))``)."""
+        if not any(k in key_equality for k in key):
+            return None
+        name = derived_name(target.name, "__sp_keymatch", self.max_identifier_bytes)
+        return (
+            f"CREATE INDEX IF NOT EXISTS {self.quote(name)} ON {self.table_sql(target)} "
+            f"({self._key_list(key, key_equality)})"
         )
 
     def unique_key_query(self, table: TableRef) -> Statement:

@@ -19,7 +19,7 @@ import yaml
 from dagster._core.test_utils import create_run_for_test
 
 from sync_platform.connections.registry import ConnectionRegistry
-from sync_platform.engine.recovery import read_table_shape
+from sync_platform.engine.shape import read_table_shape
 from sync_platform.engine.watermark import ManualPositionError, Watermark, manual_position
 from sync_platform.orchestration import watermarks
 from sync_platform_tests.cli.test_config_and_connections_cli import SECRET, free_port, run

@@ -11,8 +11,8 @@ import datetime as dt
 
 import pytest
 
+from sync_platform.engine.mysql_sql import quote_mysql
 from sync_platform.engine.reconcile import ReconcileOptions, ReconcileResult, reconcile_table
-from sync_platform.engine.typemap import quote_mysql_identifier
 from sync_platform_tests.engine.harness import Harness, assert_same
 from sync_platform_tests.engine.test_typemap import ALL_TYPES_DDL, BIG_JSON, EXPECTED_TYPES, ROWS
 
@@ -279,8 +279,7 @@ def _all_types_table(h: Harness) -> None:
                 for n in names
             ]
             cur.execute(
-                f"INSERT INTO `all_types` ({', '.join(quote_mysql_identifier(n) for n in names)}) "
-                f"VALUES ({', '.join(values)})",
+                f"INSERT INTO `all_types` ({', '.join(quote_mysql(n) for n in names)}) VALUES ({', '.join(values)})",
                 [row[n] for n in names],
             )
         cur.execute("CREATE TABLE `all_types_original` AS SELECT * FROM `all_types`")
@@ -303,7 +302,7 @@ def test_every_type_of_the_type_map_compares_equal_after_a_sync_and_a_change_to_
     with harness.mysql.connect() as conn, conn.cursor() as cur:
         cur.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
         for column in columns:
-            q = quote_mysql_identifier(column)
+            q = quote_mysql(column)
             cur.execute(f"UPDATE `all_types` a JOIN `all_types` b ON b.id = 1 SET a.{q} = b.{q} WHERE a.id = 5")
             found = reconcile(harness, "all_types", repair=False)
             cur.execute(

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sync_platform.engine.mysql_sql import quote_mysql
 from sync_platform.engine.source_schema import (
     SourceColumn,
     SourceTable,
@@ -32,7 +33,6 @@ from sync_platform.engine.typemap import (
     map_column,
     map_table,
     normalize_batch,
-    quote_mysql_identifier,
     warehouse_column_name,
     warehouse_column_names,
 )
@@ -220,8 +220,7 @@ def all_types(mysql_db: MySQLDatabase) -> MySQLDatabase:
                 else:
                     values.append("%s")
             cur.execute(
-                f"INSERT INTO `all_types` ({', '.join(quote_mysql_identifier(n) for n in names)}) "
-                f"VALUES ({', '.join(values)})",
+                f"INSERT INTO `all_types` ({', '.join(quote_mysql(n) for n in names)}) VALUES ({', '.join(values)})",
                 [row[n] for n in names],
             )
     return mysql_db
@@ -241,8 +240,8 @@ def _mapping(db: MySQLDatabase, table: str) -> TableMapping:
 
 
 def _read_normalized(db: MySQLDatabase, mapping: TableMapping, prefix: str = "") -> tuple[pa.Table, dict[str, int]]:
-    table = f"{quote_mysql_identifier(db.name)}.{quote_mysql_identifier(mapping.source.table)}"
-    key = quote_mysql_identifier(mapping.source.primary_key[0])
+    table = f"{quote_mysql(db.name)}.{quote_mysql(mapping.source.table)}"
+    key = quote_mysql(mapping.source.primary_key[0])
     sql = f"{prefix}SELECT {mapping.select_list} FROM {table} ORDER BY {key}"
     batches, counts = [], {}
     for batch in _read(db, sql):
@@ -343,7 +342,7 @@ def test_identifiers_with_backticks_quotes_and_spaces_are_read_safely(mysql_db: 
     weird = 'we`ird "col" x'
     with mysql_db.connect() as conn, conn.cursor() as cur:
         cur.execute(
-            f"CREATE TABLE `odd``table name` (`Id` INT PRIMARY KEY, {quote_mysql_identifier(weird)} VARCHAR(5), "
+            f"CREATE TABLE `odd``table name` (`Id` INT PRIMARY KEY, {quote_mysql(weird)} VARCHAR(5), "
             "`9lives` DATE, `__sp_v0` INT)"
         )
         cur.execute("INSERT INTO `odd``table name` VALUES (1, 'x', '2020-01-01', 7)")

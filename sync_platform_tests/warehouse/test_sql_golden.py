@@ -297,6 +297,49 @@ def test_postgres_load_plan_copies_straight_into_a_new_table_and_locks_by_adviso
     assert not staged.direct and staged.steps[2].action == "copy_stdin" and staged.steps[2].phase == "stage"
 
 
+def test_a_key_the_source_compares_loosely_is_matched_as_the_source_matches_it() -> None:
+    """A general_ci + PAD SPACE key: the DELETE, the dedup and (PostgreSQL) an index use LOWER(RTRIM(k))."""
+    columns = [
+        WarehouseColumn("code", LogicalType(Kind.VARCHAR, length=8)),
+        WarehouseColumn("n", LogicalType(Kind.INTEGER)),
+    ]
+    rules = {"code": "case_pad"}
+    delete, insert = RS.merge_statements(ORDERS, STAGE, columns, key=["code"], order_by=["n"], key_equality=rules)
+    assert delete == (
+        'DELETE FROM "shop"."orders" USING "orders__sp_stage" '
+        'WHERE LOWER(RTRIM("orders"."code")) = LOWER(RTRIM("orders__sp_stage"."code"))'
+    )
+    assert 'PARTITION BY LOWER(RTRIM("code")) ORDER BY "n" DESC NULLS LAST' in insert
+    sqlglot.parse_one(delete, read="redshift")
+    sqlglot.parse_one(insert, read="redshift")
+    _, pg_insert = PG.merge_statements(
+        ORDERS, STAGE, columns, key=["code"], order_by=["n"], key_equality={"code": "pad"}
+    )
+    assert 'DISTINCT ON (RTRIM("code"))' in pg_insert and 'ORDER BY RTRIM("code"), "n" DESC' in pg_insert
+    assert PG.key_match("k", "case") == "LOWER(k)" and PG.key_match("k", None) == "k"
+
+    batch = BatchLoad(
+        target=ORDERS,
+        columns=tuple(columns),
+        write_mode="merge",
+        ledger=LedgerEntry("shop.orders", "b-1", "run-1", 1),
+        key=("code",),
+        order_by=("n",),
+        key_equality=(("code", "case_pad"),),
+        manifest_url=MANIFEST,
+        authorization=KEYS,
+    )
+    index = 'CREATE INDEX IF NOT EXISTS "orders__sp_keymatch" ON "shop"."orders" (LOWER(RTRIM("code")))'
+    first = PG.load_plan(batch, TargetState())
+    assert not first.direct  # an exact key would let 'abc' and 'ABC' both in
+    assert index in [s.sql for s in first.steps if s.phase == "prepare"]
+    existing = TargetState(
+        (ExistingColumn("code", "character varying", 8), ExistingColumn("n", "integer")), empty=False
+    )
+    assert index in [s.sql for s in PG.load_plan(batch, existing).steps if s.phase == "prepare"]
+    assert not any("CREATE INDEX" in s.sql for s in RS.load_plan(batch, TargetState()).steps)
+
+
 def test_ledger_and_lock_golden() -> None:
     assert RS.create_ledger("shop") == (
         'CREATE TABLE IF NOT EXISTS "shop"."_sync_load_ledger" (\n'

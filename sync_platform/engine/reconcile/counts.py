@@ -19,7 +19,7 @@ from typing import Any
 from sync_platform.configuration.project import TableSpec
 from sync_platform.connections.registry import ConnectionRegistry
 from sync_platform.engine.mysql_sql import keyset_after, keyset_at_or_below, table_sql
-from sync_platform.engine.recovery import TableShape
+from sync_platform.engine.shape import TableShape
 from sync_platform.engine.watermark import CursorValue, Watermark
 from sync_platform.warehouse import ExistingColumn, TableRef, WarehouseDialect, dialect_for
 
@@ -374,22 +374,30 @@ def _duplicates(
     table = dialect.table_sql(_target(spec))
     scope, text = (WHOLE, "whole table") if bounds is None else (WINDOW, bounds.text)
     started = time.monotonic()
+    # Keys compared as the source compares them (TableShape.key_equality): under utf8mb4_general_ci a
+    # target holding both 'abc' and 'ABC ' holds one key twice.
+    rules = {shape.mapping.warehouse_name(k): rule for k, rule in shape.key_equality.items()}
+
+    def matched(column: str, prefix: str = "") -> str:
+        return dialect.key_match(prefix + dialect.quote(column), rules.get(column))
+
     with warehouse.connect() as conn, conn.cursor() as cursor:
         if not _exists(cursor, dialect, _target(spec)):
             return KeyDuplicates(key, 0, 0, scope, text)
-        if enforced_ok and _enforced(cursor, dialect, _target(spec), key):
+        # A unique index compares exactly: it proves nothing for keys the source compares loosely.
+        if enforced_ok and not rules and _enforced(cursor, dialect, _target(spec), key):
             return KeyDuplicates(key, 0, 0, ENFORCED, text, time.monotonic() - started)
         if bounds is None:
-            columns = ", ".join(dialect.quote(c) for c in key)
+            columns = ", ".join(matched(c) for c in key)
             grouped = f"SELECT COUNT(*) AS n FROM {table} GROUP BY {columns} HAVING COUNT(*) > 1"
             params = None
         else:  # every row of the target whose key is among the window's keys (a join: Redshift has no row IN)
-            inner = ", ".join(dialect.quote(c) for c in key)
-            joined = " AND ".join(f"t.{dialect.quote(c)} = w.{dialect.quote(c)}" for c in key)
+            inner = ", ".join(f"{matched(c)} AS {dialect.quote(c)}" for c in key)
+            joined = " AND ".join(f"{matched(c, 't.')} = w.{dialect.quote(c)}" for c in key)
             grouped = (
                 f"SELECT COUNT(*) AS n FROM {table} AS t JOIN (SELECT DISTINCT {inner} FROM {table} "
                 f"WHERE {bounds.target}) AS w ON {joined} "
-                f"GROUP BY {', '.join(f't.{dialect.quote(c)}' for c in key)} HAVING COUNT(*) > 1"
+                f"GROUP BY {', '.join(matched(c, 't.') for c in key)} HAVING COUNT(*) > 1"
             )
             params = bounds.params
         cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM ({grouped}) AS duplicated", params)

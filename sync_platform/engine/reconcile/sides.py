@@ -25,7 +25,8 @@ from sync_platform.engine.key_ranges import (
     mysql_boundary_sql,
     range_condition,
 )
-from sync_platform.engine.typemap import Kind, LogicalType, quote_mysql_identifier
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql
+from sync_platform.engine.typemap import Kind, LogicalType
 from sync_platform.warehouse import TableRef, WarehouseDialect
 
 KEYS_PER_QUERY = 500
@@ -138,9 +139,9 @@ class MySQLSide(KeyWalk):
     def __init__(self, conn: Any, schema: str, table: str, keys: Sequence[KeyColumn], row_hash_sql: str, pacer: Pacer):
         self.conn = conn
         self.schema, self.table = schema, table
-        self.table_sql = f"{quote_mysql_identifier(schema)}.{quote_mysql_identifier(table)}"
+        self.table_sql = table_sql(schema, table)
         self.keys = tuple(keys)
-        self.columns = [quote_mysql_identifier(k.source_name) for k in keys]
+        self.columns = [quote_mysql(k.source_name) for k in keys]
         self.key_list = ", ".join(self.columns)
         self.row_hash_sql = row_hash_sql.replace("%", "%%")  # queries always carry parameters
         self.pacer = pacer

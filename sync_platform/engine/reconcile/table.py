@@ -26,6 +26,7 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import new_run_id
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql
 from sync_platform.engine.reconcile.canonical import row_hash
 from sync_platform.engine.reconcile.diff import Differences, DiffSettings, diff_ranges
 from sync_platform.engine.reconcile.sides import (
@@ -38,11 +39,10 @@ from sync_platform.engine.reconcile.sides import (
     WarehouseSide,
     warehouse_values,
 )
-from sync_platform.engine.source_schema import read_source_table
+from sync_platform.engine.shape import TableShape, resolve_table
 from sync_platform.engine.stage import BatchStager, list_batches
-from sync_platform.engine.strategies import choose_strategy, keyset_of
 from sync_platform.engine.sync import READ_BATCH_ROWS, load_spec_for, staged_columns, table_lock, table_prefix
-from sync_platform.engine.typemap import TableMapping, map_table
+from sync_platform.engine.typemap import TableMapping
 from sync_platform.warehouse import TableRef, dialect_for
 from sync_platform.warehouse.dialect import SOFT_DELETE_COLUMN
 
@@ -223,9 +223,8 @@ def reconcile_table(
     with ExitStack() as stack:
         conn = stack.enter_context(source.connect())
         wconn = stack.enter_context(warehouse.connect())
-        source_table = read_source_table(conn, spec.schema, spec.table)
-        mapping = map_table(source_table)
-        choice = choose_strategy(spec, source_table)
+        shape = resolve_table(conn, spec)
+        mapping, choice = shape.mapping, shape.choice
         with wconn.cursor() as cursor:
             existing = _target_columns(cursor, registry, spec)
         wconn.commit()
@@ -249,8 +248,7 @@ def reconcile_table(
         if keyed:
             keys = _key_columns(conn, spec, mapping, choice.primary_key)
         else:
-            keyset, _unique = keyset_of(choice, source_table)
-            names = [c.name for c in keyset][:1]
+            names = list(shape.keyset_names)[:1]
             keys = _key_columns(conn, spec, mapping, names) if names else []
             result.mode = "cursor ranges"
         result.key = tuple(k.source_name for k in keys)
@@ -289,7 +287,7 @@ def reconcile_table(
         result.target_queries = sum(side.queries for side in (theirs, *target_helpers))
         if keyed and (result.repair or result.deletes != "report") and found.total:
             with table_lock(conn, spec, options.lock_wait_seconds):
-                _repair(registry, spec, mapping, keys, found, result, conn, wconn, mine, say)
+                _repair(registry, spec, shape, keys, found, result, conn, wconn, mine, say)
     result.seconds = time.monotonic() - started
     say(result.summary())
     return result
@@ -341,7 +339,7 @@ def _compare_cursor_ranges(
 def _repair(
     registry: ConnectionRegistry,
     spec: TableSpec,
-    mapping: TableMapping,
+    shape: TableShape,
     keys: Sequence[KeyColumn],
     found: Differences,
     result: ReconcileResult,
@@ -351,14 +349,14 @@ def _repair(
     say: Progress,
 ) -> None:
     if result.repair and (found.lost or found.changed):
-        _reload_rows(registry, spec, mapping, keys, [*found.lost, *found.changed], result, conn, say)
+        _reload_rows(registry, spec, shape, keys, [*found.lost, *found.changed], result, conn, say)
     if result.deletes != "report" and found.deleted:
         _apply_deletes(registry, spec, keys, found.deleted, result, wconn, source_side, say)
 
 
 def _key_sql(conn: Any, keys: Sequence[KeyColumn], values: Sequence[KeyValues]) -> str:
     """``(k1 = v1 AND k2 = v2) OR …`` with literals escaped by the driver."""
-    columns = [f"`{k.source_name.replace('`', '``')}`" for k in keys]
+    columns = [quote_mysql(k.source_name) for k in keys]
     return " OR ".join(
         "(" + " AND ".join(f"{c} = {conn.escape(v)}" for c, v in zip(columns, key, strict=True)) + ")" for key in values
     )
@@ -367,7 +365,7 @@ def _key_sql(conn: Any, keys: Sequence[KeyColumn], values: Sequence[KeyValues]) 
 def _reload_rows(
     registry: ConnectionRegistry,
     spec: TableSpec,
-    mapping: TableMapping,
+    shape: TableShape,
     keys: Sequence[KeyColumn],
     wanted: Sequence[KeyValues],
     result: ReconcileResult,
@@ -375,6 +373,7 @@ def _reload_rows(
     say: Progress,
 ) -> None:
     """Re-read rows by key (current values) into one staged batch, and merge it through the loader."""
+    mapping = shape.mapping
     store = registry.staging(spec.staging)
     prefix = f"{table_prefix(spec)}/{REPAIR_PREFIX}"
     dialect = dialect_for(registry.warehouse(spec.target).dialect)
@@ -383,7 +382,7 @@ def _reload_rows(
     # below has found again whatever it would have fixed, so it is dropped, never loaded late.
     _drop_unloaded(registry, spec, prefix)
     source = registry.source(spec.source)
-    table = f"`{spec.schema.replace('`', '``')}`.`{spec.table.replace('`', '``')}`"
+    table = table_sql(spec.schema, spec.table)
     key_names = [k.warehouse_name for k in keys]
     stager = BatchStager(
         store,
@@ -406,7 +405,14 @@ def _reload_rows(
                     batch, mapping.columns, table=spec.name, oversize_text=spec.config.oversize_text
                 )
                 stager.write(batch)
-        info = {"write_mode": "merge", "key": key_names, "order_by": key_names, "strategy": "reconcile"}
+        info = {
+            "write_mode": "merge",
+            "key": key_names,
+            "order_by": key_names,
+            "strategy": "reconcile",
+            # Keys match as the source compares them, as in a sync's merge (see sync.load_info).
+            "key_equality": {mapping.warehouse_name(k): rule for k, rule in shape.key_equality.items()},
+        }
         manifest = stager.finish(extra={"load": info, "reconcile": {"keys": len(wanted)}})
     result.rows_transferred += manifest.rows
     result.repair_batch = manifest.batch_id
