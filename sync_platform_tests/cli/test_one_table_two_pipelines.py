@@ -191,26 +191,39 @@ def test_one_table_in_two_pipelines_is_one_table_with_one_watermark(site, mysql_
 
 
 @pytest.mark.timeout(600)
-def test_a_renamed_target_table_receives_every_row(site, mysql_db, warehouse_db, tmp_path) -> None:
-    """Changing ``target_name`` (or ``target_schema``) points the table at a new, empty warehouse table:
-    the next sync loads it from the beginning instead of continuing from the source watermark."""
+@pytest.mark.parametrize("change", ["target_name", "target_schema"])
+def test_a_renamed_target_table_receives_every_row(site, mysql_db, warehouse_db, tmp_path, change: str) -> None:
+    """Changing ``target_name`` or ``target_schema`` points the table at a new, empty warehouse table
+    (a new warehouse asset, no load recorded for it): the next sync loads it from the beginning instead
+    of continuing from the source watermark."""
     config, env = site
     table = unique_name("renamed")
     create_table(mysql_db, table, range(1, 41))
     name = f"{mysql_db.name}.{table}"
-    write_pipeline(config, OWNER_FILE, "alpha", {table: table_entry(f"{table}_first")}, batch_size=15)
+    write_pipeline(config, OWNER_FILE, "alpha", {table: table_entry(table)}, batch_size=15)
     first = sync(config, env, tmp_path / "first.json", OWNER_FILE)
     assert first["table_results"][name]["rows_processed"] == 40
     insert(mysql_db, table, range(41, 46), "2025-02-01")
 
-    write_pipeline(config, OWNER_FILE, "alpha", {table: table_entry(f"{table}_second")}, batch_size=15)
-    renamed = sync(config, env, tmp_path / "second.json", OWNER_FILE)
-    assert renamed["status"] == "success", renamed
-    expected = source_rows(mysql_db, table)
-    assert target_rows(warehouse_db, config.target_schema, f"{table}_second") == expected and len(expected) == 45
-    again = sync(config, env, tmp_path / "again.json", OWNER_FILE)
-    assert again["table_results"][name]["rows_processed"] == 0
-    assert target_rows(warehouse_db, config.target_schema, f"{table}_second") == expected
+    schema, target = config.target_schema, table
+    if change == "target_name":
+        target = f"{table}_renamed"
+    else:
+        schema = unique_name("moved")
+        warehouse_db.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        entry = table_entry(target, **({"target_schema": schema} if change == "target_schema" else {}))
+        write_pipeline(config, OWNER_FILE, "alpha", {table: entry}, batch_size=15)
+        renamed = sync(config, env, tmp_path / "second.json", OWNER_FILE)
+        assert renamed["status"] == "success", renamed
+        expected = source_rows(mysql_db, table)
+        assert len(expected) == 45 and target_rows(warehouse_db, schema, target) == expected
+        again = sync(config, env, tmp_path / "again.json", OWNER_FILE)
+        assert again["table_results"][name]["rows_processed"] == 0
+        assert target_rows(warehouse_db, schema, target) == expected
+    finally:
+        if change == "target_schema":
+            warehouse_db.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_the_shared_note_is_not_shown_for_a_pipeline_of_its_own(site, mysql_db) -> None:
