@@ -134,7 +134,7 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool, strict: boo
     for warning in warnings:
         click.echo(str(warning), err=True)
     if strict:
-        errors += [replace(w, severity="error") for w in warnings]
+        errors += [replace(w, severity="error") for w in warnings if w.severity == "warning"]
     if p is not None:
         errors += _query_problems(p)
     if errors:
@@ -149,7 +149,7 @@ def validate_pipeline(ctx: CliContext, pipeline: str, verbose: bool, strict: boo
     output.ok(
         f"pipeline {p.name} is valid ({p.file}): {len(p.tables)} table(s), source {p.settings.source}, "
         f"target {p.settings.target}, staging {p.settings.s3_config}"
-        + (f"; {len(warnings)} warning(s)" if warnings else "")
+        + (f"; {count} warning(s)" if (count := sum(w.severity == "warning" for w in warnings)) else "")
     )
     if verbose:
         output.table(

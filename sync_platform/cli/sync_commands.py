@@ -178,8 +178,13 @@ def sync_pipeline(ctx: CliContext, pipeline: str, tables: tuple[str, ...], **opt
             click.echo(ctx.last_error, err=True)
             raise SystemExit(ExitCode.CONFIG)
         # Only this pipeline's definitions are built (and those of pipelines loading the same warehouse
-        # tables, whose rows the checks count): another pipeline's problems cannot stop this run.
-        names = {specs[0].pipeline, *(other.pipeline for spec in specs for other in project.sharing(spec))}
+        # tables, whose rows the checks count, or listing the same table, which must agree with it):
+        # another pipeline's problems cannot stop this run.
+        names = {
+            specs[0].pipeline,
+            *(other.pipeline for spec in specs for other in project.sharing(spec)),
+            *(other.pipeline for spec in specs for other in project.listing(spec)),
+        }
         project = dataclasses.replace(project, pipelines={n: p for n, p in project.pipelines.items() if n in names})
         _execute(ctx, project, specs, request)
 

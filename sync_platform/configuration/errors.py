@@ -14,7 +14,9 @@ class ConfigProblem:
     key: str  # dotted key path, e.g. tables."shop.orders".cdc_strategy
     message: str
     hint: str = ""
-    severity: str = "error"  # or "warning": an unknown key that is not a near-miss (--strict makes it an error)
+    # or "warning": an unknown key that is not a near-miss (--strict makes it an error); or "info": worth knowing,
+    # never an error (a table another pipeline lists too)
+    severity: str = "error"
 
     @property
     def on_command_line(self) -> bool:
@@ -23,7 +25,7 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = str(self.file) if self.file else "command line" if self.on_command_line else "environment"
-        label = "warning: " if self.severity == "warning" else ""
+        label = {"warning": "warning: ", "info": "note: "}.get(self.severity, "")
         text = f"{label}{where}: {self.key or '(top level)'}: {self.message}"
         return f"{text}\n    fix: {self.hint}" if self.hint else text
 

@@ -838,27 +838,35 @@ def _share_targets(reader: _Reader, pipelines: dict[str, Pipeline]) -> set[str]:
     :func:`sync_platform.orchestration.factory.project_tables` (one writer per source table).
     """
     groups: dict[tuple[str, str, str], list[TableSpec]] = {}
-    for pipeline in pipelines.values():
+    # The file name in sorted order decides which pipeline owns a table several pipelines list.
+    for pipeline in sorted(pipelines.values(), key=_file_order):
         for spec in pipeline.tables.values():
             groups.setdefault((spec.target, spec.target_schema, spec.target_table), []).append(spec)
     shared: dict[tuple[str, str], tuple[str, ...]] = {}
     refused: set[str] = set()
+    references: list[tuple[TableSpec, TableSpec]] = []  # (a second pipeline's entry, the owner's)
     for members in groups.values():
         first: dict[str, TableSpec] = {}
         for spec in members:  # the same source table into the same warehouse table from a second pipeline
             before = first.setdefault(spec.identity, spec)
-            if before is not spec:
-                pipeline = pipelines[spec.pipeline]
-                warning = ConfigProblem(
-                    pipeline.file,
-                    key_path(("tables", _written(pipelines, spec))),
-                    f"loads {spec.identity} into {spec.target_label}, as `{_written(pipelines, before)}` of "
-                    f"pipeline {before.pipeline} does: a sync of it is refused (one writer per table; the older "
-                    "tool kept one watermark for both, so they were one table synced twice)",
-                    "keep the table in one of the two pipelines",
-                    severity="warning",
-                )
-                pipelines[spec.pipeline] = replace(pipeline, warnings=[*pipeline.warnings, warning])
+            if before is spec:
+                continue
+            differ = sync_differences(spec, before)
+            pipeline = pipelines[spec.pipeline]
+            if not differ:
+                references.append((spec, before))
+                continue
+            warning = ConfigProblem(
+                pipeline.file,
+                key_path(("tables", _written(pipelines, spec))),
+                f"loads {spec.identity} into {spec.target_label}, as `{_written(pipelines, before)}` of "
+                f"pipeline {before.pipeline} does, with different settings ({', '.join(differ)}): a sync of it is "
+                "refused (one source table into one warehouse table is one table, with one watermark)",
+                "give both entries the same settings (the table is then synced once, by either pipeline), or keep "
+                "it in one of the two pipelines",
+                severity="warning",
+            )
+            pipelines[spec.pipeline] = replace(pipeline, warnings=[*pipeline.warnings, warning])
         identities = tuple(dict.fromkeys(spec.identity for spec in members))
         if len(identities) < 2:
             continue
@@ -885,7 +893,76 @@ def _share_targets(reader: _Reader, pipelines: dict[str, Pipeline]) -> set[str]:
         if any((name, t) in shared for t in pipeline.tables):
             tables = {t: replace(spec, shared_target=shared.get((name, t), ())) for t, spec in pipeline.tables.items()}
             pipelines[name] = replace(pipeline, tables=tables)
+    for spec, owner in references:
+        if owner.pipeline not in refused:
+            _refer(pipelines, spec, owner)
     return refused
+
+
+def _file_order(pipeline: Pipeline) -> tuple[str, str]:
+    return (pipeline.file.name if pipeline.file else "", pipeline.name)
+
+
+def sync_differences(spec: TableSpec, other: TableSpec) -> list[str]:
+    """The settings that make two entries of one source table sync differently (descriptive ones aside).
+
+    Page and file sizes, compression and the staging store change how a table is carried, not what
+    reaches the warehouse: the owner's apply.
+    """
+    differ = sorted(
+        name
+        for name in type(spec.config).model_fields
+        if name not in _NOT_SYNC and getattr(spec.config, name) != getattr(other.config, name)
+    )
+    if (spec.target, spec.target_schema, spec.target_table) != (other.target, other.target_schema, other.target_table):
+        differ.append("target")
+    return differ
+
+
+# Settings that do not change which rows a sync reads and how it writes them.
+_NOT_SYNC = _DESCRIPTIVE | {
+    "processing",
+    "cdc_ordering",
+    "timestamp_format",
+    "full_name",
+    "target_name",
+    "target_schema",
+}
+
+
+def _refer(pipelines: dict[str, Pipeline], spec: TableSpec, owner: TableSpec) -> None:
+    """``spec``'s pipeline lists the owner's table again: its entry becomes the owner's table (one table,
+    one set of assets, one watermark and lock), and both pipelines say so."""
+    pipeline, owning = pipelines[spec.pipeline], pipelines[owner.pipeline]
+    current = pipelines[owner.pipeline].tables.get(owner.name, owner)
+    written, owner_written = _written(pipelines, spec), _written(pipelines, current)
+    note = ConfigProblem(
+        pipeline.file,
+        key_path(("tables", written)),
+        f"{spec.identity} into {spec.target_label} is also listed by pipeline {owning.name} (`{owner_written}`, "
+        f"{owning.file.name if owning.file else 'generated'}) with the same settings: it is one table, synced with "
+        f"one watermark; its assets belong to pipeline {owning.name}, and a sync from either pipeline runs them",
+        severity="info",
+    )
+    tables = {t: (current if t == spec.name else s) for t, s in pipeline.tables.items()}
+    aliases = dict(pipeline.table_aliases)
+    if current.name != spec.name:  # the owner names it CONN:schema.table, this pipeline schema.table (or back)
+        tables = {(current.name if t == spec.name else t): s for t, s in tables.items()}
+        aliases = {w: (current.name if n == spec.name else n) for w, n in aliases.items()}
+        aliases[spec.name] = current.name
+        aliases.pop(current.name, None)
+    pipelines[spec.pipeline] = replace(
+        pipeline, tables=tables, table_aliases=aliases, warnings=[*pipeline.warnings, note]
+    )
+    back = ConfigProblem(
+        owning.file,
+        key_path(("tables", owner_written)),
+        f"{owner.identity} into {owner.target_label} is also listed by pipeline {pipeline.name} (`{written}`, "
+        f"{pipeline.file.name if pipeline.file else 'generated'}) with the same settings: one table, whose assets "
+        "belong to this pipeline",
+        severity="info",
+    )
+    pipelines[owner.pipeline] = replace(owning, warnings=[*owning.warnings, back])
 
 
 def _table_identity(

@@ -105,9 +105,20 @@ class Project:
             table
             for pipeline in self.pipelines.values()
             for table in pipeline.tables.values()
-            if table.identity in spec.shared_target
+            if table.pipeline == pipeline.name  # once: a pipeline may list a table another one owns
+            and table.identity in spec.shared_target
             and table.identity != spec.identity
             and table.target_label == spec.target_label
+        ]
+
+    def listing(self, spec: TableSpec) -> list[TableSpec]:
+        """Every other pipeline's entry of ``spec``'s source table into ``spec``'s warehouse table (one table:
+        owned by one pipeline when they agree, refused when they do not)."""
+        return [
+            table
+            for pipeline in self.pipelines.values()
+            for table in pipeline.tables.values()
+            if table.identity == spec.identity and table.target_label == spec.target_label and table is not spec
         ]
 
 

@@ -145,11 +145,14 @@ def _run(
     selected = context.selected_asset_keys
     stage, load = keys.staging in selected, keys.warehouse in selected
     loaded_before = watermarks.read_load_watermark(instance, spec) if stage else None
+    # A watermark earned by loads into another table (its target renamed) counts as loaded: the new, empty
+    # table is then read from the beginning instead of receiving only the rows after it.
+    moved = stage and watermarks.loaded_elsewhere(watermarks.read_extract_watermark(instance, spec), spec)
     options = RunOptions(
         limit=config.limit,
         max_chunks=config.max_chunks,
         lock_wait_seconds=config.lock_wait_seconds,
-        target_loaded=loaded_before is not None and not loaded_before.watermark.is_empty,
+        target_loaded=(loaded_before is not None and not loaded_before.watermark.is_empty) or moved,
     )
 
     def progress(message: str) -> None:
@@ -171,7 +174,7 @@ def _run(
         assert extracted is not None
         stored = watermarks.next_extract_watermark(extracted, start.watermark)
         yield dg.MaterializeResult(
-            asset_key=keys.staging, metadata=watermarks.staging_metadata(extracted, start, stored)
+            asset_key=keys.staging, metadata=watermarks.staging_metadata(extracted, start, stored, spec.target_label)
         )
     if load:
         if loaded is None:

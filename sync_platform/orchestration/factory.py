@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from sync_platform.configuration import ConfigError, ConfigProblem, Project, compat, load_project
+from sync_platform.configuration.loader import sync_differences
 from sync_platform.configuration.project import TableSpec
 from sync_platform.engine.reconcile import reconcilable
 from sync_platform.orchestration import automation, checks, initial_load, reconciliation
@@ -59,20 +60,25 @@ def _tables_and_conflicts(project: Project) -> tuple[list[TableKeys], list[Confi
     problems: list[ConfigProblem] = []
     for pipeline in project.pipelines.values():
         for name, spec in pipeline.tables.items():
+            if spec.pipeline != pipeline.name:
+                continue  # the table another pipeline owns (both list it alike): its assets are the owner's
             keys = TableKeys.of(spec)
             before = writers.setdefault(keys.table, [])
-            same = next((label for label, other in before if other.identity == spec.identity), None)
+            same = next(((label, other) for label, other in before if other.identity == spec.identity), None)
             unshared = next(
                 (label for label, other in before if not (spec.shares_target and other.shares_target)), None
             )
             if same is not None:
+                label, other = same
+                differ = ", ".join(sync_differences(spec, other)) or "settings"
                 problems.append(
                     ConfigProblem(
                         pipeline.file,
                         f"tables.{name}",
-                        f"loads {spec.identity} into {spec.target_label}, as {same} does (one writer per table: the "
-                        "older tool kept one watermark for both, so they were one table synced twice)",
-                        "keep the table in one of the two pipelines",
+                        f"loads {spec.identity} into {spec.target_label}, as {label} does, with different settings "
+                        f"({differ}): one source table into one warehouse table is one table, with one watermark",
+                        "give both entries the same settings (the table is then synced once, by either pipeline), "
+                        "or keep the table in one of the two pipelines",
                     )
                 )
                 continue
@@ -124,6 +130,13 @@ def build_definitions(
         if lag is not None:
             lags.append((keys, lag))
         by_pipeline.setdefault(pipeline.name, []).append(keys)
+    # A pipeline listing a table another pipeline owns: its schedule and reconcile job run the owner's assets.
+    referenced: dict[str, list[TableKeys]] = {}
+    owned = {(keys.spec.pipeline, keys.spec.name) for keys in tables}
+    for pipeline in project.pipelines.values():
+        for spec in pipeline.tables.values():
+            if spec.pipeline != pipeline.name and (spec.pipeline, spec.name) in owned:
+                referenced.setdefault(pipeline.name, []).append(TableKeys.of(spec))
 
     jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
@@ -131,7 +144,8 @@ def build_definitions(
     if tables:
         job = automation.tables_job(tables)
         jobs.append(job)
-        for name, keys_of_pipeline in by_pipeline.items():
+        for name in dict.fromkeys([*by_pipeline, *referenced]):
+            keys_of_pipeline = [*by_pipeline.get(name, []), *referenced.get(name, [])]
             schedule = automation.pipeline_schedule(project.pipelines[name], keys_of_pipeline, job)
             if schedule is not None:
                 schedules.append(schedule)
@@ -149,11 +163,17 @@ def build_definitions(
     if freshness:
         sensors.append(checks.freshness_sensor(freshness))
     reconciled: list[dg.AssetChecksDefinition] = []
-    for name, keys_of_pipeline in by_pipeline.items():
+    for name in dict.fromkeys([*by_pipeline, *referenced]):
+        keys_of_pipeline = by_pipeline.get(name, [])
         comparable = [k for k in keys_of_pipeline if reconcilable(k.spec)]
         reconciled += [reconciliation.source_equals_target_check(project, k) for k in comparable]
         reconciled += [reconciliation.full_table_checks(project, k) for k in keys_of_pipeline]
-        reconcile_job = reconciliation.reconcile_job(project.pipelines[name], comparable, keys_of_pipeline)
+        others = referenced.get(name, [])
+        reconcile_job = reconciliation.reconcile_job(
+            project.pipelines[name],
+            [*comparable, *(k for k in others if reconcilable(k.spec))],
+            [*keys_of_pipeline, *others],
+        )
         jobs.append(reconcile_job)
         reconcile_schedule = reconciliation.reconcile_schedule(project.pipelines[name], reconcile_job)
         if reconcile_schedule is not None:

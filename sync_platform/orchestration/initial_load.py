@@ -195,6 +195,7 @@ def initial_load_job(
         rows = sum(r.rows for r in done.ranges)
         extracted = sum(r["rows_extracted"] for r in results)
         staged, loaded = watermarks.initial_load_metadata(done, rows, extracted)
+        staged[watermarks.TARGET_TABLE] = keys.spec.target_label
         yield dg.AssetMaterialization(asset_key=keys.staging, metadata=staged, description="initial load in key ranges")
         yield dg.AssetMaterialization(
             asset_key=keys.warehouse, metadata=loaded, description="initial load in key ranges"

@@ -59,6 +59,7 @@ STRATEGY = "strategy"
 CEILING = "ceiling"
 CEILING_HELD_BY = "ceiling_held_by"  # JSON: the open source transactions that held the ceiling back, oldest first
 CAPPED = "capped"
+TARGET_TABLE = "target_table"  # staging records: the warehouse table (connection.schema.table) the watermark served
 WRITE_MODE = "write_mode"
 TARGET_ROWS = "dagster/row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
@@ -84,6 +85,7 @@ class WatermarkRecord:
     run_id: str | None = None
     storage_id: int | None = None
     timestamp: float | None = None  # seconds since the epoch, when the event was recorded
+    target: str | None = None  # the warehouse table the run that recorded it loaded (staging records)
 
     @property
     def recorded_at(self) -> dt.datetime | None:
@@ -108,6 +110,7 @@ def _record(entry: Any, origin: str) -> WatermarkRecord | None:
     if value is None:
         return None
     note = metadata.get(NOTE)
+    target = metadata.get(TARGET_TABLE)
     return WatermarkRecord(
         watermark=Watermark.from_dict(value.value),
         origin=origin,
@@ -115,6 +118,7 @@ def _record(entry: Any, origin: str) -> WatermarkRecord | None:
         run_id=event.run_id or None,
         storage_id=entry.storage_id,
         timestamp=event.timestamp,
+        target=str(target.value) if target is not None else None,
     )
 
 
@@ -152,6 +156,18 @@ def read_manual_floor(instance: dg.DagsterInstance, spec: TableSpec) -> Watermar
         return None
     floor = Watermark.from_dict(metadata[WATERMARK].value)
     return floor if floor.position else None
+
+
+def loaded_elsewhere(record: WatermarkRecord | None, spec: TableSpec) -> bool:
+    """The extract watermark was earned by runs into another warehouse table (``target_name`` or
+    ``target_schema`` changed since): this table has not received the rows before it."""
+    return (
+        record is not None
+        and record.origin == Origin.MATERIALIZATION
+        and record.target is not None
+        and record.target != spec.target_label
+        and not record.watermark.is_empty
+    )
 
 
 def read_load_watermark(instance: dg.DagsterInstance, spec: TableSpec) -> WatermarkRecord | None:
@@ -242,9 +258,11 @@ def _json_safe(value: Any) -> Any:
     return value if value is None or isinstance(value, int | float | str | bool) else str(value)
 
 
-def staging_metadata(result: ExtractResult, start: WatermarkRecord, stored: Watermark) -> dict[str, Any]:
-    """Metadata of a staging materialization: the extract watermark and what the run read."""
+def staging_metadata(result: ExtractResult, start: WatermarkRecord, stored: Watermark, target: str) -> dict[str, Any]:
+    """Metadata of a staging materialization: the extract watermark, what the run read, and the warehouse
+    table (``target``) it was read for."""
     return {
+        TARGET_TABLE: target,
         WATERMARK: dg.MetadataValue.json(stored.to_dict()),
         WATERMARK_TEXT: stored.describe(),
         WATERMARK_BEFORE: dg.MetadataValue.json(result.watermark_before.to_dict()),

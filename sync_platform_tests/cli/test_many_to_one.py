@@ -214,17 +214,18 @@ def test_shared_target_assets_keys_and_what_is_refused(site, mysql_db, shard_b) 
         f"{TARGET}__from__shard_b_{shard_b.name}_orders",
     }
 
-    # The same source table loaded into the same warehouse table by a second pipeline is refused, naming both.
+    # The same source table loaded into the same warehouse table by a second pipeline with other settings
+    # is refused, naming both pipelines and keys and the setting (alike, it is one table: test_one_table_two_pipelines).
     config.write(
         "pipelines/third_pipeline.yml",
         {"pipeline": {**yaml.safe_load((config.path / "pipelines" / f"{ARCHIVE_FILE}.yml").read_text())["pipeline"],
-                      "name": "again"}, "tables": {"shard_b:orders": hybrid()}},
+                      "name": "again"}, "tables": {"shard_b:orders": hybrid(lookback=30)}},
     )  # fmt: skip
     with pytest.raises(ConfigError) as twice:
         build_definitions(load_project(config.path))
     text = str(twice.value)
     assert "third_pipeline.yml" in text and f"shard_b:{shard_b.name}.orders" in text and "sales: " in text
-    assert "one writer per table" in text and "keep the table in one of the two pipelines" in text
+    assert "(lookback)" in text and "give both entries the same settings" in text
     shown = cli(config, env, "config", "validate-pipeline", "third_pipeline")  # its own file is valid: a warning
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "`shard_b:orders` of pipeline sales" in shown.stderr and "a sync of it is refused" in shown.stderr

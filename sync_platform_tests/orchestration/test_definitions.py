@@ -133,11 +133,20 @@ def test_resources_are_one_per_connection_and_secrets_are_env_vars(defs: dg.Defi
     assert not any("s3cret" in str(graph.get(key).metadata) for key in graph.get_all_asset_keys())
 
 
-def test_two_pipelines_writing_one_warehouse_table_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_pipelines_listing_one_table_define_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alike, it is one table owned by the first file (``again.yml``); with other settings, refused."""
     monkeypatch.setenv("SPT_SHOP_PW", "s3cret")
     other = {**SHOP, "pipeline": {**SHOP["pipeline"], "name": "again"}}
-    with pytest.raises(ConfigError, match="one writer per table"):
-        build_definitions(load_project(write(tmp_path, {"shop": SHOP, "again": other})))
+    project = load_project(write(tmp_path, {"shop": SHOP, "again": other}))
+    assert project.pipelines["shop"].tables["shop.orders"].pipeline == "again"
+    defs = build_definitions(project)
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert [k.path for k in keys if k.path[-1] == "orders_staged"] == [["staging", "again", "shop", "orders_staged"]]
+    assert [k.path for k in keys if k.path[-1] == "orders"] == [["warehouse", "dw", "raw", "orders"]]
+
+    changed = {**other, "tables": {**SHOP["tables"], "shop.orders": {**SHOP["tables"]["shop.orders"], "lookback": 9}}}
+    with pytest.raises(ConfigError, match=r"with different settings \(lookback\)"):
+        build_definitions(load_project(write(tmp_path, {"shop": SHOP, "again": changed})))
 
 
 def test_the_component_builds_the_same_definitions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
