@@ -26,7 +26,7 @@ from sync_platform.engine.extract import read_batches
 from sync_platform.engine.faults import checkpoint
 from sync_platform.engine.load import TableLoader
 from sync_platform.engine.manifest import new_run_id
-from sync_platform.engine.mysql_sql import quote_mysql, table_sql
+from sync_platform.engine.mysql_sql import quote_mysql, table_sql, value_literal
 from sync_platform.engine.reconcile.canonical import row_hash
 from sync_platform.engine.reconcile.diff import Differences, DiffSettings, diff_ranges
 from sync_platform.engine.reconcile.sides import (
@@ -354,11 +354,12 @@ def _repair(
         _apply_deletes(registry, spec, keys, found.deleted, result, wconn, source_side, say)
 
 
-def _key_sql(conn: Any, keys: Sequence[KeyColumn], values: Sequence[KeyValues]) -> str:
-    """``(k1 = v1 AND k2 = v2) OR …`` with literals escaped by the driver."""
+def _key_sql(keys: Sequence[KeyColumn], values: Sequence[KeyValues]) -> str:
+    """``(k1 = v1 AND k2 = v2) OR …`` with the engine's exact literals (right under any ``sql_mode``)."""
     columns = [quote_mysql(k.source_name) for k in keys]
     return " OR ".join(
-        "(" + " AND ".join(f"{c} = {conn.escape(v)}" for c, v in zip(columns, key, strict=True)) + ")" for key in values
+        "(" + " AND ".join(f"{c} = {value_literal(v)}" for c, v in zip(columns, key, strict=True)) + ")"
+        for key in values
     )
 
 
@@ -398,7 +399,7 @@ def _reload_rows(
         url = source.connection_url(host, port)
         for start in range(0, len(wanted), KEYS_PER_STATEMENT):
             chunk = wanted[start : start + KEYS_PER_STATEMENT]
-            sql = f"SELECT {mapping.select_list} FROM {table} WHERE {_key_sql(conn, keys, chunk)}"
+            sql = f"SELECT {mapping.select_list} FROM {table} WHERE {_key_sql(keys, chunk)}"
             for raw in read_batches(url, sql, READ_BATCH_ROWS, table=spec.name):
                 batch, _zero = mapping.normalize(raw)
                 batch, _cut = dialect.enforce_limits(
