@@ -164,8 +164,13 @@ def measure_engine(settings: BenchSettings, config: Path, work: Path, code: str 
         env["PYTHONPATH"] = code
     table = f"{settings.database}.{settings.table}"
     command = [sys.executable, "-m", "bench.user_path", "--engine-child", str(config), table]
-    with Measured(settings) as m:
-        done = run_measured(command, env, work / "engine.log")
+    here = os.getcwd()
+    os.chdir(code or here)  # ``python -m`` puts the working directory first on sys.path
+    try:
+        with Measured(settings) as m:
+            done = run_measured(command, env, work / "engine.log")
+    finally:
+        os.chdir(here)
     if done["exit_code"] != 0:
         raise RuntimeError(done["output"])
     inner = json.loads([line for line in done["output"].splitlines() if line.startswith("{")][-1])
