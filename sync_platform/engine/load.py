@@ -35,6 +35,8 @@ from sync_platform.engine.result import LoadResult
 from sync_platform.engine.watermark import Watermark
 from sync_platform.errors import WarehouseError, classify
 from sync_platform.warehouse import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
     BatchLoad,
     LedgerEntry,
     LoadPlan,
@@ -45,6 +47,7 @@ from sync_platform.warehouse import (
     TargetState,
     WarehouseColumn,
     WarehouseDialect,
+    copy_binary,
     copy_text,
     dialect_for,
 )
@@ -139,8 +142,11 @@ class _CopyStream(io.RawIOBase):
         super().close()
 
 
-def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview]:
-    """The batch's rows as COPY text, one row group at a time (memory stays at one row group)."""
+def _copy_chunks(store: StagingStore, manifest: Manifest, *, binary: bool = False) -> Iterator[memoryview]:
+    """The batch's rows as COPY text (or binary), one row group at a time (memory stays at one row group)."""
+    kinds = [(c.logical.kind.value, c.logical.precision, c.logical.scale) for c in columns_of(manifest)]
+    if binary:
+        yield memoryview(BINARY_HEADER)
     for part in manifest.files:
         with store.open_read(part.key) as handle:
             parquet = pq.ParquetFile(handle, pre_buffer=False)
@@ -148,8 +154,10 @@ def _copy_chunks(store: StagingStore, manifest: Manifest) -> Iterator[memoryview
                 group = parquet.read_row_group(index)
                 for batch in group.to_batches(max_chunksize=COPY_READ_ROWS):
                     checkpoint("load.copy")
-                    yield copy_text(batch)
+                    yield copy_binary(batch, kinds) if binary else copy_text(batch)
                 del group
+    if binary:
+        yield memoryview(BINARY_TRAILER)
 
 
 def _ledger_watermark(manifest: Manifest) -> str:
@@ -450,7 +458,9 @@ class TableLoader:
                     finally:
                         conn.autocommit = False
                 elif action == "copy_stdin":
-                    self._copy_stdin(conn, cursor, step.executable, manifest, direct=step.phase == "load")
+                    self._copy_stdin(
+                        conn, cursor, step.executable, manifest, direct=step.phase == "load", binary=step.binary
+                    )
                 elif action == "copy_s3":
                     log.info("%s", step.sql)  # the redacted form
                     checkpoint("load.copy")
@@ -487,9 +497,10 @@ class TableLoader:
         manifest: Manifest,
         *,
         direct: bool,
+        binary: bool = False,
     ) -> None:
         try:
-            with _CopyStream(_copy_chunks(self.store, manifest)) as stream:
+            with _CopyStream(_copy_chunks(self.store, manifest, binary=binary)) as stream:
                 cursor.copy_expert(sql, stream, size=1 << 20)
         except psycopg2.errors.UniqueViolation:
             if not direct:

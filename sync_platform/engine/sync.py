@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 DEFAULT_BATCH_MAX_ROWS = 500_000  # rows per manifested batch: loads overlap extraction; a crash redoes at most this
+# The first batch of a run is cut sooner (at the first page end past this), so the warehouse starts
+# loading while the rest is read instead of waiting for a whole batch: the overlap starts earlier.
+FIRST_BATCH_MAX_ROWS = 100_000
 READ_BATCH_ROWS = 16_384
 LOCK_WAIT_SECONDS = 0
 
@@ -552,7 +555,8 @@ def _stream_to_stage(
         for batch in reader.batches():
             if reader.pages != pages_seen:  # a page ended before this batch: a safe place to cut
                 pages_seen = reader.pages
-                if stager is not None and stager.rows >= options.batch_max_rows and not single_batch:
+                limit = options.batch_max_rows if sequence > 1 else min(options.batch_max_rows, FIRST_BATCH_MAX_ROWS)
+                if stager is not None and stager.rows >= limit and not single_batch:
                     close_stager(_position(plan, reader.last, resume, final=False))
             if stager is None:
                 stager = open_stager()

@@ -29,7 +29,14 @@ from sync_platform.warehouse.dialect import (
     WarehouseDialect,
     quote_identifier,
 )
-from sync_platform.warehouse.postgres import PostgresDialect, arrow_batch_to_copy_bytes, copy_text
+from sync_platform.warehouse.postgres import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    PostgresDialect,
+    arrow_batch_to_copy_bytes,
+    copy_binary,
+    copy_text,
+)
 from sync_platform.warehouse.redshift import (
     CopyStatement,
     LayoutError,
@@ -40,6 +47,8 @@ from sync_platform.warehouse.redshift import (
 from sync_platform.warehouse.types import Kind, LogicalType
 
 __all__ = [
+    "BINARY_HEADER",
+    "BINARY_TRAILER",
     "LEDGER_TABLE",
     "BatchLoad",
     "Capabilities",
@@ -66,6 +75,7 @@ __all__ = [
     "WarehouseColumn",
     "WarehouseDialect",
     "arrow_batch_to_copy_bytes",
+    "copy_binary",
     "copy_text",
     "dialect_for",
     "quote_identifier",

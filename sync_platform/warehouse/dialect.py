@@ -270,6 +270,7 @@ class LoadStep:
     sql: str = ""
     params: tuple[Any, ...] = ()
     secret_sql: str | None = field(default=None, repr=False)
+    binary: bool = False  # copy_stdin: the rows go in COPY's binary format (``sql`` says FORMAT binary)
 
     @property
     def executable(self) -> str:
@@ -1040,12 +1041,28 @@ class WarehouseDialect:
 
     def fill_stage_step(self, stage: str, batch: BatchLoad) -> LoadStep:
         """How the batch's rows reach the stage (``capabilities.stage_fill``)."""
-        return LoadStep("stage", "copy_stdin", self.copy_from_stdin(stage, batch.columns))
+        binary = self.copies_binary(batch.columns)  # the stage's columns are ``stage_type``
+        return LoadStep("stage", "copy_stdin", self.copy_from_stdin(stage, batch.columns, binary=binary), binary=binary)
 
-    def copy_from_stdin(self, table: str | TableRef, columns: Sequence[WarehouseColumnLike | str]) -> str:
-        """COPY for ``cursor.copy_expert`` into a stage (by name) or a table, in PostgreSQL's text format."""
+    def copy_from_stdin(
+        self, table: str | TableRef, columns: Sequence[WarehouseColumnLike | str], *, binary: bool = False
+    ) -> str:
+        """COPY for ``cursor.copy_expert`` into a stage (by name) or a table, in PostgreSQL's text or binary format."""
         name = self.table_sql(table) if isinstance(table, TableRef) else self.quote(table)
-        return f"COPY {name} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT text)"
+        return f"COPY {name} ({self.column_list(columns)}) FROM STDIN WITH (FORMAT {'binary' if binary else 'text'})"
+
+    def copies_binary(self, columns: Sequence[WarehouseColumnLike]) -> bool:
+        """True when rows of these columns may be sent in COPY's binary format into columns of exactly
+        ``render_type`` (= ``stage_type``) each; only dialects with a binary encoder say so."""
+        return False
+
+    def _binary_into(self, state: TargetState, columns: Sequence[WarehouseColumnLike]) -> bool:
+        """Binary COPY into an existing target: only when each column has exactly the type the
+        encoder writes for (binary fields are read by the column's own type, e.g. json ≠ jsonb)."""
+        if not self.copies_binary(columns):
+            return False
+        existing = {c.name: self.existing_type(c).sql for c in state.columns}
+        return all(existing.get(c.name) == self.render_type(c.logical) for c in columns)
 
     def copies_directly(self, batch: BatchLoad, state: TargetState) -> bool:
         """Rows may skip the stage: the warehouse enforces the key and the target is empty (or replaced).
@@ -1113,7 +1130,11 @@ class WarehouseDialect:
         if direct:
             if batch.write_mode == "replace" and state.exists:
                 steps.append(LoadStep("load", "execute", f"DELETE FROM {self.table_sql(target)}"))
-            steps.append(LoadStep("load", "copy_stdin", self.copy_from_stdin(target, columns)))
+            binary = (
+                self.copies_binary(columns) if not state.exists else not changes and self._binary_into(state, columns)
+            )
+            copy = self.copy_from_stdin(target, columns, binary=binary)
+            steps.append(LoadStep("load", "copy_stdin", copy, binary=binary))
         else:
             assert stage is not None
             rules = dict(batch.key_equality)
