@@ -20,6 +20,7 @@ from dagster._utils.schedules import is_valid_cron_string
 
 from sync_platform.configuration.errors import ConfigError, ConfigProblem
 from sync_platform.configuration.project import Pipeline, Project
+from sync_platform.orchestration.checks import sync_check_keys
 from sync_platform.orchestration.keys import TableKeys, group_name, schedule_name, source_pool
 
 TABLES_JOB = "sync_tables"
@@ -42,9 +43,13 @@ def tables_job(tables: Sequence[TableKeys]) -> dg.UnresolvedAssetJobDefinition:
     A job per pipeline would make Dagster resolve the whole asset graph once per pipeline when the
     code location loads; one job keeps loading a thousand tables fast whatever the number of pipelines.
     """
+    # Only the sync op's own checks: the reconcile job's checks (source_equals_target and the full-table
+    # count and key checks) read whole tables and would multiply every sync's cost.
+    own_checks = [key for t in tables for key in sync_check_keys(t)]
     return dg.define_asset_job(
         TABLES_JOB,
-        selection=dg.AssetSelection.assets(*[k for t in tables for k in (t.staging, t.warehouse)]),
+        selection=dg.AssetSelection.assets(*[k for t in tables for k in (t.staging, t.warehouse)]).without_checks()
+        | dg.AssetSelection.checks(*own_checks),
         description="Table syncs: MySQL → staged parquet → warehouse. Runs select the tables they sync.",
     )
 
@@ -61,6 +66,7 @@ def pipeline_run_request(pipeline: Pipeline, tables: Sequence[TableKeys], trigge
     """A run of every table of the pipeline, tagged with the pipeline and what triggered it."""
     return dg.RunRequest(
         asset_selection=[k for t in tables for k in (t.staging, t.warehouse)],
+        asset_check_keys=[key for t in tables for key in sync_check_keys(t)],
         run_config=executor_config(pipeline),
         tags={PIPELINE_TAG: group_name(pipeline.name), TRIGGER_TAG: trigger},
     )
@@ -155,6 +161,7 @@ def pending_loads(
             dg.RunRequest(
                 run_key=f"load:{table.warehouse.to_user_string()}:{latest.storage_id}",
                 asset_selection=[table.warehouse],
+                asset_check_keys=sync_check_keys(table),
                 job_name=job_name,
                 tags={PIPELINE_TAG: table.group, TRIGGER_TAG: "staged-batch"},
             )

@@ -96,6 +96,12 @@ def check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
     ]
 
 
+def sync_check_keys(keys: TableKeys) -> list[dg.AssetCheckKey]:
+    """The checks a sync of the table runs (the sync op's own). A run that names only its assets gets every
+    check of those assets from Dagster, the reconcile job's whole-table ones too: runs name these instead."""
+    return [spec.key for spec in check_specs(keys)]
+
+
 def full_check_specs(keys: TableKeys) -> list[dg.AssetCheckSpec]:
     """The full-table versions of the count and key checks (O(table)): run by the reconcile job, not a sync."""
     return [

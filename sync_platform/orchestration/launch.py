@@ -30,6 +30,7 @@ from sync_platform.errors import INTERRUPTED, Classification, RunBlocked, classi
 from sync_platform.orchestration import watermarks
 from sync_platform.orchestration.assets import DEFAULT_RETRY_SCHEDULE
 from sync_platform.orchestration.automation import PIPELINE_TAG, TABLES_JOB, TRIGGER_TAG
+from sync_platform.orchestration.checks import sync_check_keys
 from sync_platform.orchestration.factory import build_definitions, project_tables
 from sync_platform.orchestration.initial_load import (
     FINISH_OP,
@@ -180,11 +181,14 @@ def run_tables(
     marks["stale_runs"] = time.time()
     run_id = str(uuid.uuid4())
 
+    # The sync op's own checks only (see checks.sync_check_keys).
+    checks_run = {key for t in keys for key in sync_check_keys(t)} if load else set()
+    subset = job.get_subset(asset_selection=set(selection), asset_check_selection=checks_run)
+
     def execute() -> None:  # in the run worker; results are read back from the run's events, as the UI shows them
-        job.execute_in_process(
+        subset.execute_in_process(
             run_config=run_config,
             instance=instance,
-            asset_selection=selection,
             run_id=run_id,
             tags=tags,
             raise_on_error=False,

@@ -17,6 +17,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from sync_platform.engine.collation import sort_key
@@ -408,6 +409,18 @@ def test_the_per_run_checks_count_the_rows_the_run_loaded_not_the_table(harness:
     quiet = checks_of_a_sync()
     assert quiet["row_count_matches_source"]["source_rows"] == 0
     assert quiet["row_count_matches_source"]["window"].startswith("empty")
+    # None of these syncs ran the reconcile job's whole-table checks (they would read every row each time).
+    instance = dg.DagsterInstance.from_config(str(home))
+    warehouse_key = next(k for k in instance.get_asset_keys() if k.path[0] == "warehouse")
+    for name in ("source_equals_target", "row_count_matches_source_full", "primary_key_unique_full"):
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(warehouse_key, name), limit=1
+        )
+        assert history == [], name
+    ran = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(warehouse_key, "row_count_matches_source"), limit=10
+    )
+    assert len(ran) == 3
     # The full count still reads the whole synced window.
     counted = cli("watermark-count", "validate-counts", "-t", table, "-p", PIPELINE)
     assert counted.returncode == 0, counted.stdout + counted.stderr
