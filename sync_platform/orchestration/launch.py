@@ -325,15 +325,7 @@ def run_initial_load(
             if op == RANGE_OP:
                 outcome.failed_ranges.append(step)
             if outcome.error is None:
-                error = event.step_failure_data.error
-                user = event.step_failure_data.user_failure_data
-                outcome.error = (user.description if user and user.description else None) or (
-                    error.message.strip() if error else "failed"
-                )
-                metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
-                outcome.error_kind = Classification.from_metadata(metadata)
-                if outcome.error_kind is None and error is not None and error.cls_name in _INTERRUPTS:
-                    outcome.error_kind = INTERRUPTED
+                outcome.error, outcome.error_kind = _step_failure(event)
     outcome.ranges.sort(key=lambda r: int(r.get("index", 0)))
     if watchdog.blocked is not None:
         outcome.status, outcome.blocked, outcome.error = "failed", watchdog.blocked, watchdog.blocked
@@ -402,15 +394,7 @@ def _outcome(records: Sequence[Any], keys: TableKeys) -> TableOutcome:
         elif kind == "STEP_FAILURE":
             outcome.status = "failed"
             outcome.finished_at = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC)
-            error = event.step_failure_data.error
-            user = event.step_failure_data.user_failure_data
-            outcome.error = (user.description if user and user.description else None) or (
-                error.message.strip() if error else "failed"
-            )
-            metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
-            outcome.error_kind = Classification.from_metadata(metadata)
-            if outcome.error_kind is None and error is not None and error.cls_name in _INTERRUPTS:
-                outcome.error_kind = INTERRUPTED
+            outcome.error, outcome.error_kind = _step_failure(event)
         elif kind == "ASSET_MATERIALIZATION":
             _read_materialization(outcome, keys, event.event_specific_data.materialization)
         elif kind == "ASSET_CHECK_EVALUATION":
@@ -551,3 +535,17 @@ class _Watchdog(threading.Thread):
             if spec is not None and self.progress is not None and entry.user_message:
                 self.progress(spec, entry.user_message)
         return connection.has_more
+
+
+def _step_failure(event: Any) -> tuple[str, Classification | None]:
+    """A failed step's message (the op's own description first) and how the product classifies it."""
+    error = event.step_failure_data.error
+    user = event.step_failure_data.user_failure_data
+    message = (user.description if user and user.description else None) or (
+        error.message.strip() if error else "failed"
+    )
+    metadata = {key: value.value for key, value in (user.metadata if user else {}).items()}
+    kind = Classification.from_metadata(metadata)
+    if kind is None and error is not None and error.cls_name in _INTERRUPTS:
+        kind = INTERRUPTED
+    return message, kind
