@@ -250,9 +250,10 @@ def test_no_cli_command_leaks_a_password(secret_cli: Harness, tmp_path: Path, fa
     db = h.mysql.name
     make_keyed(h, "s_keyed", 300)
     make_append(h, "s_append", 200)
+    make_keyed(h, "s_ranges", 120)  # loaded by `sync initial-load` before any other sync reads it
     h.mysql.execute("CREATE TABLE s_adhoc LIKE s_keyed")
     h.mysql.execute("INSERT INTO s_adhoc SELECT * FROM s_keyed WHERE id <= 80")
-    keyed, append, adhoc = f"{db}.s_keyed", f"{db}.s_append", f"{db}.s_adhoc"
+    keyed, append, adhoc, ranges = f"{db}.s_keyed", f"{db}.s_append", f"{db}.s_adhoc", f"{db}.s_ranges"
     work = tmp_path / "out"
     work.mkdir()
     sweep = Sweep(h, tmp_path / "dagster_home", work)
@@ -282,6 +283,7 @@ def test_no_cli_command_leaks_a_password(secret_cli: Harness, tmp_path: Path, fa
         ("column-mappings", "clear", "-t", keyed, "--force"),
         ("column-mappings", "clear-all", "--force"),
         ("sync", "-t", keyed, "--dry-run"),
+        ("sync", "initial-load", "-t", ranges, "--ranges", "3", "--json-output", sweep.json_file("initial_load.json")),
         ("sync", "-t", keyed, "--json-output", sweep.json_file("sync_t.json")),
         ("sync", "pipeline", "-p", PIPELINE, "--json-output", sweep.json_file("sync_pipeline.json")),
         ("sync", "connections", "-s", src, "-r", dw, "-t", adhoc, "--json-output", sweep.json_file("sync_conn.json")),

@@ -113,8 +113,8 @@ def test_dagster_job_loads_every_range_once(harness: Harness, shape: str) -> Non
     project = load_project(h.config.path, env={})
     spec = h.spec(table)
     definitions = build_definitions(only_tables(project, [spec]))
-    job = definitions.resolve_job_def(initial_load_job_name(PIPELINE))
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test() as instance:  # resolved under the instance: Dagster reads its defs state there
+        job = definitions.resolve_job_def(initial_load_job_name(PIPELINE))
         result = job.execute_in_process(
             run_config={
                 "ops": {
