@@ -396,10 +396,8 @@ def test_json_output_is_written_when_the_run_is_interrupted(site, mysql_db, tmp_
     import signal
     import subprocess
     import sys
+    import threading
     import time
-
-    import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
 
     config, _, env = site
     for table, rows in TABLES.items():
@@ -417,27 +415,23 @@ def test_json_output_is_written_when_the_run_is_interrupted(site, mysql_db, tmp_
         stderr=subprocess.PIPE,
         text=True,
     )
-    home = env["DAGSTER_HOME"]
+    # The run is under way once it reports a staged batch (progress lines go to stderr off a terminal).
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(child.stderr.readline, "")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # wait until the run is under way
-        if (Path(home) / "history").exists():
-            try:  # the child may still be creating the instance's storage
-                instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(home))
-                started = any(r.status == dg.DagsterRunStatus.STARTED for r in instance.get_runs())
-            except Exception:
-                started = False
-            if started:
-                break
-        assert child.poll() is None, child.communicate()
-        time.sleep(0.2)
-    stderr = ""
+    while time.monotonic() < deadline and not any("staged batch" in line for line in list(lines)):
+        assert child.poll() is None, (child.stdout.read(), "".join(lines))
+        time.sleep(0.1)
     for _ in range(80):  # Ctrl-C, repeated: one that lands inside the native MySQL reader can go unnoticed
         child.send_signal(signal.SIGINT)
         try:
-            _, stderr = child.communicate(timeout=3)
+            child.wait(timeout=3)
             break
         except subprocess.TimeoutExpired:
             continue
+    reader.join(timeout=10)
+    stderr = "".join(lines)
     # 130, or killed by a later Ctrl-C while the interpreter was already shutting down (after the JSON).
     assert child.returncode in (130, -signal.SIGINT), stderr
     document = json.loads(out.read_text())
