@@ -131,7 +131,24 @@ class Pacer:
             time.sleep(pause)
 
 
-class MySQLSide(KeyWalk):
+class _CountedQueries:
+    """One side's queries on its connection, counted and timed (``queries``, ``seconds``) for the result."""
+
+    conn: Any
+    queries: int
+    seconds: float
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        self.queries += 1
+        started = time.monotonic()
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, tuple(params))
+            rows = list(cursor.fetchall())
+        self.seconds += time.monotonic() - started
+        return rows
+
+
+class MySQLSide(_CountedQueries, KeyWalk):
     """The source: one connection holding a consistent snapshot for the whole comparison."""
 
     name = "source"
@@ -147,15 +164,6 @@ class MySQLSide(KeyWalk):
         self.pacer = pacer
         self.queries = 0
         self.seconds = 0.0  # spent in queries (pacing aside)
-
-    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        self.queries += 1
-        started = time.monotonic()
-        with self.conn.cursor() as cursor:
-            cursor.execute(sql, tuple(params))
-            rows = list(cursor.fetchall())
-        self.seconds += time.monotonic() - started
-        return rows
 
     def checksum(self, key_range: KeyRange) -> Checksum:
         where, params = range_condition(self.columns, key_range)
@@ -268,7 +276,7 @@ class MySQLSide(KeyWalk):
         return present
 
 
-class WarehouseSide(KeyWalk):
+class WarehouseSide(_CountedQueries, KeyWalk):
     """The target: compares keys through the dialect's key order expressions."""
 
     name = "target"
@@ -306,15 +314,6 @@ class WarehouseSide(KeyWalk):
         if self.live_filter:
             where = f"({where}) AND {self.live_filter}"
         return where, params
-
-    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        self.queries += 1
-        started = time.monotonic()
-        with self.conn.cursor() as cursor:
-            cursor.execute(sql, tuple(params))
-            rows = list(cursor.fetchall())
-        self.seconds += time.monotonic() - started
-        return rows
 
     def checksum(self, key_range: KeyRange) -> Checksum:
         where, params = self._where(key_range)
