@@ -11,6 +11,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,21 @@ def stopwatch() -> Iterator[dict[str, float]]:
         yield timing
     finally:
         timing["seconds"] = time.perf_counter() - started
+
+
+@contextmanager
+def work_dir(prefix: str) -> Iterator[Path]:
+    """A scratch directory for one benchmark: removed afterwards, unless ``BENCH_KEEP_WORK`` names a folder
+    to keep it in (the CLI logs, configurations and Dagster homes, to look into a surprising figure)."""
+    keep = os.environ.get("BENCH_KEEP_WORK")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=keep))
+        print(f"bench: keeping the work of this run in {path}", file=sys.stderr)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def run_child(module: str, args: list[str], settings: BenchSettings) -> dict[str, Any]:

@@ -16,12 +16,11 @@ import dataclasses
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchSettings, peak_rss_mb, rate, run_child, write_config_dir
+from bench.common import BenchSettings, peak_rss_mb, rate, run_child, work_dir, write_config_dir
 from bench.raw_pipe import ensure_pg_database, pg_cursor
 from bench.seed import connect, seed
 
@@ -80,7 +79,7 @@ def run(
     seed(settings, say=say)
     ensure_pg_database(settings)
     figures_by_run: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-initial-load-") as tmp:
+    with work_dir("bench-initial-load-") as tmp:
         root = Path(tmp)
         for label, mode, count in (
             ("sync_table", "sync", 1),

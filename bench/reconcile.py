@@ -22,13 +22,12 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchSettings, peak_rss_mb, run_child, write_config_dir
+from bench.common import BenchSettings, peak_rss_mb, run_child, work_dir, write_config_dir
 from bench.raw_pipe import ensure_pg_database, pg_cursor
 from bench.seed import connect
 
@@ -155,7 +154,7 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=p
     with pg_cursor(settings) as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{TARGET_SCHEMA}" CASCADE')
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
+    with work_dir("bench-reconcile-") as tmp:
         config = str(_config_dir(settings, Path(tmp)))
         full = run_child("bench.reconcile", ["--child", config, "sync"], settings)
         say(f"full load:                  {full['seconds']:6.2f} s  ({full['rows']:,} rows)")

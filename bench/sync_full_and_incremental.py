@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchSettings, peak_rss_mb, rate, run_child, write_config_dir
+from bench.common import BenchSettings, peak_rss_mb, rate, run_child, work_dir, write_config_dir
 from bench.raw_pipe import ensure_pg_database, pg_cursor
 from bench.seed import connect
 
@@ -112,7 +111,7 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say=p
         cursor.execute(f'DROP SCHEMA IF EXISTS "{TARGET_SCHEMA}" CASCADE')
     baseline = ((results or {}).get("raw_pipe") or {}).get("pipe_seconds")
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+    with work_dir("bench-sync-") as tmp:
         config = _config_dir(settings, Path(tmp))
         watermark = str(Path(tmp) / "watermark.json")
         full = run_child("bench.sync_full_and_incremental", ["--child", str(config), watermark], settings)

@@ -31,18 +31,17 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchSettings, peak_rss_mb, rate, write_config_dir
+from bench.common import BenchSettings, peak_rss_mb, rate, work_dir, write_config_dir
 from bench.raw_pipe import TARGET_SCHEMA as RAW_SCHEMA
 from bench.raw_pipe import ensure_pg_database, pg_cursor, pipe, time_pipe
 from bench.seed import ORDERS, SHAPES, Shape, connect, seed, time_spread
 
 PIPELINE = "bench"
-CLI_SCHEMA = "bench_cli"
+CLI_SCHEMA = "bench_cli"  # + the shape's name: each shape keeps its own target until the run ends
 ENGINE_SCHEMA = "bench_engine"
 CHANGE_EVERY = 100  # 1 % of the rows updated and 1 % inserted
 
@@ -294,6 +293,12 @@ def assert_same(settings: BenchSettings, shape: Shape, schema: str, what: str) -
         raise RuntimeError(f"{what}: target {schema} (rows, key sum) {target} != source {source}")
 
 
+def cli_schema(shape: Shape) -> str:
+    """The CLI's target schema for one shape. Not shared: measuring the next shape must not drop the
+    target that the 1 % round then syncs into (a dropped target is read again from the beginning)."""
+    return f"{CLI_SCHEMA}_{shape.name}"
+
+
 def drop_schemas(settings: BenchSettings, *schemas: str) -> None:
     with pg_cursor(settings) as cursor:
         for schema in schemas:
@@ -375,7 +380,7 @@ def measure_full(
     table = shape.table(settings)
     qualified = f"{settings.database}.{table}"
     shaped = shape.settings(settings)
-    drop_schemas(settings, CLI_SCHEMA, ENGINE_SCHEMA)
+    drop_schemas(settings, cli_schema(shape), ENGINE_SCHEMA)
     raw = min(time_pipe(shaped, shape) for _ in range(settings.repeat))
     say(f"{shape.name}: raw pipe (mariadb | psql COPY)   {raw:7.2f} s  {rate(settings.rows, raw)}")
 
@@ -393,10 +398,10 @@ def measure_full(
     drop_schemas(settings, ENGINE_SCHEMA)  # frees its space before the CLI writes its copy
 
     cli_root = work / f"cli-{shape.name}"
-    cli_config = write_config(cli_root, settings, CLI_SCHEMA, [shape])
+    cli_config = write_config(cli_root, settings, cli_schema(shape), [shape])
     home = cli_root / "dagster_home"
     cli = run_cli(settings, cli_config, home, qualified, work, f"{shape.name}-full")
-    assert_same(settings, shape, CLI_SCHEMA, f"{shape.name} CLI full load")
+    assert_same(settings, shape, cli_schema(shape), f"{shape.name} CLI full load")
     cli_ratio = raw / cli["seconds"]
     say(
         f"{shape.name}: CLI sync, end to end            {cli['seconds']:7.2f} s  {rate(settings.rows, cli['seconds'])}"
@@ -422,7 +427,7 @@ def nothing_new(
 ) -> dict[str, Any]:
     qualified = f"{settings.database}.{shape.table(settings)}"
     run = run_cli(settings, config, home, qualified, work, f"{shape.name}-nothing-new")
-    assert_same(settings, shape, CLI_SCHEMA, f"{shape.name} CLI run with nothing new")
+    assert_same(settings, shape, cli_schema(shape), f"{shape.name} CLI run with nothing new")
     say(
         f"{shape.name}: CLI sync, nothing new           {run['seconds']:7.2f} s  "
         f"({run['rows_extracted']:,} rows re-read in the lookback)  peak RSS {run['peak_rss_mb']:.0f} MB  "
@@ -440,7 +445,7 @@ def one_percent_round(
     try:
         changed = change_source(settings)
         cli = run_cli(settings, config, home, full["table"], work, "orders-1pct")
-        assert_same(settings, ORDERS, CLI_SCHEMA, "CLI 1 % round")
+        assert_same(settings, ORDERS, cli_schema(ORDERS), "CLI 1 % round")
         hand = hand_written_round(settings, since, work)
         assert_same(settings, ORDERS, RAW_SCHEMA, "hand-written 1 % round")
     finally:
@@ -474,7 +479,7 @@ def fixed_startup(run: dict[str, Any]) -> float:
 def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say: Any = print) -> dict[str, Any]:
     ensure_pg_database(settings)
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-user-path-") as tmp:
+    with work_dir("bench-user-path-") as tmp:
         work = Path(tmp)
         shapes = [SHAPES[name.strip()] for name in os.environ.get("BENCH_SHAPES", "orders,events").split(",")]
         for shape in shapes:
@@ -484,7 +489,7 @@ def run(settings: BenchSettings, results: dict[str, Any] | None = None, *, say: 
         if orders is not None:
             startup = fixed_startup(orders["nothing_new"])
             orders["one_percent"] = one_percent_round(settings, orders, startup, work, say)
-    drop_schemas(settings, CLI_SCHEMA, ENGINE_SCHEMA)
+    drop_schemas(settings, *(cli_schema(shape) for shape in SHAPES.values()), ENGINE_SCHEMA)
     figures["verdicts"] = verdicts(figures)
     for line in figures["verdicts"]:
         say(line)
@@ -529,11 +534,11 @@ def run_scale(settings: BenchSettings, rows: int, results: dict[str, Any], *, sa
     ensure_pg_database(large)
     say(f"scale: seeding {large.database}.{large.table} with {rows:,} rows (skipped when already there)")
     seed(large, shape=ORDERS, say=lambda message: None)
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+    with work_dir("bench-scale-") as tmp:
         try:
             figures = measure_full(large, ORDERS, Path(tmp), say, keep_cli=True)
         finally:
-            drop_schemas(large, CLI_SCHEMA, ENGINE_SCHEMA)
+            drop_schemas(large, cli_schema(ORDERS), ENGINE_SCHEMA)
             with pg_cursor(large) as cursor:
                 cursor.execute(f'DROP TABLE IF EXISTS "{RAW_SCHEMA}"."{large.table}"')
     out: dict[str, Any] = {"rows": rows, "full": figures}
