@@ -561,7 +561,7 @@ def summary(outcome: RunOutcome, request: SyncRequest) -> None:
                 f"{t.rows_extracted:,}" if request.stage else "-",
                 f"{t.rows_loaded:,}" if request.load else "-",
                 t.files if request.stage else "-",
-                "" if t.target_rows is None else f"{t.target_rows:,}",
+                _target_rows_text(t),
                 _null_cursor_text(t),
                 f"{t.seconds:.1f}",
                 checks,
@@ -601,6 +601,15 @@ def _failure_text(t: TableOutcome) -> str:
     )
 
 
+def _target_rows_text(t: TableOutcome) -> str:
+    """The counted rows, or ``~N (estimate)`` for a large target counted only by the catalog (see README)."""
+    if t.target_rows is not None:
+        return f"{t.target_rows:,}"
+    if t.target_rows_estimate is not None:
+        return f"~{t.target_rows_estimate:,} (estimate)"
+    return ""
+
+
 def _null_cursor_text(t: TableOutcome) -> str:
     """The NULL-cursor rows of a table and what the run did with them ("" when the run staged nothing)."""
     if t.null_cursor_policy is None:
@@ -634,6 +643,7 @@ def json_document(
                 "rows_loaded": t.rows_loaded,
                 "files_created": t.files,
                 "target_rows": t.target_rows,
+                "target_rows_estimate": t.target_rows_estimate,
                 "duration_seconds": round(t.seconds, 3),
                 "completed_at": (t.finished_at or ended).isoformat(),
                 "extract_watermark": t.extract_watermark,

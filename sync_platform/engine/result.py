@@ -64,7 +64,8 @@ class LoadResult:
     # start of the first batch loaded (None: none loaded); with ``watermark``, the window the run's checks count
     watermark_start: Watermark | None = None
     schema_changes: list[str] = field(default_factory=list)
-    target_rows: int | None = None  # rows in the target table after the load
+    target_rows: int | None = None  # rows in the target table after the load (counted)
+    target_rows_estimate: int | None = None  # the catalog's estimate instead, for a large target (see load._count)
     seconds: float = 0.0
 
 

@@ -78,6 +78,7 @@ class TableOutcome:
     warnings: list[str] = field(default_factory=list)
     zero_dates: int = 0
     target_rows: int | None = None
+    target_rows_estimate: int | None = None  # a large PostgreSQL target is not counted every run
     extract_watermark: str | None = None
     load_watermark: str | None = None
     schema_changes: list[str] = field(default_factory=list)
@@ -450,6 +451,7 @@ def _read_materialization(outcome: TableOutcome, keys: TableKeys, materializatio
     elif materialization.asset_key == keys.warehouse:
         outcome.rows_loaded = _value(metadata, watermarks.ROWS, 0)
         outcome.target_rows = _value(metadata, watermarks.TARGET_ROWS)
+        outcome.target_rows_estimate = _value(metadata, watermarks.TARGET_ROWS_ESTIMATE)
         outcome.load_watermark = _value(metadata, watermarks.WATERMARK_TEXT)
         outcome.schema_changes = list(_value(metadata, watermarks.SCHEMA_CHANGES, []) or [])
 

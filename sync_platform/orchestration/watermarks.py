@@ -62,6 +62,7 @@ CAPPED = "capped"
 TARGET_TABLE = "target_table"  # staging records: the warehouse table (connection.schema.table) the watermark served
 WRITE_MODE = "write_mode"
 TARGET_ROWS = "dagster/row_count"
+TARGET_ROWS_ESTIMATE = "target_rows_estimate"  # a large PostgreSQL target: the catalog's estimate, not a count
 COLUMN_SCHEMA = "dagster/column_schema"
 
 
@@ -302,6 +303,8 @@ def warehouse_metadata(result: LoadResult, stored: Watermark, origin: str) -> di
     }
     if result.target_rows is not None:
         metadata[TARGET_ROWS] = result.target_rows
+    if result.target_rows_estimate is not None:
+        metadata[TARGET_ROWS_ESTIMATE] = result.target_rows_estimate
     return metadata
 
 

@@ -217,6 +217,9 @@ class Capabilities:
     enforces_keys: bool  # declared keys are enforced: an empty target may take a COPY directly
     alter_type_in_transaction: bool  # ALTER COLUMN … TYPE may run inside a transaction block
     distribution_keys: bool  # DISTKEY/SORTKEY exist (read back from the catalog before a rebuild)
+    # COUNT(*) of a whole table is cheap (Redshift reads one column's block headers); else it visits every row,
+    # and a load reports the catalog's estimate for a large target instead of counting it every run.
+    counts_rows_cheaply: bool = True
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,7 @@ class WarehouseDialect:
         enforces_keys=True,
         alter_type_in_transaction=True,
         distribution_keys=False,
+        counts_rows_cheaply=False,
     )
     max_numeric_precision = 38
 
@@ -1014,6 +1018,10 @@ class WarehouseDialect:
         return f"SELECT pg_advisory_xact_lock({lock_key(table)})"
 
     # ------------------------------------------------------------------ what the loader reads first
+
+    def row_estimate_query(self, table: TableRef) -> Statement | None:
+        """The catalog's row estimate of ``table`` (one row, NULL when unknown); None where COUNT(*) is cheap."""
+        return None
 
     def unique_key_query(self, table: TableRef) -> Statement | None:
         """Rows of (unique index columns, sorted) for ``table``; None where keys are not enforced."""

@@ -65,6 +65,14 @@ class PostgresDialect(WarehouseDialect):
         """Every column has an exact binary encoder (``copy_binary``); else the batch goes as text."""
         return all(binary_encodable(c.logical.kind.value, c.logical.precision, c.logical.scale) for c in columns)
 
+    def row_estimate_query(self, table: TableRef) -> Statement:
+        """``pg_class.reltuples`` (kept by ANALYZE and autovacuum); NULL before the first analyze."""
+        return Statement(
+            "SELECT NULLIF(c.reltuples, -1)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (table.schema, table.name),
+        )
+
     def unique_key_query(self, table: TableRef) -> Statement:
         """Each unique index of ``table`` as a sorted array of its column names."""
         return Statement(

@@ -422,3 +422,26 @@ def test_an_incompatible_source_change_stops_the_table_with_a_clear_error(harnes
         h.sync("breaking")
     assert "amount" in str(raised.value)
     assert h.pg.query(f"SELECT amount FROM {h.target('breaking')} WHERE id = 1") == [(Decimal("1.25"),)]
+
+
+def test_a_large_postgresql_target_reports_its_estimate_instead_of_counting_every_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COUNT(*) visits every row on PostgreSQL: a run that merged a few rows into a large target reports the
+    catalog's estimate. Redshift counts cheaply and always reports the count."""
+    from sync_platform.engine import load
+
+    create_orders(harness, "counted", 300)
+    harness.set_tables({f"{harness.mysql.name}.counted": hybrid(lookback=0)})
+    first = harness.sync("counted")
+    assert first.load.target_rows == 300 and first.load.target_rows_estimate is None  # never analyzed: counted
+    harness.pg.execute(f"ANALYZE {harness.target('counted')}")
+    monkeypatch.setattr(load, "EXACT_COUNT_BELOW", 100)  # "large" at this table's size
+    harness.mysql.execute("UPDATE counted SET amount = amount + 1, updated_at = '2025-06-01' WHERE id <= 5")
+    second = harness.sync("counted")
+    assert second.load.rows == 5
+    if harness.warehouse == "redshift":
+        assert second.load.target_rows == 300 and second.load.target_rows_estimate is None
+    else:
+        assert second.load.target_rows is None and second.load.target_rows_estimate == 300
+    assert assert_same(harness, "counted", COLUMNS, "id") == 300
