@@ -10,7 +10,8 @@ mariadb | psql baseline), ``read_path`` (readers and parquet staging), ``sync_fu
 (the engine's full load and 1 % round), then ``user_path`` (``sync-platform sync`` end to end beside the
 engine and the raw pipe, on two table shapes, with where the time goes, the run with nothing new and the
 1 % round against a hand-written incremental), then ``reconcile`` (checksummed key ranges on an identical
-table and with 300 scattered differences), then ``initial_load`` (the load in 8 key ranges read by 1 and by
+table and with 300 scattered differences), then ``hash_cost`` (what hashing every row costs each server, piece
+by piece: the floor under reconcile's time), then ``initial_load`` (the load in 8 key ranges read by 1 and by
 2 workers, beside one plain full load). ``--scale-rows N`` then repeats the full load at N rows.
 Every step is a module of this package exposing
 ``run(settings: BenchSettings, results: dict) -> dict``; ``results`` holds the figures of the
@@ -33,7 +34,16 @@ from typing import Any
 from bench import seed
 from bench.common import BenchSettings
 
-STEPS = ("seed", "raw_pipe", "read_path", "sync_full_and_incremental", "user_path", "reconcile", "initial_load")
+STEPS = (
+    "seed",
+    "raw_pipe",
+    "read_path",
+    "sync_full_and_incremental",
+    "user_path",
+    "reconcile",
+    "hash_cost",
+    "initial_load",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
