@@ -29,6 +29,9 @@ INTERNAL_SUFFIX = "__sp"  # marks tables/columns the platform creates next to a 
 SOFT_DELETE_COLUMN = "_deleted_at"  # set by reconcile on rows deleted at the source (`deletes: soft`)
 FLOAT_DIGITS = 6  # significant digits a REAL (float32) is compared at (FLT_DIG)
 DOUBLE_DIGITS = 15  # significant digits a DOUBLE is compared at (DBL_DIG)
+# A row's hash, on every server: the first 15 hex digits (60 bits) of the SHA-256 of its canonical text, so
+# that sums of millions of them stay exact in a BIGINT-sized DECIMAL.
+ROW_HASH_HEX_DIGITS = 15
 
 
 @dataclass(frozen=True)
@@ -916,8 +919,9 @@ class WarehouseDialect:
         return " || '|' || ".join(parts)
 
     def row_hash(self, text_sql: str) -> str:
-        """60 bits of the MD5 of a row's text, as an integer (summed per range)."""
-        return f"('x' || SUBSTR(MD5({text_sql}), 18))::BIT(60)::BIGINT"
+        """60 bits of the SHA-256 of a row's text (its UTF-8 bytes), as an integer (summed per range)."""
+        digest = f"ENCODE(SHA256(CONVERT_TO({text_sql}, 'UTF8')), 'hex')"
+        return f"('x' || SUBSTR({digest}, 1, {ROW_HASH_HEX_DIGITS}))::BIT(60)::BIGINT"
 
     def hash_sum(self, hash_sql: str) -> str:
         return f"COALESCE(SUM({hash_sql}), 0)"

@@ -30,6 +30,7 @@ import pyarrow as pa
 from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse.dialect import (
     INTERNAL_SUFFIX,
+    ROW_HASH_HEX_DIGITS,
     BatchLoad,
     Capabilities,
     ExistingColumn,
@@ -326,7 +327,7 @@ class RedshiftDialect(WarehouseDialect):
 
     def row_hash(self, text_sql: str) -> str:
         """Redshift has no bit casts: STRTOL reads the 15 hex digits; DECIMAL keeps the sum exact."""
-        return f"CAST(STRTOL(SUBSTRING(MD5({text_sql}), 18), 16) AS DECIMAL(38,0))"
+        return f"CAST(STRTOL(SUBSTRING(SHA2({text_sql}, 256), 1, {ROW_HASH_HEX_DIGITS}), 16) AS DECIMAL(38,0))"
 
     # ------------------------------------------------------------------ locking
 

@@ -319,7 +319,7 @@ def test_every_type_of_the_type_map_compares_equal_after_a_sync_and_a_change_to_
 def test_the_redshift_checksums_agree_with_mysql_through_the_redshift_standin(
     harness: Harness, make_config_dir
 ) -> None:
-    """The Redshift dialect's checksum SQL (STRTOL, MD5, TO_HEX, no bit casts) run by the stand-in.
+    """The Redshift dialect's checksum SQL (STRTOL, SHA2, MD5, TO_HEX, no bit casts) run by the stand-in.
 
     The tables are loaded by the PostgreSQL path into the database the stand-in fronts, then compared
     through a ``type: redshift`` connection (report mode: nothing is loaded through Redshift's COPY).

@@ -72,6 +72,18 @@ BEGIN
 EXCEPTION WHEN others THEN RETURN false;
 END $f$;
 
+-- Redshift's SHA2(string, bits): the hex digest of the string's UTF-8 bytes; bits 0 (= 256), 224, 256,
+-- 384 or 512, any other value an empty string.
+CREATE OR REPLACE FUNCTION {SCHEMA}.sha2(text, integer) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT AS $f$
+  SELECT CASE $2
+    WHEN 0 THEN encode(sha256(convert_to($1, 'UTF8')), 'hex')
+    WHEN 224 THEN encode(sha224(convert_to($1, 'UTF8')), 'hex')
+    WHEN 256 THEN encode(sha256(convert_to($1, 'UTF8')), 'hex')
+    WHEN 384 THEN encode(sha384(convert_to($1, 'UTF8')), 'hex')
+    WHEN 512 THEN encode(sha512(convert_to($1, 'UTF8')), 'hex')
+    ELSE '' END $f$;
+
 -- Redshift's TO_HEX takes numbers and VARBYTE (stored here as bytea).
 CREATE OR REPLACE FUNCTION {SCHEMA}.to_hex(bytea) RETURNS text
   LANGUAGE sql IMMUTABLE STRICT AS $f$ SELECT encode($1, 'hex') $f$;

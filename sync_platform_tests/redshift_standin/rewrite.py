@@ -17,6 +17,7 @@ FUNCTIONS = {
     "IS_VALID_JSON": f"{SCHEMA}.is_valid_json",
     "STRTOL": f"{SCHEMA}.strtol",
     "TO_HEX": f"{SCHEMA}.to_hex",
+    "SHA2": f"{SCHEMA}.sha2",
     "NVL": "coalesce",
     "LEN": "length",
 }

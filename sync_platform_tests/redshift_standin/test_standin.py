@@ -378,6 +378,13 @@ def test_redshift_functions_work_as_on_redshift(conn) -> None:
     names = {1: "a", 2: "b\\c", 3: ""}
     expected = sum(int(hashlib.md5(f"{v}|{k}".encode()).hexdigest()[17:], 16) for k, v in names.items())
     assert total == Decimal(expected)
+    digests = query(conn, "SELECT SHA2('Amazon Redshift', 256), SHA2('é|1', 0), SHA2('x', 512), SHA2('x', 100)")[0]
+    assert digests == (
+        hashlib.sha256(b"Amazon Redshift").hexdigest(),
+        hashlib.sha256("é|1".encode()).hexdigest(),  # the UTF-8 bytes, as Redshift hashes a VARCHAR
+        hashlib.sha512(b"x").hexdigest(),
+        "",  # bits Redshift does not know: an empty string
+    )
 
 
 def test_concurrent_sessions_install_the_catalog_once_and_work(redshift_standin, pg_db) -> None:
