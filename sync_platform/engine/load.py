@@ -220,11 +220,20 @@ class TableLoader:
 
     # ------------------------------------------------------------------ public
 
-    def load(self, batches: Sequence[Manifest], incoming: Iterable[Manifest] = ()) -> LoadResult:
+    def load(
+        self,
+        batches: Sequence[Manifest],
+        incoming: Iterable[Manifest] = (),
+        *,
+        superseded_before: dt.datetime | None = None,
+    ) -> LoadResult:
         """Load every batch not yet in the ledger, in order: ``batches`` first, then ``incoming``.
 
         ``incoming`` may be a stream of batches being staged right now (the in-process sync), so
-        loading overlaps extraction. Replace mode loads only the newest snapshot of ``batches``.
+        loading overlaps extraction. Replace mode loads only the newest snapshot of ``batches``. A merge
+        re-reading the table from the beginning (``superseded_before``: when it started) supersedes the
+        batches staged before it: loading them would only write older versions the re-read overwrites
+        (on a new warehouse without its ledger, every batch still in the staging store).
         """
         spec = self.spec
         result = LoadResult(
@@ -236,8 +245,18 @@ class TableLoader:
             loaded = self._loaded_batch_ids(conn)
             pending = [b for b in batches if b.batch_id not in loaded]
             result.skipped_batches = [b.batch_id for b in batches if b.batch_id in loaded]
+            superseded: list[Manifest] = []
             if spec.write_mode == "replace" and len(pending) > 1:
                 superseded, pending = pending[:-1], pending[-1:]
+            elif spec.write_mode == "merge" and superseded_before is not None:
+                superseded = [b for b in pending if b.created_at < superseded_before]
+                pending = [b for b in pending if b.created_at >= superseded_before]
+                if superseded:
+                    self.progress(
+                        f"{spec.table}: {len(superseded)} batch(es) staged before the table was read again from "
+                        "the beginning are superseded by the re-read; not loaded"
+                    )
+            if superseded:
                 self._with_conflict_retry(
                     conn, "recording superseded batches", lambda: self._record_superseded(conn, superseded)
                 )
@@ -351,7 +370,8 @@ class TableLoader:
         return ids
 
     def _record_superseded(self, conn: psycopg2.extensions.connection, manifests: Sequence[Manifest]) -> None:
-        """Older full snapshots are never loaded once a newer one exists; the ledger says so."""
+        """Batches a newer read replaces (older full snapshots, or batches before a re-read from the
+        beginning) are never loaded; the ledger says so."""
         with conn.cursor() as cursor:
             for manifest in manifests:
                 entry = LedgerEntry(

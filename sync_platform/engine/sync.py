@@ -166,6 +166,9 @@ class ExtractPlan:
     null_plan: ReadPlan | None = None  # the by-key read of the NULL-cursor rows (policy load)
     warnings: tuple[str, ...] = ()
     held_by: tuple[OpenTransaction, ...] = ()  # the open transactions the ceiling was held back for, oldest first
+    # Set when the run reads the table again from the beginning because its target lost rows or gained
+    # columns: the batches staged before this moment are superseded by the re-read (see load_table).
+    restarted_at: dt.datetime | None = None
 
     @property
     def source(self) -> SourceTable:
@@ -227,6 +230,7 @@ def plan_extract(
             "as MySQL does, but not accents, so a key whose accents change at the source ('é' → 'e') stays twice "
             f"in the target; `cdc validate -t {spec.name}` says how to fix it"
         )
+    restarted_at = None
     if probe.watermark_columns and not resume.is_empty:
         restart = _restart_for_lost_target(registry, spec, resume, options.target_loaded, choice, staged)
         if restart is None and choice.write_mode == "merge" and choice.strategy != "custom_sql":
@@ -234,6 +238,7 @@ def plan_extract(
         if restart is not None:
             resume, note = restart
             warnings.append(note)
+            restarted_at = resume.manual_at
     ceiling, ceiling_sql, nulls = None, None, 0
     held_by: tuple[OpenTransaction, ...] = ()
     if probe.keyset and choice.strategy != "full_sync":
@@ -257,7 +262,9 @@ def plan_extract(
         null_plan, policy, null_warnings = _null_cursor_handling(spec, shape, plan, nulls)
         warnings += null_warnings
     plan = snapshot_plan(plan, choice, source_table) or plan
-    return ExtractPlan(shape, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings), held_by)
+    return ExtractPlan(
+        shape, plan, resume, ceiling, ceiling_sql, nulls, policy, null_plan, tuple(warnings), held_by, restarted_at
+    )
 
 
 def _restart_for_lost_target(
@@ -366,13 +373,13 @@ def extract_table(
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
     on_batch: Callable[[Manifest], None] | None = None,
-    on_planned: Callable[[], None] | None = None,
+    on_planned: Callable[[ExtractPlan], None] | None = None,
     shape: TableShape | None = None,
 ) -> ExtractResult:
     """Read the table's window from MySQL into manifested parquet batches (the "backup" step).
 
     ``on_batch`` is called with each batch's manifest as soon as the batch is committed; ``on_planned``
-    once the run has decided where it starts (after looking at the target and its ledger). ``shape`` is
+    with the plan, once the run has decided where it starts (after looking at the target and its ledger). ``shape`` is
     the table as the caller resolved it for this run (resolved here when not given).
     """
     say = progress or (lambda message: log.info(message))
@@ -393,7 +400,7 @@ def extract_table(
     with source.connect() as conn, table_lock(conn, spec, options.lock_wait_seconds):
         planned = plan_extract(registry, spec, conn, previous, options, shape)
         if on_planned is not None:
-            on_planned()
+            on_planned(planned)
         choice, plan = planned.choice, planned.plan
         resume, ceiling = planned.resume, planned.ceiling
         result.strategy, result.detected = choice.strategy, choice.detected
@@ -437,10 +444,15 @@ def extract_table(
                 say,
                 on_batch,
                 planned.null_plan,
+                planned.restarted_at,
             )
     result.seconds = time.monotonic() - started
     result.finished_at = dt.datetime.now(dt.UTC)
     return result
+
+
+# In a manifest's load info: the batches staged before this moment are superseded (see load_table).
+SUPERSEDES_BEFORE = "supersedes_before"
 
 
 def load_info(shape: TableShape, plan: ReadPlan) -> dict:
@@ -495,6 +507,7 @@ def _stream_to_stage(
     say: Progress,
     on_batch: Callable[[Manifest], None] | None,
     null_plan: ReadPlan | None = None,
+    restarted_at: dt.datetime | None = None,
 ) -> None:
     choice, mapping = shape.choice, shape.mapping
     normalize, counts, truncated = batch_normalizer(spec, mapping, dialect)
@@ -508,6 +521,8 @@ def _stream_to_stage(
         _query_one(conn),
     )
     info = load_info(shape, plan)
+    if restarted_at is not None:  # every batch says so: a load run of its own finds it among the batches it lists
+        info[SUPERSEDES_BEFORE] = restarted_at.isoformat(timespec="microseconds")
     run_id = new_run_id()
     single_batch = choice.write_mode == "replace"  # a snapshot must be loaded whole
     batch_start = resume
@@ -630,14 +645,22 @@ def load_table(
     spec: TableSpec,
     progress: Progress | None = None,
     incoming: Iterator[Manifest] | None = None,
+    superseded_before: dt.datetime | None = None,
 ) -> LoadResult:
     """Load every manifested batch of the table that the warehouse ledger does not have yet.
 
     ``incoming`` streams batches staged while this load runs (they follow the listed ones).
+    ``superseded_before``: the run reads a merged table again from the beginning (its target was lost,
+    or gained columns); batches staged before that moment and not loaded are superseded by the re-read.
+    A re-read staged by another run says so in its batches' load info (``supersedes_before``).
     """
     store = registry.staging(spec.staging)
     warehouse = registry.warehouse(spec.target)
     batches = list_batches(store, table_prefix(spec))
+    marks = [b.extra.get("load", {}).get(SUPERSEDES_BEFORE) for b in batches]
+    moments = [dt.datetime.fromisoformat(m) for m in marks if m]
+    if moments:  # a re-read staged by an extract run of its own (--backup-only, then a load run)
+        superseded_before = max([*moments, *([superseded_before] if superseded_before else [])])
     stream: Iterator[Manifest] = iter(incoming or ())
     first = batches[-1] if batches else next(stream, None)
     if first is None:
@@ -645,7 +668,8 @@ def load_table(
     if not batches:
         batches = [first]
     load_spec = load_spec_for(registry, spec, first.extra.get("load", {}))
-    return TableLoader(warehouse, store, load_spec, progress=progress).load(batches, stream)
+    loader = TableLoader(warehouse, store, load_spec, progress=progress)
+    return loader.load(batches, stream, superseded_before=superseded_before)
 
 
 def load_spec_for(registry: ConnectionRegistry, spec: TableSpec, info: dict, *, authorize: bool = True) -> LoadSpec:
@@ -703,12 +727,19 @@ def sync_table(
     # ledger does not know about must not hide that the target was lost (see _restart_for_lost_target).
     planned = threading.Event()
 
+    restarts: list[dt.datetime | None] = []
+
+    def on_planned(plan: ExtractPlan) -> None:
+        restarts.append(plan.restarted_at)
+        planned.set()
+
     def load_in_background() -> None:
         planned.wait()
         if outcome.get("lost_target"):  # the staged batches would be appended a second time
             return
         try:
-            outcome["load"] = load_table(registry, spec, progress, iter(staged.get, None))
+            restarted_at = restarts[0] if restarts else None
+            outcome["load"] = load_table(registry, spec, progress, iter(staged.get, None), restarted_at)
         except BaseException as exc:  # handed to the caller below
             outcome["error"] = exc
             while staged.get() is not None:  # keep the extractor from waiting on a dead loader
@@ -718,7 +749,7 @@ def sync_table(
     loader.start()
     try:
         run.extract = extract_table(
-            registry, spec, previous, options, progress, on_batch=staged.put, on_planned=planned.set, shape=shape
+            registry, spec, previous, options, progress, on_batch=staged.put, on_planned=on_planned, shape=shape
         )
     except LostTargetError:
         outcome["lost_target"] = True
