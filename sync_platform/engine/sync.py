@@ -379,8 +379,8 @@ def extract_table(
     """Read the table's window from MySQL into manifested parquet batches (the "backup" step).
 
     ``on_batch`` is called with each batch's manifest as soon as the batch is committed; ``on_planned``
-    with the plan, once the run has decided where it starts (after looking at the target and its ledger). ``shape`` is
-    the table as the caller resolved it for this run (resolved here when not given).
+    with the plan, once the run has decided where it starts (after looking at the target and its
+    ledger). ``shape`` is the table as the caller resolved it for this run (resolved here when not given).
     """
     say = progress or (lambda message: log.info(message))
     tune_allocator()
