@@ -2,7 +2,7 @@
 
     python -m bench.hash_cost [--rows N]
 
-Reconcile checksums every row on both servers (issue: a change that did not move the cursor can be
+Reconcile checksums every row on both servers (a change that did not move the cursor can be
 anywhere). This times, single-threaded on one connection per server, one ``SUM`` over the benchmark
 table of each piece of the per-row work: the scan alone, the canonical row text reconcile builds,
 the whole row hash it sums today, and the cheaper pieces a different canonical form could use (SHA-2
