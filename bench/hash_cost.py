@@ -45,7 +45,7 @@ def _expressions(settings: BenchSettings) -> tuple[dict[str, str], dict[str, str
     mysql = {
         SCAN: "SUM(id)",
         "canonical row text (its length)": f"SUM(LENGTH({my_text}))",
-        "row hash as reconcile sums it (text, MD5, hex fold)": f"SUM({my_hash})",
+        "row hash as reconcile sums it (text, SHA-256, hex fold)": f"SUM({my_hash})",
         "MD5 of one short column": "SUM(LENGTH(MD5(sku)))",
         "SHA-2 (256) of one short column": "SUM(LENGTH(SHA2(sku, 256)))",
         "CRC32 of one short column": "SUM(CRC32(sku))",
@@ -59,7 +59,7 @@ def _expressions(settings: BenchSettings) -> tuple[dict[str, str], dict[str, str
     postgres = {
         SCAN: "SUM(id)",
         "canonical row text (its length)": f"SUM(LENGTH({pg_text}))",
-        "row hash as reconcile sums it (text, MD5, hex fold)": f"SUM({pg.row_hash(pg_text)})",
+        "row hash as reconcile sums it (text, SHA-256, hex fold)": f"SUM({pg.row_hash(pg_text)})",
         "MD5 of one short column": "SUM(LENGTH(MD5(sku)))",
         "SHA-256 of one short column": "SUM(LENGTH(sha256(convert_to(sku, 'UTF8'))))",
         "timestamp as its text": "SUM(LENGTH(CAST(updated_at AS TEXT)))",
