@@ -538,9 +538,7 @@ class TableLoader:
         """(rows in the target, the catalog's estimate instead): counted exactly where that is cheap or the
         table is small; a large target of a warehouse that counts row by row reports its estimate, so a
         run that merged a few rows does not visit all of them (O(table) every run)."""
-        estimate_query = (
-            None if self.dialect.capabilities.counts_rows_cheaply else self.dialect.row_estimate_query(self.spec.target)
-        )
+        estimate_query = self.dialect.row_estimate_query(self.spec.target)
         with conn.cursor() as cursor:
             try:
                 if estimate_query is not None:

@@ -657,10 +657,12 @@ def load_table(
     store = registry.staging(spec.staging)
     warehouse = registry.warehouse(spec.target)
     batches = list_batches(store, table_prefix(spec))
+    # A re-read staged by an extract run of its own (--backup-only, then a load run) says so in its batches.
     marks = [b.extra.get("load", {}).get(SUPERSEDES_BEFORE) for b in batches]
     moments = [dt.datetime.fromisoformat(m) for m in marks if m]
-    if moments:  # a re-read staged by an extract run of its own (--backup-only, then a load run)
-        superseded_before = max([*moments, *([superseded_before] if superseded_before else [])])
+    if superseded_before is not None:
+        moments.append(superseded_before)
+    superseded_before = max(moments, default=None)
     stream: Iterator[Manifest] = iter(incoming or ())
     first = batches[-1] if batches else next(stream, None)
     if first is None:

@@ -220,9 +220,6 @@ class Capabilities:
     enforces_keys: bool  # declared keys are enforced: an empty target may take a COPY directly
     alter_type_in_transaction: bool  # ALTER COLUMN … TYPE may run inside a transaction block
     distribution_keys: bool  # DISTKEY/SORTKEY exist (read back from the catalog before a rebuild)
-    # COUNT(*) of a whole table is cheap (Redshift reads one column's block headers); else it visits every row,
-    # and a load reports the catalog's estimate for a large target instead of counting it every run.
-    counts_rows_cheaply: bool = True
 
 
 @dataclass(frozen=True)
@@ -382,7 +379,6 @@ class WarehouseDialect:
         enforces_keys=True,
         alter_type_in_transaction=True,
         distribution_keys=False,
-        counts_rows_cheaply=False,
     )
     max_numeric_precision = 38
 
@@ -1024,7 +1020,9 @@ class WarehouseDialect:
     # ------------------------------------------------------------------ what the loader reads first
 
     def row_estimate_query(self, table: TableRef) -> Statement | None:
-        """The catalog's row estimate of ``table`` (one row, NULL when unknown); None where COUNT(*) is cheap."""
+        """The catalog's row estimate of ``table`` (one row, NULL when unknown); None where COUNT(*) is cheap
+        (Redshift reads one column's block headers). Where there is one, COUNT(*) visits every row, and a
+        load reports the estimate for a large target instead of counting it every run."""
         return None
 
     def unique_key_query(self, table: TableRef) -> Statement | None:
